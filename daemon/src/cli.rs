@@ -1,0 +1,99 @@
+//! Command line. Every flag is explained in `--help`.
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sealwatch",
+    version,
+    about = "Node-level runtime security monitor: containers stay immutable, nobody logs in.",
+    long_about = "sealwatch loads eBPF programs into the kernel, watches process execution on the \
+                  whole node, ties every event to its container (id, runtime, name, image, pod) \
+                  and flags policy violations. Events go to stdout as JSON lines (schema \
+                  sealwatch.event/v1); logs go to stderr."
+)]
+pub struct Cli {
+    /// Log filter for stderr (tracing syntax: error, warn, info, debug, or per module).
+    #[arg(long, global = true, env = "SEALWATCH_LOG", default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the kernel programs and print one JSON event per line until SIGINT/SIGTERM (needs root).
+    Run(RunArgs),
+    /// Work with policy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file: exit 0 when valid, 64 with file:line:column and reason when not.
+    Check {
+        /// The YAML policy file.
+        file: PathBuf,
+    },
+    /// Print the embedded default policy (a commented starting point for your own).
+    Default,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Policy file (YAML). Without it the embedded default policy is used (`sealwatch policy default`).
+    #[arg(long, env = "SEALWATCH_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Node name written into every event. Default: the host name.
+    #[arg(long, env = "SEALWATCH_NODE")]
+    pub node: Option<String>,
+    /// Size of the critical ring buffer (exec, fork, exit, cgroups) in bytes: a power of two, at
+    /// least one page.
+    #[arg(long, default_value_t = 8 << 20, value_parser = parse_ring_size)]
+    pub ring_critical_bytes: u32,
+    /// Size of the bulk ring buffer (high-volume events) in bytes: a power of two, at least one page.
+    #[arg(long, default_value_t = 8 << 20, value_parser = parse_ring_size)]
+    pub ring_bulk_bytes: u32,
+    /// How long an event may wait for its container's metadata (name, image, pod) before it is
+    /// printed with `"metadata": "pending"`.
+    #[arg(long, default_value_t = 1000)]
+    pub hold_metadata_ms: u64,
+    /// Lines that may queue for a slow reader of stdout before lines are dropped (and counted in
+    /// `loss` events).
+    #[arg(long, default_value_t = 65536)]
+    pub output_queue: usize,
+    /// Prefix of the container runtimes' state directories, e.g. /host when the node's /run and
+    /// /var/lib are mounted there (DaemonSet). Default: the host's own paths.
+    #[arg(long, env = "SEALWATCH_HOST_ROOT")]
+    pub host_root: Option<PathBuf>,
+}
+
+fn parse_ring_size(text: &str) -> Result<u32, String> {
+    let size: u32 = text
+        .parse()
+        .map_err(|err| format!("not a byte count: {err}"))?;
+    if size < 4096 || !size.is_power_of_two() {
+        return Err(format!("{size} is not a power of two of at least 4096"));
+    }
+    Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ring_sizes_must_be_powers_of_two() {
+        assert!(parse_ring_size("4096").is_ok());
+        assert!(parse_ring_size("5000").is_err());
+        assert!(parse_ring_size("2048").is_err());
+    }
+}

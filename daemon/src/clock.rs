@@ -1,0 +1,94 @@
+//! Kernel timestamps → wall-clock time. The kernel stamps events with CLOCK_BOOTTIME; the offset
+//! to CLOCK_REALTIME is measured once at start and recorded, so replay prints the same times.
+
+/// Nanoseconds to add to a CLOCK_BOOTTIME reading to get Unix time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BootClock {
+    pub boot_to_unix_ns: i128,
+}
+
+impl BootClock {
+    /// Measures the offset now.
+    pub fn measure() -> Self {
+        let boot = now_boottime_ns();
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        BootClock {
+            boot_to_unix_ns: unix - i128::from(boot),
+        }
+    }
+
+    pub fn unix_ns(&self, ktime_ns: u64) -> i128 {
+        i128::from(ktime_ns) + self.boot_to_unix_ns
+    }
+
+    /// RFC 3339, UTC, nanoseconds: `2026-11-22T13:44:10.123456789Z`.
+    pub fn rfc3339(&self, ktime_ns: u64) -> String {
+        rfc3339_from_unix_ns(self.unix_ns(ktime_ns))
+    }
+}
+
+/// CLOCK_BOOTTIME now, the clock of `bpf_ktime_get_boot_ns()`.
+pub fn now_boottime_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|ts| ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+/// Formats Unix nanoseconds as RFC 3339 UTC with nanoseconds. Hand-written (Howard Hinnant's
+/// days-to-civil algorithm) because the common crates trim trailing zeros, and a fixed-width
+/// time field keeps lines sortable as text.
+pub fn rfc3339_from_unix_ns(unix_ns: i128) -> String {
+    let secs = unix_ns.div_euclid(1_000_000_000);
+    let nanos = unix_ns.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let secs_of_day = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        secs_of_day / 3600,
+        secs_of_day / 60 % 60,
+        secs_of_day % 60
+    )
+}
+
+fn civil_from_days(days: i128) -> (i128, i128, i128) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i128::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(rfc3339_from_unix_ns(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339_from_unix_ns(1_795_873_450_123_456_789),
+            "2026-11-28T13:44:10.123456789Z"
+        );
+        assert_eq!(
+            rfc3339_from_unix_ns(951_782_400_000_000_001),
+            "2000-02-29T00:00:00.000000001Z"
+        );
+    }
+
+    #[test]
+    fn boot_clock_adds_offset() {
+        let clock = BootClock {
+            boot_to_unix_ns: 1_000_000_000,
+        };
+        assert_eq!(clock.rfc3339(5), "1970-01-01T00:00:01.000000005Z");
+    }
+}

@@ -1,0 +1,87 @@
+//! Rules: verdicts as pure functions of an event, the state at that moment and the policy. The
+//! only memory a rule keeps (e.g. "already reported for this container") is itself a function of
+//! the events seen, so replay gives the same verdicts.
+mod root_in_container;
+
+use std::sync::Arc;
+
+use crate::policy::{Policy, RuleId, Severity, Subject};
+
+pub use root_in_container::RootInContainer;
+
+/// A rule fired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub rule: RuleId,
+    pub severity: Severity,
+    pub message: String,
+}
+
+/// The facts about an exec that rules look at.
+pub struct ExecFacts<'a> {
+    pub uid: u32,
+    pub exe: &'a str,
+    pub args: &'a [String],
+    pub container: Option<ContainerFacts<'a>>,
+}
+
+pub struct ContainerFacts<'a> {
+    pub id: &'a str,
+    pub name: Option<&'a str>,
+    pub image: Option<&'a str>,
+    pub pod_namespace: Option<&'a str>,
+}
+
+pub struct Detector {
+    policy: Arc<Policy>,
+    root_in_container: RootInContainer,
+}
+
+impl Detector {
+    pub fn new(policy: Arc<Policy>) -> Self {
+        Detector {
+            policy,
+            root_in_container: RootInContainer::default(),
+        }
+    }
+
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// Swaps the policy (reload); what rules remember is kept.
+    pub fn set_policy(&mut self, policy: Arc<Policy>) {
+        self.policy = policy;
+    }
+
+    pub fn on_exec(&mut self, facts: &ExecFacts<'_>) -> Vec<Verdict> {
+        let mut verdicts = Vec::new();
+        if let Some(candidate) = self.root_in_container.check(facts) {
+            self.decide(RuleId::RootInContainer, facts, candidate, &mut verdicts);
+        }
+        verdicts
+    }
+
+    /// Applies the policy (enabled, severity, exceptions) to a rule's candidate verdict.
+    fn decide(&self, rule: RuleId, facts: &ExecFacts<'_>, message: String, out: &mut Vec<Verdict>) {
+        let settings = self.policy.rule(rule);
+        if !settings.enabled {
+            return;
+        }
+        let subject = Subject {
+            image: facts.container.as_ref().and_then(|c| c.image),
+            container_name: facts.container.as_ref().and_then(|c| c.name),
+            pod_namespace: facts.container.as_ref().and_then(|c| c.pod_namespace),
+            exe: Some(facts.exe),
+            args: facts.args,
+        };
+        if self.policy.is_excepted(rule, &subject) {
+            return;
+        }
+        out.push(Verdict {
+            rule,
+            severity: settings.severity,
+            message,
+        });
+    }
+}

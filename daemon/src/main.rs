@@ -1,0 +1,59 @@
+//! The `sealwatch` binary: parse the command line, set up logging, run, map errors to exit codes.
+use std::process::ExitCode;
+
+use clap::Parser;
+use sealwatch::{
+    cli::{Cli, Command, PolicyCommand},
+    policy::{Policy, PolicyError},
+    run,
+    sensors::{preflight::PreflightError, SensorError},
+};
+
+/// Exit codes (sysexits.h): scripts and orchestrators can tell a bad config from a bad host.
+const EXIT_FAILURE: u8 = 1;
+const EXIT_CONFIG: u8 = 64;
+const EXIT_UNAVAILABLE: u8 = 69;
+const EXIT_NOPERM: u8 = 77;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match dispatch(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("sealwatch: error: {err:#}");
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run(args) => run::run(args),
+        Command::Policy(PolicyCommand::Check { file }) => {
+            let policy = Policy::load(&file)?;
+            println!("{}: valid", policy.source());
+            Ok(())
+        }
+        Command::Policy(PolicyCommand::Default) => {
+            print!("{}", Policy::embedded_default().text());
+            Ok(())
+        }
+    }
+}
+
+fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<PolicyError>().is_some() {
+        return EXIT_CONFIG;
+    }
+    match err.downcast_ref::<SensorError>() {
+        Some(SensorError::Preflight(PreflightError::Privilege(_))) => EXIT_NOPERM,
+        Some(SensorError::Preflight(_) | SensorError::Offsets(_)) => EXIT_UNAVAILABLE,
+        _ => EXIT_FAILURE,
+    }
+}

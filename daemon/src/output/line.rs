@@ -1,0 +1,140 @@
+//! The JSON event line. Field names and meanings are a public contract documented in the README
+//! and in `schema/sealwatch.event.v1.json`.
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::event::text::{pointer_token, render};
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EventLine {
+    pub schema: &'static str,
+    pub time: String,
+    pub node: Arc<str>,
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessJson>,
+    /// Null for host processes; always present on process events.
+    pub container: Option<ContainerJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violation: Option<ViolationJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss: Option<LossJson>,
+    /// JSON Pointers of the string fields written in escaped form (see `event::text`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub escaped: Vec<String>,
+}
+
+impl EventLine {
+    /// Serialises to one line (no trailing newline). serde_json escapes control characters, so a
+    /// newline in a file name can never split the line.
+    pub fn to_json(&self) -> String {
+        // Serialising these plain structs cannot fail (no maps with non-string keys, no I/O).
+        serde_json::to_string(self).unwrap_or_else(|err| {
+            format!(
+                r#"{{"schema":"{}","kind":"error","error":"{err}"}}"#,
+                super::SCHEMA
+            )
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ProcessJson {
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: String,
+    pub exe: String,
+    pub args: Vec<String>,
+    pub args_truncated: bool,
+    pub cwd: String,
+    /// `pts/3`, `tty1`, or null without a controlling terminal.
+    pub tty: Option<String>,
+    /// Login uid (audit), null when unset.
+    pub loginuid: Option<u32>,
+    /// Audit session id, null when unset.
+    pub sessionid: Option<u32>,
+    /// Executable of the parent process when known.
+    pub parent_exe: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ContainerJson {
+    pub id: String,
+    pub runtime: &'static str,
+    pub name: Option<String>,
+    pub image: Option<String>,
+    pub pod: Option<PodJson>,
+    /// `complete`, `pending` (the runtime had not told yet when the event had to go out) or
+    /// `unavailable` (it could not be read).
+    pub metadata: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PodJson {
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub uid: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ViolationJson {
+    pub rule: &'static str,
+    pub severity: &'static str,
+    pub message: String,
+}
+
+/// Events lost since the previous loss line, per place they were lost.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct LossJson {
+    /// Kernel ring buffer full, per lane.
+    pub kernel_critical: u64,
+    pub kernel_bulk: u64,
+    /// Records that could not be decoded.
+    pub decode: u64,
+    /// Lines the output could not take (slow reader of stdout).
+    pub output: u64,
+}
+
+impl LossJson {
+    pub fn total(&self) -> u64 {
+        self.kernel_critical + self.kernel_bulk + self.decode + self.output
+    }
+}
+
+/// Renders kernel byte strings into a line, remembering which ones needed the escaped form.
+#[derive(Debug, Default)]
+pub struct TextFields {
+    escaped: Vec<String>,
+}
+
+impl TextFields {
+    /// Renders `bytes` found at JSON Pointer `pointer`.
+    pub fn text(&mut self, pointer: &str, bytes: &[u8]) -> String {
+        let (text, escaped) = render(bytes);
+        if escaped {
+            self.escaped.push(pointer.to_owned());
+        }
+        text.into_owned()
+    }
+
+    /// Renders a list whose items live at `pointer/<index>`.
+    pub fn texts(&mut self, pointer: &str, items: &[Vec<u8>]) -> Vec<String> {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                self.text(
+                    &format!("{pointer}/{}", pointer_token(&i.to_string())),
+                    item,
+                )
+            })
+            .collect()
+    }
+
+    pub fn into_escaped(self) -> Vec<String> {
+        self.escaped
+    }
+}

@@ -1,0 +1,11 @@
+//! What sealwatch prints: one JSON object per line (schema `sealwatch.event/v1`).
+pub mod line;
+pub mod writer;
+
+pub use line::{
+    ContainerJson, EventLine, LossJson, PodJson, ProcessJson, TextFields, ViolationJson,
+};
+pub use writer::{LineSink, StdoutWriter};
+
+/// The `schema` value of every line; bump with any incompatible change of the JSON contract.
+pub const SCHEMA: &str = "sealwatch.event/v1";

@@ -1,0 +1,48 @@
+//! Everything that changes the pipeline's state, in the order it happened. A capture is a
+//! recording of this stream; replaying it reproduces the live output.
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    container::{CgroupContainer, ContainerMeta},
+    event::KernelEvent,
+    state::ProcSeed,
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "input", rename_all = "snake_case")]
+pub enum Input {
+    /// A record from the kernel.
+    Kernel(KernelEvent),
+    /// Processes that existed at start-up.
+    ProcSnapshot { procs: Vec<ProcSeed> },
+    /// cgroup v2 directories (id, path) that existed at start-up.
+    CgroupSnapshot { cgroups: Vec<(u64, String)> },
+    /// Answer to [`Request::CgroupPath`]; None when no such cgroup exists any more.
+    CgroupPath { id: u64, path: Option<String> },
+    /// Answer to [`Request::Metadata`]; None when the runtime's state could not be read.
+    Metadata {
+        container_id: String,
+        meta: Option<ContainerMeta>,
+    },
+    /// Time passes (boot-time ns) and loss counters as they stand (totals since start).
+    Tick { ktime_ns: u64, drops: DropCounts },
+}
+
+/// Monotonic totals of what was lost, by place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropCounts {
+    pub kernel_critical: u64,
+    pub kernel_bulk: u64,
+    pub decode: u64,
+    pub output: u64,
+}
+
+/// Lookups the pipeline needs from the outside world. Live, a resolver answers them with an
+/// [`Input`]; in replay the recorded answers are already in the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Fetch name, image and pod of a container from its runtime.
+    Metadata(CgroupContainer),
+    /// Find the path of a cgroup id that was never announced.
+    CgroupPath(u64),
+}

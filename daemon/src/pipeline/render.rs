@@ -1,0 +1,85 @@
+//! Turning records and state into the JSON line model.
+use crate::{
+    event::ExecRecord,
+    output::{ContainerJson, PodJson, ProcessJson, TextFields},
+    state::{ContainerEntry, MetaState},
+};
+
+pub fn process_json(
+    exec: &ExecRecord,
+    parent_exe: Option<&[u8]>,
+    texts: &mut TextFields,
+) -> ProcessJson {
+    ProcessJson {
+        pid: exec.task.pid,
+        ppid: exec.ppid,
+        uid: exec.task.uid,
+        gid: exec.task.gid,
+        comm: texts.text("/process/comm", &exec.task.comm),
+        exe: texts.text("/process/exe", &exec.exe),
+        args: texts.texts("/process/args", &exec.args),
+        args_truncated: exec.args_truncated,
+        cwd: texts.text("/process/cwd", &exec.cwd),
+        tty: exec
+            .tty
+            .as_deref()
+            .map(|tty| texts.text("/process/tty", &tty_name(tty))),
+        loginuid: exec.loginuid,
+        sessionid: exec.sessionid,
+        parent_exe: parent_exe
+            .filter(|exe| !exe.is_empty())
+            .map(|exe| texts.text("/process/parent_exe", exe)),
+    }
+}
+
+pub fn container_json(entry: &ContainerEntry) -> ContainerJson {
+    let (meta, status) = match &entry.meta {
+        MetaState::Known(meta) => (Some(meta), "complete"),
+        MetaState::Pending => (None, "pending"),
+        MetaState::Unavailable => (None, "unavailable"),
+    };
+    ContainerJson {
+        id: entry.info.id.clone(),
+        runtime: entry.info.runtime.as_str(),
+        name: meta.and_then(|m| m.name.clone()),
+        image: meta.and_then(|m| m.image.clone()),
+        pod: meta
+            .and_then(|m| m.pod.as_ref())
+            .map(|pod| PodJson {
+                name: pod.name.clone(),
+                namespace: pod.namespace.clone(),
+                uid: pod.uid.clone(),
+            })
+            .or_else(|| {
+                // The cgroup path alone can tell the pod uid (kubepods) before metadata arrives.
+                entry.info.pod_uid.as_ref().map(|uid| PodJson {
+                    name: None,
+                    namespace: None,
+                    uid: Some(uid.clone()),
+                })
+            }),
+        metadata: status,
+    }
+}
+
+/// The kernel names pseudo-terminals `pts3`; users know them as `pts/3` (as `ps` and `who` do).
+pub fn tty_name(kernel: &[u8]) -> Vec<u8> {
+    match kernel.strip_prefix(b"pts") {
+        Some(index) if !index.is_empty() && index.iter().all(u8::is_ascii_digit) => {
+            [&b"pts/"[..], index].concat()
+        }
+        _ => kernel.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tty_names_follow_ps() {
+        assert_eq!(tty_name(b"pts3"), b"pts/3");
+        assert_eq!(tty_name(b"tty1"), b"tty1");
+        assert_eq!(tty_name(b"ptsx"), b"ptsx");
+    }
+}

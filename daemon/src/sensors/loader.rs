@@ -1,0 +1,157 @@
+//! Loading the embedded kernel object, handing it this kernel's offsets, attaching every program.
+//! Dropping [`Sensors`] detaches everything.
+use aya::{
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::{BtfTracePoint, ProgramError},
+    Btf, BtfError, Ebpf, EbpfError, EbpfLoader,
+};
+use sealwatch_abi::{lane, names, Config, ABI_VERSION};
+use thiserror::Error;
+
+use super::{offsets, preflight};
+
+/// The kernel object built by `build.rs` (empty when built with `AYA_BUILD_SKIP=1`).
+static PROBES: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sealwatch-probes"));
+
+/// (program, tracepoint, sensor): the sensor name is what logs and metrics call it.
+const PROGRAMS: &[(&str, &str, &str)] = &[
+    ("sched_process_exec", "sched_process_exec", "process"),
+    ("sched_process_fork", "sched_process_fork", "process"),
+    ("sched_process_exit", "sched_process_exit", "process"),
+    ("cgroup_mkdir", "cgroup_mkdir", "container"),
+    ("cgroup_rmdir", "cgroup_rmdir", "container"),
+];
+
+#[derive(Debug, Error)]
+pub enum SensorError {
+    #[error("this sealwatch binary was built with AYA_BUILD_SKIP=1 and carries no kernel programs: rebuild without it")]
+    NotEmbedded,
+    #[error(transparent)]
+    Preflight(#[from] preflight::PreflightError),
+    #[error(transparent)]
+    Offsets(#[from] offsets::OffsetError),
+    #[error("loading the kernel object failed: {0}")]
+    Load(#[from] EbpfError),
+    #[error("reading kernel BTF for tp_btf programs failed: {0}")]
+    Btf(#[from] BtfError),
+    #[error("sensor {sensor}: program {program} failed to {step}: {source}")]
+    Program {
+        sensor: &'static str,
+        program: &'static str,
+        step: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("the kernel object has no {0} (stale build?)")]
+    Missing(&'static str),
+    #[error("map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    pub ring_critical_bytes: u32,
+    pub ring_bulk_bytes: u32,
+}
+
+pub struct Sensors {
+    /// Owns the programs and their links: dropping it detaches them.
+    _ebpf: Ebpf,
+    rings: Vec<(u32, RingBuf<MapData>)>,
+    drops: PerCpuArray<MapData, u64>,
+}
+
+impl Sensors {
+    pub fn load(options: LoadOptions) -> Result<Sensors, SensorError> {
+        if PROBES.is_empty() {
+            return Err(SensorError::NotEmbedded);
+        }
+        preflight::check()?;
+        raise_memlock();
+        let config = Config {
+            abi_version: ABI_VERSION,
+            self_tgid: std::process::id(),
+            offsets: offsets::resolve(std::path::Path::new(offsets::VMLINUX_BTF))?,
+        };
+        let mut ebpf = EbpfLoader::new()
+            .override_global(names::CONFIG, &config, true)
+            .map_max_entries(names::RING_CRITICAL, options.ring_critical_bytes)
+            .map_max_entries(names::RING_BULK, options.ring_bulk_bytes)
+            .load(PROBES)?;
+        let btf = Btf::from_sys_fs()?;
+        for &(program, tracepoint, sensor) in PROGRAMS {
+            let fail = |step, source| SensorError::Program {
+                sensor,
+                program,
+                step,
+                source,
+            };
+            let prog: &mut BtfTracePoint = ebpf
+                .program_mut(program)
+                .ok_or(SensorError::Missing(program))?
+                .try_into()
+                .map_err(|e| fail("load", e))?;
+            prog.load(tracepoint, &btf).map_err(|e| fail("load", e))?;
+            prog.attach().map_err(|e| fail("attach", e))?;
+            tracing::debug!(sensor, program, "attached");
+        }
+        let mut rings = Vec::new();
+        for (lane_id, name) in [
+            (lane::CRITICAL, names::RING_CRITICAL),
+            (lane::BULK, names::RING_BULK),
+        ] {
+            let map = ebpf.take_map(name).ok_or(SensorError::Missing(name))?;
+            let ring =
+                RingBuf::try_from(map).map_err(|source| SensorError::Map { name, source })?;
+            rings.push((lane_id, ring));
+        }
+        let map = ebpf
+            .take_map(names::DROPS)
+            .ok_or(SensorError::Missing(names::DROPS))?;
+        let drops = PerCpuArray::try_from(map).map_err(|source| SensorError::Map {
+            name: names::DROPS,
+            source,
+        })?;
+        Ok(Sensors {
+            _ebpf: ebpf,
+            rings,
+            drops,
+        })
+    }
+
+    /// Hands the ring buffers to their readers (once).
+    pub fn take_rings(&mut self) -> Vec<(u32, RingBuf<MapData>)> {
+        std::mem::take(&mut self.rings)
+    }
+
+    /// Records dropped in the kernel so far, per lane (summed over CPUs).
+    pub fn kernel_drops(&self) -> [u64; lane::COUNT as usize] {
+        let mut totals = [0u64; lane::COUNT as usize];
+        for (lane_id, total) in totals.iter_mut().enumerate() {
+            if let Ok(values) = self.drops.get(&(lane_id as u32), 0) {
+                *total = values.iter().sum();
+            }
+        }
+        totals
+    }
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones use memcg and ignore it.
+/// Raising it may be refused (no CAP_SYS_RESOURCE): that only matters on old kernels, so warn.
+fn raise_memlock() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a valid struct pointer.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "could not raise RLIMIT_MEMLOCK; fine on Linux 5.11+ (BPF memory is charged to memcg)"
+        );
+    }
+}

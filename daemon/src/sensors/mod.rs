@@ -1,0 +1,6 @@
+//! Kernel side, seen from userspace: checks, loading and attaching the programs.
+pub mod loader;
+pub mod offsets;
+pub mod preflight;
+
+pub use loader::{LoadOptions, SensorError, Sensors};

@@ -1,0 +1,194 @@
+//! Kernel struct member offsets, read from the running kernel's BTF at start-up: the programs
+//! never carry a layout from the build machine.
+use std::path::{Path, PathBuf};
+
+use btf_rs::{Btf, Type};
+use sealwatch_abi::KernelOffsets;
+use thiserror::Error;
+
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, Error)]
+pub enum OffsetError {
+    #[error("kernel BTF is not available at {path} ({reason}): sealwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")]
+    NoBtf { path: PathBuf, reason: String },
+    #[error("kernel BTF has no struct {0}")]
+    NoStruct(String),
+    #[error("kernel BTF: struct {strukt} has no member {member}")]
+    NoMember { strukt: String, member: String },
+}
+
+struct Resolver {
+    btf: Btf,
+}
+
+impl Resolver {
+    fn strukt(&self, name: &str) -> Result<btf_rs::Struct, OffsetError> {
+        let types = self
+            .btf
+            .resolve_types_by_name(name)
+            .map_err(|_| OffsetError::NoStruct(name.to_owned()))?;
+        types
+            .into_iter()
+            .find_map(|t| match t {
+                Type::Struct(s) => Some(s),
+                _ => None,
+            })
+            .ok_or_else(|| OffsetError::NoStruct(name.to_owned()))
+    }
+
+    /// Follows typedefs and qualifiers to the underlying type.
+    fn resolve(&self, mut ty: Type) -> Type {
+        for _ in 0..16 {
+            let next = match &ty {
+                Type::Typedef(t) => self.btf.resolve_chained_type(t),
+                Type::Const(t) | Type::Volatile(t) | Type::Restrict(t) => {
+                    self.btf.resolve_chained_type(t)
+                }
+                _ => return ty,
+            };
+            match next {
+                Ok(next) => ty = next,
+                Err(_) => return ty,
+            }
+        }
+        ty
+    }
+
+    /// Byte offset of `path` (e.g. `"d_name.name"`) inside `s`, looking through anonymous
+    /// structs and unions as C does.
+    fn find(&self, s: &btf_rs::Struct, path: &[&str]) -> Option<u32> {
+        let (first, rest) = path.split_first()?;
+        for member in &s.members {
+            let name = self.btf.resolve_name(member).unwrap_or_default();
+            let member_type = self
+                .btf
+                .resolve_chained_type(member)
+                .ok()
+                .map(|t| self.resolve(t));
+            let base = member.bit_offset() / 8;
+            if name.is_empty() {
+                if let Some(Type::Struct(inner) | Type::Union(inner)) = &member_type {
+                    if let Some(off) = self.find(inner, path) {
+                        return Some(base + off);
+                    }
+                }
+                continue;
+            }
+            if name != *first {
+                continue;
+            }
+            if rest.is_empty() {
+                return Some(base);
+            }
+            if let Some(Type::Struct(inner) | Type::Union(inner)) = &member_type {
+                return self.find(inner, rest).map(|off| base + off);
+            }
+            return None;
+        }
+        None
+    }
+
+    fn offset(&self, strukt: &str, member: &str) -> Result<u32, OffsetError> {
+        let s = self.strukt(strukt)?;
+        let path: Vec<&str> = member.split('.').collect();
+        self.find(&s, &path).ok_or_else(|| OffsetError::NoMember {
+            strukt: strukt.to_owned(),
+            member: member.to_owned(),
+        })
+    }
+
+    fn size(&self, strukt: &str) -> Result<u32, OffsetError> {
+        Ok(self.strukt(strukt)?.size() as u32)
+    }
+}
+
+/// Resolves every offset the programs use from the BTF file at `path`.
+pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
+    let btf = Btf::from_file(path).map_err(|err| OffsetError::NoBtf {
+        path: path.to_owned(),
+        reason: err.to_string(),
+    })?;
+    let r = Resolver { btf };
+    // CONFIG_AUDIT kernels track login uids; without it the field is absent and exec events say
+    // so instead of carrying a wrong value.
+    let loginuid = r.offset("task_struct", "loginuid").ok();
+    let sessionid = r.offset("task_struct", "sessionid").ok();
+    Ok(KernelOffsets {
+        task_real_parent: r.offset("task_struct", "real_parent")?,
+        task_tgid: r.offset("task_struct", "tgid")?,
+        task_pid: r.offset("task_struct", "pid")?,
+        task_loginuid: loginuid.unwrap_or(0),
+        task_sessionid: sessionid.unwrap_or(0),
+        task_signal: r.offset("task_struct", "signal")?,
+        task_fs: r.offset("task_struct", "fs")?,
+        task_mm: r.offset("task_struct", "mm")?,
+        task_nsproxy: r.offset("task_struct", "nsproxy")?,
+        task_thread_pid: r.offset("task_struct", "thread_pid")?,
+        task_exit_code: r.offset("task_struct", "exit_code")?,
+        signal_tty: r.offset("signal_struct", "tty")?,
+        tty_name: r.offset("tty_struct", "name")?,
+        fs_pwd: r.offset("fs_struct", "pwd")?,
+        path_mnt: r.offset("path", "mnt")?,
+        path_dentry: r.offset("path", "dentry")?,
+        mm_arg_start: r.offset("mm_struct", "arg_start")?,
+        mm_arg_end: r.offset("mm_struct", "arg_end")?,
+        binprm_file: r.offset("linux_binprm", "file")?,
+        binprm_filename: r.offset("linux_binprm", "filename")?,
+        file_f_path: r.offset("file", "f_path")?,
+        file_f_inode: r.offset("file", "f_inode")?,
+        inode_i_ino: r.offset("inode", "i_ino")?,
+        inode_i_sb: r.offset("inode", "i_sb")?,
+        sb_s_dev: r.offset("super_block", "s_dev")?,
+        dentry_d_parent: r.offset("dentry", "d_parent")?,
+        dentry_d_name_name: r.offset("dentry", "d_name.name")?,
+        vfsmount_mnt_root: r.offset("vfsmount", "mnt_root")?,
+        mount_mnt: r.offset("mount", "mnt")?,
+        mount_mnt_parent: r.offset("mount", "mnt_parent")?,
+        mount_mnt_mountpoint: r.offset("mount", "mnt_mountpoint")?,
+        nsproxy_mnt_ns: r.offset("nsproxy", "mnt_ns")?,
+        mnt_ns_inum: r.offset("mnt_namespace", "ns.inum")?,
+        pid_level: r.offset("pid", "level")?,
+        pid_numbers: r.offset("pid", "numbers")?,
+        upid_size: r.size("upid")?,
+        upid_ns: r.offset("upid", "ns")?,
+        pid_ns_inum: r.offset("pid_namespace", "ns.inum")?,
+        cgroup_kn: r.offset("cgroup", "kn")?,
+        cgroup_root: r.offset("cgroup", "root")?,
+        cgroup_level: r.offset("cgroup", "level")?,
+        kernfs_node_id: r.offset("kernfs_node", "id")?,
+        cgroup_root_hierarchy_id: r.offset("cgroup_root", "hierarchy_id")?,
+        has_loginuid: u32::from(loginuid.is_some() && sessionid.is_some()),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+mod tests {
+    use super::*;
+
+    /// Runs against this machine's kernel: every offset must resolve, and a few well-known
+    /// relations must hold (these are facts of any Linux layout, not of one build).
+    #[test]
+    fn resolves_running_kernel() {
+        if !Path::new(VMLINUX_BTF).exists() {
+            panic!("{VMLINUX_BTF} missing: the build machine must have kernel BTF");
+        }
+        let off = resolve(Path::new(VMLINUX_BTF)).unwrap();
+        assert!(off.task_tgid > 0 && off.task_pid > 0 && off.task_tgid != off.task_pid);
+        assert_eq!(off.path_mnt, 0, "struct path starts with mnt");
+        assert_eq!(off.path_dentry, 8);
+        assert_eq!(off.upid_size, 16);
+        assert!(
+            off.mount_mnt > 0,
+            "struct mount embeds vfsmount after its hash links"
+        );
+        assert!(off.dentry_d_name_name > 0);
+    }
+
+    #[test]
+    fn missing_btf_is_a_clear_error() {
+        let err = resolve(Path::new("/nonexistent/vmlinux")).unwrap_err();
+        assert!(err.to_string().contains("CONFIG_DEBUG_INFO_BTF"));
+    }
+}

@@ -1,0 +1,143 @@
+//! The container registry: cgroup id → cgroup path → container, and each container's metadata.
+//!
+//! Containers are registered when their cgroup is created (`cgroup_mkdir`), before their first
+//! process; metadata is fetched off the event path and arrives as a pipeline input.
+use std::collections::HashMap;
+
+use crate::container::{parse_cgroup_path, CgroupContainer, ContainerMeta};
+
+/// Where a container's name, image and pod stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaState {
+    /// Asked for, not answered yet.
+    Pending,
+    Known(ContainerMeta),
+    /// The runtime's state could not be read; the reason is logged once.
+    Unavailable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEntry {
+    pub info: CgroupContainer,
+    pub meta: MetaState,
+}
+
+/// What a cgroup id means for an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupLookup<'a> {
+    Host,
+    Container(&'a ContainerEntry),
+    /// The id has not been seen (created before the start-up scan finished, or missed): the path
+    /// must be looked up.
+    Unknown,
+}
+
+#[derive(Debug, Default)]
+pub struct ContainerRegistry {
+    /// cgroup id → container id (None: a host cgroup).
+    cgroups: HashMap<u64, Option<String>>,
+    containers: HashMap<String, ContainerEntry>,
+}
+
+impl ContainerRegistry {
+    /// Records a v2 cgroup and its path. Returns the container whose metadata must now be fetched,
+    /// if this is the first cgroup seen of a new container.
+    pub fn add_cgroup(&mut self, id: u64, path: &str) -> Option<CgroupContainer> {
+        let Some(container) = parse_cgroup_path(path) else {
+            self.cgroups.insert(id, None);
+            return None;
+        };
+        self.cgroups.insert(id, Some(container.id.clone()));
+        if self.containers.contains_key(&container.id) {
+            return None;
+        }
+        self.containers.insert(
+            container.id.clone(),
+            ContainerEntry {
+                info: container.clone(),
+                meta: MetaState::Pending,
+            },
+        );
+        Some(container)
+    }
+
+    /// Forgets a removed cgroup; the container goes with its last cgroup.
+    pub fn remove_cgroup(&mut self, id: u64) {
+        if let Some(Some(container_id)) = self.cgroups.remove(&id) {
+            let still_used = self
+                .cgroups
+                .values()
+                .any(|c| c.as_deref() == Some(container_id.as_str()));
+            if !still_used {
+                self.containers.remove(&container_id);
+            }
+        }
+    }
+
+    /// Marks a cgroup id whose path could not be found as a host cgroup, so events stop waiting.
+    pub fn mark_host(&mut self, id: u64) {
+        self.cgroups.entry(id).or_insert(None);
+    }
+
+    pub fn set_metadata(&mut self, container_id: &str, meta: Option<ContainerMeta>) {
+        if let Some(entry) = self.containers.get_mut(container_id) {
+            entry.meta = match meta {
+                Some(meta) => MetaState::Known(meta),
+                None => MetaState::Unavailable,
+            };
+        }
+    }
+
+    pub fn lookup(&self, cgroup_id: u64) -> CgroupLookup<'_> {
+        match self.cgroups.get(&cgroup_id) {
+            None => CgroupLookup::Unknown,
+            Some(None) => CgroupLookup::Host,
+            Some(Some(container_id)) => match self.containers.get(container_id) {
+                Some(entry) => CgroupLookup::Container(entry),
+                None => CgroupLookup::Host,
+            },
+        }
+    }
+
+    pub fn container_count(&self) -> usize {
+        self.containers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn container_lifecycle() {
+        let mut registry = ContainerRegistry::default();
+        assert_eq!(registry.lookup(5), CgroupLookup::Unknown);
+        assert!(registry
+            .add_cgroup(4, "/system.slice/ssh.service")
+            .is_none());
+        assert_eq!(registry.lookup(4), CgroupLookup::Host);
+
+        let path = format!("/libpod_parent/libpod-{ID}");
+        let request = registry.add_cgroup(5, &path);
+        assert_eq!(request.map(|c| c.id), Some(ID.to_owned()));
+        assert!(registry.add_cgroup(5, &path).is_none(), "asked once");
+        let CgroupLookup::Container(entry) = registry.lookup(5) else {
+            panic!("not a container");
+        };
+        assert_eq!(entry.meta, MetaState::Pending);
+
+        registry.set_metadata(ID, Some(ContainerMeta::default()));
+        assert!(matches!(
+            registry.lookup(5),
+            CgroupLookup::Container(ContainerEntry {
+                meta: MetaState::Known(_),
+                ..
+            })
+        ));
+        registry.remove_cgroup(5);
+        assert_eq!(registry.lookup(5), CgroupLookup::Unknown);
+        assert_eq!(registry.container_count(), 0);
+    }
+}

@@ -1,0 +1,36 @@
+//! Start-up snapshot of the processes that are older than the daemon.
+use serde::{Deserialize, Serialize};
+
+/// One process as `/proc` showed it at start-up. Recorded in captures, so replay starts from the
+/// same table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcSeed {
+    pub pid: u32,
+    pub ppid: u32,
+    pub exe: Vec<u8>,
+    pub comm: Vec<u8>,
+}
+
+/// Reads every process from `/proc`. Processes that vanish during the scan are skipped; kernel
+/// threads have no exe and get an empty one.
+pub fn scan_proc() -> Vec<ProcSeed> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    all.filter_map(Result::ok)
+        .filter_map(|process| {
+            let stat = process.stat().ok()?;
+            let exe = process
+                .exe()
+                .map(|path| path.as_os_str().as_bytes().to_vec())
+                .unwrap_or_default();
+            Some(ProcSeed {
+                pid: u32::try_from(stat.pid).ok()?,
+                ppid: u32::try_from(stat.ppid).ok()?,
+                exe,
+                comm: stat.comm.into_bytes(),
+            })
+        })
+        .collect()
+}

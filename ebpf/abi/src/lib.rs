@@ -1,0 +1,239 @@
+//! The binary contract between sealwatch's kernel programs and its daemon.
+//!
+//! Every record starts with a [`Header`]. Structs are `#[repr(C)]` with explicit padding and no
+//! `bool`, so both sides agree on the layout without a compiler in the loop. Kind ids are fixed and
+//! never reused; bump [`ABI_VERSION`] when a layout changes.
+#![no_std]
+
+/// Version of this layout; the daemon refuses an object built for another version.
+pub const ABI_VERSION: u32 = 1;
+
+/// Record kinds. Fixed numbers: never renumber, never reuse a retired one.
+pub mod kind {
+    pub const EXEC: u32 = 1;
+    pub const FORK: u32 = 2;
+    pub const EXIT: u32 = 3;
+    pub const CGROUP_MKDIR: u32 = 4;
+    pub const CGROUP_RMDIR: u32 = 5;
+}
+
+/// Ring-buffer lanes. Critical carries what attribution depends on (process lifecycle, cgroups,
+/// later sessions and connects); bulk carries high-volume file events, so a file storm can never
+/// push out an exec.
+pub mod lane {
+    pub const CRITICAL: u32 = 0;
+    pub const BULK: u32 = 1;
+    pub const COUNT: u32 = 2;
+}
+
+/// Names of the maps and programs, shared so the loader cannot drift from the object.
+pub mod names {
+    pub const RING_CRITICAL: &str = "EVENTS_CRITICAL";
+    pub const RING_BULK: &str = "EVENTS_BULK";
+    pub const DROPS: &str = "DROPS";
+    pub const SCRATCH: &str = "SCRATCH";
+    pub const CONFIG: &str = "CONFIG";
+}
+
+/// Common prefix of every record (64 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    pub kind: u32,
+    /// Kind-specific flag bits (see `exec_flags`).
+    pub flags: u32,
+    /// `bpf_ktime_get_boot_ns()`: CLOCK_BOOTTIME, converted to wall time in userspace.
+    pub ktime_ns: u64,
+    /// Thread-group id (the "pid" users know).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// cgroup v2 id of the task (inode of its cgroup directory): the container key.
+    pub cgroup_id: u64,
+    /// Inode numbers of the task's mount and pid namespaces.
+    pub mnt_ns: u32,
+    pub pid_ns: u32,
+    pub comm: [u8; 16],
+}
+
+/// Offset and length of a variable-length field inside a record's trailing data area.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Blob {
+    pub off: u16,
+    pub len: u16,
+}
+
+/// Flag bits of [`ExecEvent::header`]`.flags`.
+pub mod exec_flags {
+    /// argv was longer than [`super::ARGS_MAX`] and was cut.
+    pub const ARGS_TRUNCATED: u32 = 1 << 0;
+    /// The exe path walk stopped early (too deep or too long); the path is a suffix.
+    pub const EXE_TRUNCATED: u32 = 1 << 1;
+    pub const CWD_TRUNCATED: u32 = 1 << 2;
+    /// The task has a controlling terminal (`tty_name` is set).
+    pub const HAS_TTY: u32 = 1 << 3;
+    /// The kernel does not track login uids (no CONFIG_AUDIT): `loginuid` is meaningless.
+    pub const NO_LOGINUID: u32 = 1 << 4;
+}
+
+/// Bytes of argv captured per exec: the documented limit behind `args_truncated`.
+pub const ARGS_MAX: usize = 4096;
+/// Bytes available to one path (components leaf-first, NUL-terminated each).
+pub const PATH_MAX: usize = 4096;
+/// Longest single path component the kernel copies (NAME_MAX + NUL).
+pub const NAME_MAX: usize = 256;
+/// Mount/dentry hops followed when building a path; deeper paths are flagged truncated.
+pub const PATH_DEPTH_MAX: u32 = 64;
+/// Size of the data area of one exec record. Writes use `off & DATA_MASK` with a bounded length,
+/// so the verifier can prove every store stays inside: hence twice the largest single write.
+/// Budgets: exe, cwd, args of at most 4 KiB each and a 256-byte filename never pass 16 KiB, so the
+/// mask never wraps an offset in practice.
+pub const EXEC_DATA_SIZE: usize = 16384 + 4096;
+pub const DATA_MASK: usize = 16384 - 1;
+
+/// Fixed part of an exec record (see [`ExecEvent`]).
+///
+/// Paths (`exe`, `cwd`) are stored in the data area as components leaf-first, each
+/// NUL-terminated (`"busybox\0bin\0"` for `/bin/busybox`): the kernel can only walk dentries
+/// upwards, and reversing in userspace is cheaper than in the verifier. `args` is the raw argv
+/// area (NUL-separated).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecFixed {
+    pub header: Header,
+    /// Thread-group id of the real parent.
+    pub ppid: u32,
+    pub loginuid: u32,
+    pub sessionid: u32,
+    pub _pad0: u32,
+    pub exe_ino: u64,
+    pub exe_dev: u32,
+    pub _pad1: u32,
+    /// Controlling terminal name as the kernel knows it (`pts3`, `tty1`), NUL-padded.
+    pub tty_name: [u8; 32],
+    pub exe: Blob,
+    pub cwd: Blob,
+    pub args: Blob,
+    /// The filename passed to execve (may be relative, or a script run through an interpreter).
+    pub filename: Blob,
+}
+
+/// `sched_process_exec`: a program image was replaced. Only `size_of::<ExecFixed>()` plus the
+/// used part of `data` is sent to userspace.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExecEvent {
+    pub fixed: ExecFixed,
+    pub data: [u8; EXEC_DATA_SIZE],
+}
+
+/// Size of an [`ExecEvent`] without its data area: what userspace needs at least.
+pub const EXEC_FIXED_SIZE: usize = core::mem::size_of::<ExecFixed>();
+
+/// `sched_process_fork` of a new process (threads are not reported).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForkEvent {
+    /// The parent (current task).
+    pub header: Header,
+    pub child_pid: u32,
+    pub _pad: u32,
+}
+
+/// `sched_process_exit` of a thread-group leader.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitEvent {
+    pub header: Header,
+    pub exit_code: u32,
+    pub _pad: u32,
+}
+
+/// Bytes of a cgroup path captured at mkdir/rmdir.
+pub const CGROUP_PATH_MAX: usize = 512;
+
+/// `cgroup_mkdir` / `cgroup_rmdir`: lets userspace register a container before its first process.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CgroupEvent {
+    pub header: Header,
+    /// Id of the created/removed cgroup (kernfs node id; equals the directory's inode).
+    pub id: u64,
+    /// Hierarchy id of the cgroup root: userspace keeps only the v2 hierarchy's.
+    pub hierarchy_id: u32,
+    pub level: u32,
+    /// Path relative to the hierarchy root, NUL-terminated.
+    pub path: [u8; CGROUP_PATH_MAX],
+}
+
+/// Offsets (bytes) of the kernel struct members the programs read, resolved from the running
+/// kernel's BTF at start-up and handed to the programs as a read-only global. Never compiled in.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub task_real_parent: u32,
+    pub task_tgid: u32,
+    pub task_pid: u32,
+    pub task_loginuid: u32,
+    pub task_sessionid: u32,
+    pub task_signal: u32,
+    pub task_fs: u32,
+    pub task_mm: u32,
+    pub task_nsproxy: u32,
+    pub task_thread_pid: u32,
+    pub task_exit_code: u32,
+    pub signal_tty: u32,
+    pub tty_name: u32,
+    pub fs_pwd: u32,
+    pub path_mnt: u32,
+    pub path_dentry: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub binprm_file: u32,
+    pub binprm_filename: u32,
+    pub file_f_path: u32,
+    pub file_f_inode: u32,
+    pub inode_i_ino: u32,
+    pub inode_i_sb: u32,
+    pub sb_s_dev: u32,
+    pub dentry_d_parent: u32,
+    pub dentry_d_name_name: u32,
+    pub vfsmount_mnt_root: u32,
+    pub mount_mnt: u32,
+    pub mount_mnt_parent: u32,
+    pub mount_mnt_mountpoint: u32,
+    pub nsproxy_mnt_ns: u32,
+    pub mnt_ns_inum: u32,
+    pub pid_level: u32,
+    pub pid_numbers: u32,
+    pub upid_size: u32,
+    pub upid_ns: u32,
+    pub pid_ns_inum: u32,
+    pub cgroup_kn: u32,
+    pub cgroup_root: u32,
+    pub cgroup_level: u32,
+    pub kernfs_node_id: u32,
+    pub cgroup_root_hierarchy_id: u32,
+    /// 1 when `task_loginuid`/`task_sessionid` exist (CONFIG_AUDIT).
+    pub has_loginuid: u32,
+}
+
+/// Run-time settings handed to the programs as a read-only global.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub abi_version: u32,
+    /// The daemon's own tgid: its activity is never reported.
+    pub self_tgid: u32,
+    pub offsets: KernelOffsets,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain #[repr(C)] integers with explicit padding: every bit pattern is valid.
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::KernelOffsets {}
+}

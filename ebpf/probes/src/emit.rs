@@ -1,0 +1,53 @@
+//! Getting records into the ring buffers, and counting every one that does not fit.
+use aya_ebpf::maps::RingBuf;
+use sealwatch_abi::lane;
+
+use crate::maps::{DROPS, EVENTS_BULK, EVENTS_CRITICAL};
+
+#[inline(always)]
+pub fn ring(lane_id: u32) -> &'static RingBuf {
+    if lane_id == lane::CRITICAL {
+        &EVENTS_CRITICAL
+    } else {
+        &EVENTS_BULK
+    }
+}
+
+/// Counts one lost record on `lane_id`; the daemon reports these as loss events and metrics.
+#[inline(always)]
+pub fn count_drop(lane_id: u32) {
+    if let Some(counter) = DROPS.get_ptr_mut(lane_id) {
+        // SAFETY: per-CPU slot, programs do not preempt each other on one CPU.
+        unsafe { *counter += 1 };
+    }
+}
+
+/// Reserves a fixed-size record, fills it with `fill` and submits it; a full ring counts a drop.
+/// `fill` returning `Err` discards the record (a kernel read failed: no half-filled records).
+#[inline(always)]
+pub fn submit<T: 'static>(lane_id: u32, fill: impl FnOnce(&mut T) -> Result<(), i64>) {
+    let Some(mut entry) = ring(lane_id).reserve::<T>(0) else {
+        count_drop(lane_id);
+        return;
+    };
+    // SAFETY: the record types are plain #[repr(C)] integers: zeroed memory is a valid value, and
+    // zeroing first means padding never leaks kernel memory to userspace.
+    let record = unsafe {
+        core::ptr::write_bytes(entry.as_mut_ptr(), 0, 1);
+        &mut *entry.as_mut_ptr()
+    };
+    match fill(record) {
+        Ok(()) => entry.submit(0),
+        Err(_) => entry.discard(0),
+    }
+}
+
+/// Copies the first `len` bytes of a scratch record into the ring (variable-size records).
+#[inline(always)]
+pub fn output_bytes(lane_id: u32, data: *const u8, len: usize) {
+    // SAFETY: `data` points into a map value of at least `len` bytes (callers clamp `len`).
+    let bytes = unsafe { core::slice::from_raw_parts(data, len) };
+    if ring(lane_id).output::<[u8]>(bytes, 0).is_err() {
+        count_drop(lane_id);
+    }
+}

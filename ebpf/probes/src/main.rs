@@ -1,0 +1,33 @@
+//! sealwatch kernel programs. One file per hook family; every entry function is a thin wrapper
+//! around a `try_` function so that errors (a failed kernel read) end the program quietly instead
+//! of reporting half-filled records.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod cgroup;
+#[cfg(target_arch = "bpf")]
+mod emit;
+#[cfg(target_arch = "bpf")]
+mod kernel;
+#[cfg(target_arch = "bpf")]
+mod maps;
+#[cfg(target_arch = "bpf")]
+mod process;
+
+#[cfg(target_arch = "bpf")]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // SAFETY: the verifier rejects any program in which a panic path is reachable.
+    unsafe { core::hint::unreachable_unchecked() }
+}
+
+/// The kernel programs only exist for the BPF target; a host build (e.g. `cargo check
+/// --workspace`) produces this empty binary.
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+#[cfg(target_arch = "bpf")]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,41 @@
+//! Every map the programs share, plus the read-only configuration global.
+use aya_ebpf::{
+    macros::map,
+    maps::{PerCpuArray, RingBuf},
+};
+use sealwatch_abi::{lane, Config, ExecEvent};
+
+/// Default ring sizes; the daemon resizes them at load time (`--ring-*-bytes`).
+const RING_DEFAULT_BYTES: u32 = 8 << 20;
+
+#[map(name = "EVENTS_CRITICAL")]
+pub static EVENTS_CRITICAL: RingBuf = RingBuf::with_byte_size(RING_DEFAULT_BYTES, 0);
+
+#[map(name = "EVENTS_BULK")]
+pub static EVENTS_BULK: RingBuf = RingBuf::with_byte_size(RING_DEFAULT_BYTES, 0);
+
+/// Records that could not be reserved, per lane. Per-CPU so that counting a drop never contends.
+#[map(name = "DROPS")]
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(lane::COUNT, 0);
+
+/// Exec records are too large for the 512-byte stack: they are built here, then copied into the
+/// ring with only their used length.
+#[map(name = "SCRATCH")]
+pub static SCRATCH: PerCpuArray<ExecEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Path-walk state shared with the `bpf_loop` callback (see `kernel::walk_path`).
+#[map(name = "WALK")]
+pub static WALK: PerCpuArray<crate::kernel::Walk> = PerCpuArray::with_max_entries(1, 0);
+
+/// Written by the loader (`EbpfLoader::set_global`) before the programs are verified, so the
+/// verifier sees the offsets as constants.
+#[unsafe(no_mangle)]
+pub static CONFIG: Config = unsafe { core::mem::zeroed() };
+
+/// Reads one field of [`CONFIG`]. Volatile, so the compiler cannot fold the zero initialiser.
+macro_rules! config {
+    ($($field:ident).+) => {
+        unsafe { core::ptr::read_volatile(&raw const $crate::maps::CONFIG.$($field).+) }
+    };
+}
+pub(crate) use config;

@@ -1,0 +1,212 @@
+//! Process lifecycle: exec (with everything needed to attribute it later), fork and exit (to keep
+//! the daemon's process table exact).
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, generated as gen},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
+use sealwatch_abi::{
+    exec_flags, kind, lane, Blob, ExecEvent, ExitEvent, ForkEvent, ARGS_MAX, DATA_MASK,
+    EXEC_FIXED_SIZE, NAME_MAX,
+};
+
+use crate::{
+    emit::{count_drop, output_bytes, submit},
+    kernel::{fill_header, is_self, read, read_kernel_str, read_ptr, walk_path, Ptr},
+    maps::{config, SCRATCH},
+};
+
+#[btf_tracepoint(function = "sched_process_exec")]
+pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
+    let _ = try_sched_process_exec(&ctx);
+    0
+}
+
+fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
+    let task: Ptr = ctx.arg(0);
+    let bprm: Ptr = ctx.arg(2);
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if is_self(tgid) {
+        return Ok(());
+    }
+    let Some(event) = SCRATCH.get_ptr_mut(0) else {
+        count_drop(lane::CRITICAL);
+        return Ok(());
+    };
+    // SAFETY: the per-CPU scratch slot is ours until this program returns.
+    let record = event as *const u8;
+    let event: &mut ExecEvent = unsafe { &mut *event };
+    let data = event.data.as_mut_ptr();
+    let event = &mut event.fixed;
+    fill_header(&mut event.header, kind::EXEC, task);
+    let mut flags = 0u32;
+    // The slot is reused: reset every field that is only set conditionally.
+    event.loginuid = u32::MAX;
+    event.sessionid = u32::MAX;
+    event._pad0 = 0;
+    event.exe_ino = 0;
+    event.exe_dev = 0;
+    event._pad1 = 0;
+
+    let parent = read_ptr(task, config!(offsets.task_real_parent))?;
+    event.ppid = read::<u32>(parent, config!(offsets.task_tgid))?;
+    if config!(offsets.has_loginuid) != 0 {
+        event.loginuid = read::<u32>(task, config!(offsets.task_loginuid)).unwrap_or(u32::MAX);
+        event.sessionid = read::<u32>(task, config!(offsets.task_sessionid)).unwrap_or(u32::MAX);
+    } else {
+        flags |= exec_flags::NO_LOGINUID;
+    }
+    event.tty_name = [0; 32];
+    if let Ok(signal) = read_ptr(task, config!(offsets.task_signal)) {
+        if let Ok(tty) = read_ptr(signal, config!(offsets.signal_tty)) {
+            if !tty.is_null() {
+                let name = tty.wrapping_add(config!(offsets.tty_name) as usize);
+                if read_kernel_str(event.tty_name.as_mut_ptr(), 32, name) > 0 {
+                    flags |= exec_flags::HAS_TTY;
+                }
+            }
+        }
+    }
+
+    let mut off = 0usize;
+
+    // The executed file, as opened by the kernel (symlinks resolved).
+    let file = read_ptr(bprm, config!(offsets.binprm_file))?;
+    let f_path = config!(offsets.file_f_path);
+    let exe_dentry = read_ptr(file, f_path + config!(offsets.path_dentry))?;
+    let exe_mnt = read_ptr(file, f_path + config!(offsets.path_mnt))?;
+    let exe = walk_path(off, exe_dentry, exe_mnt);
+    if exe.truncated {
+        flags |= exec_flags::EXE_TRUNCATED;
+    }
+    event.exe = Blob {
+        off: off as u16,
+        len: exe.len as u16,
+    };
+    off += exe.len;
+    if let Ok(inode) = read_ptr(file, config!(offsets.file_f_inode)) {
+        event.exe_ino = read::<u64>(inode, config!(offsets.inode_i_ino)).unwrap_or(0);
+        if let Ok(sb) = read_ptr(inode, config!(offsets.inode_i_sb)) {
+            event.exe_dev = read::<u32>(sb, config!(offsets.sb_s_dev)).unwrap_or(0);
+        }
+    }
+
+    // Working directory.
+    event.cwd = Blob {
+        off: off as u16,
+        len: 0,
+    };
+    if let Ok(fs) = read_ptr(task, config!(offsets.task_fs)) {
+        let pwd = config!(offsets.fs_pwd);
+        let dentry = read_ptr(fs, pwd + config!(offsets.path_dentry));
+        let mnt = read_ptr(fs, pwd + config!(offsets.path_mnt));
+        if let (Ok(dentry), Ok(mnt)) = (dentry, mnt) {
+            let cwd = walk_path(off, dentry, mnt);
+            if cwd.truncated {
+                flags |= exec_flags::CWD_TRUNCATED;
+            }
+            event.cwd.len = cwd.len as u16;
+            off += cwd.len;
+        }
+    }
+
+    // The name execve was called with (relative paths, scripts).
+    event.filename = Blob {
+        off: off as u16,
+        len: 0,
+    };
+    if let Ok(filename) = read_ptr(bprm, config!(offsets.binprm_filename)) {
+        let n = read_kernel_str(
+            data.wrapping_add(off & DATA_MASK),
+            NAME_MAX as u32,
+            filename,
+        );
+        event.filename.len = n as u16;
+        off += n;
+    }
+
+    // argv, straight from the new program's stack.
+    event.args = Blob {
+        off: off as u16,
+        len: 0,
+    };
+    let mm = read_ptr(task, config!(offsets.task_mm))?;
+    let arg_start = read::<u64>(mm, config!(offsets.mm_arg_start))?;
+    let arg_end = read::<u64>(mm, config!(offsets.mm_arg_end))?;
+    let mut args_len = arg_end.saturating_sub(arg_start) as usize;
+    if args_len > ARGS_MAX {
+        args_len = ARGS_MAX;
+        flags |= exec_flags::ARGS_TRUNCATED;
+    }
+    if args_len > 0 {
+        // SAFETY: destination has ARGS_MAX bytes of room past any masked offset.
+        let ret = unsafe {
+            gen::bpf_probe_read_user(
+                data.wrapping_add(off & DATA_MASK) as *mut _,
+                args_len as u32,
+                arg_start as *const _,
+            )
+        };
+        if ret == 0 {
+            event.args.len = args_len as u16;
+            off += args_len;
+        }
+    }
+
+    event.header.flags = flags;
+    let mut len = EXEC_FIXED_SIZE + off;
+    if len > core::mem::size_of::<ExecEvent>() {
+        len = core::mem::size_of::<ExecEvent>();
+    }
+    output_bytes(lane::CRITICAL, record, len);
+    Ok(())
+}
+
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
+    let _ = try_sched_process_fork(&ctx);
+    0
+}
+
+fn try_sched_process_fork(ctx: &BtfTracePointContext) -> Result<(), i64> {
+    let parent: Ptr = ctx.arg(0);
+    let child: Ptr = ctx.arg(1);
+    let child_pid = read::<u32>(child, config!(offsets.task_pid))?;
+    let child_tgid = read::<u32>(child, config!(offsets.task_tgid))?;
+    // New threads share the process; only new processes change the table.
+    if child_pid != child_tgid {
+        return Ok(());
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if is_self(tgid) {
+        return Ok(());
+    }
+    submit::<ForkEvent>(lane::CRITICAL, |event| {
+        fill_header(&mut event.header, kind::FORK, parent);
+        event.child_pid = child_pid;
+        Ok(())
+    });
+    Ok(())
+}
+
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
+    let _ = try_sched_process_exit(&ctx);
+    0
+}
+
+fn try_sched_process_exit(ctx: &BtfTracePointContext) -> Result<(), i64> {
+    let task: Ptr = ctx.arg(0);
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    // Only the thread-group leader's exit ends a process in the table.
+    if tgid != pid_tgid as u32 || is_self(tgid) {
+        return Ok(());
+    }
+    submit::<ExitEvent>(lane::CRITICAL, |event| {
+        fill_header(&mut event.header, kind::EXIT, task);
+        event.exit_code = read::<u32>(task, config!(offsets.task_exit_code)).unwrap_or(0);
+        Ok(())
+    });
+    Ok(())
+}
