@@ -31,7 +31,7 @@ pub enum SensorError {
     #[error(transparent)]
     Offsets(#[from] offsets::OffsetError),
     #[error("loading the kernel object failed: {0}")]
-    Load(#[from] EbpfError),
+    Load(#[from] Box<EbpfError>),
     #[error("reading kernel BTF for tp_btf programs failed: {0}")]
     Btf(#[from] BtfError),
     #[error("sensor {sensor}: program {program} failed to {step}: {source}")]
@@ -40,7 +40,7 @@ pub enum SensorError {
         program: &'static str,
         step: &'static str,
         #[source]
-        source: ProgramError,
+        source: Box<ProgramError>,
     },
     #[error("the kernel object has no {0} (stale build?)")]
     Missing(&'static str),
@@ -81,14 +81,15 @@ impl Sensors {
             .override_global(names::CONFIG, &config, true)
             .map_max_entries(names::RING_CRITICAL, options.ring_critical_bytes)
             .map_max_entries(names::RING_BULK, options.ring_bulk_bytes)
-            .load(PROBES)?;
+            .load(PROBES)
+            .map_err(Box::new)?;
         let btf = Btf::from_sys_fs()?;
         for &(program, tracepoint, sensor) in PROGRAMS {
             let fail = |step, source| SensorError::Program {
                 sensor,
                 program,
                 step,
-                source,
+                source: Box::new(source),
             };
             let prog: &mut BtfTracePoint = ebpf
                 .program_mut(program)
