@@ -1,5 +1,5 @@
 //! Command line. Every flag is explained in `--help`.
-use std::path::PathBuf;
+use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -28,6 +28,14 @@ pub enum Command {
     /// Work with policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Feed a capture (from `run --capture`) through the pipeline again and print its JSON lines,
+    /// with the recorded policy or a new one, optionally filtered.
+    Replay(crate::replay::ReplayArgs),
+    /// Inspect a capture: summary, process trees.
+    #[command(subcommand)]
+    Capture(crate::replay::CaptureCommand),
+    /// Print the running daemon's lines live, filtered (connects to its tail socket; needs root).
+    Tail(crate::tail::TailArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +76,27 @@ pub struct RunArgs {
     /// /var/lib are mounted there (DaemonSet). Default: the host's own paths.
     #[arg(long, env = "SEALWATCH_HOST_ROOT")]
     pub host_root: Option<PathBuf>,
+    /// Address of the HTTP endpoint for /metrics (Prometheus/OpenMetrics), /healthz and /readyz,
+    /// or `none` to serve nothing. Port 0 picks a free port (logged at start).
+    #[arg(long, env = "SEALWATCH_METRICS_ADDR", default_value = "127.0.0.1:9477", value_parser = parse_metrics_addr)]
+    pub metrics_addr: MetricsAddr,
+    #[command(flatten)]
+    pub capture: crate::capture::CaptureArgs,
+    #[command(flatten)]
+    pub tail: crate::tail::TailServerArgs,
+}
+
+/// `--metrics-addr`: where to serve metrics, or nowhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsAddr(pub Option<SocketAddr>);
+
+fn parse_metrics_addr(text: &str) -> Result<MetricsAddr, String> {
+    if text == "none" {
+        return Ok(MetricsAddr(None));
+    }
+    text.parse()
+        .map(|addr| MetricsAddr(Some(addr)))
+        .map_err(|err| format!("not `none` nor an address like 127.0.0.1:9477: {err}"))
 }
 
 fn parse_ring_size(text: &str) -> Result<u32, String> {
@@ -95,5 +124,16 @@ mod tests {
         assert!(parse_ring_size("4096").is_ok());
         assert!(parse_ring_size("5000").is_err());
         assert!(parse_ring_size("2048").is_err());
+    }
+
+    #[test]
+    fn metrics_addr_is_an_address_or_none() {
+        assert_eq!(parse_metrics_addr("none"), Ok(MetricsAddr(None)));
+        assert_eq!(
+            parse_metrics_addr("0.0.0.0:9477").map(|a| a.0.map(|s| s.port())),
+            Ok(Some(9477))
+        );
+        assert!(parse_metrics_addr("[::1]:1").is_ok());
+        assert!(parse_metrics_addr("localhost").is_err());
     }
 }

@@ -5,15 +5,20 @@
 //! everything after the reader is deterministic: time comes from event timestamps, state from
 //! events and recorded snapshots.
 
+pub mod capture;
 pub mod cli;
 pub mod clock;
 pub mod container;
 pub mod detect;
 pub mod event;
+pub mod filter;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod policy;
 pub mod reader;
+pub mod replay;
 pub mod run;
 pub mod sensors;
 pub mod state;
+pub mod tail;

@@ -5,8 +5,10 @@ use clap::Parser;
 use sealwatch::{
     cli::{Cli, Command, PolicyCommand},
     policy::{Policy, PolicyError},
+    replay::{self, CaptureCommand},
     run,
     sensors::{preflight::PreflightError, SensorError},
+    tail,
 };
 
 /// Exit codes (sysexits.h): scripts and orchestrators can tell a bad config from a bad host.
@@ -44,10 +46,20 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             print!("{}", Policy::embedded_default().text());
             Ok(())
         }
+        Command::Replay(args) => Ok(replay::replay(args)?),
+        Command::Capture(CaptureCommand::Info(args)) => Ok(replay::info::info(&args)?),
+        Command::Capture(CaptureCommand::Tree(args)) => Ok(replay::tree::tree(&args)?),
+        Command::Tail(args) => Ok(tail::client::tail(&args)?),
     }
 }
 
 fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(err) = err.downcast_ref::<replay::ReplayError>() {
+        return err.exit_code();
+    }
+    if let Some(err) = err.downcast_ref::<tail::TailError>() {
+        return err.exit_code();
+    }
     if err.downcast_ref::<PolicyError>().is_some() {
         return EXIT_CONFIG;
     }

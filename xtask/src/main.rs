@@ -3,6 +3,7 @@
 //! A newcomer needs two commands: `cargo xtask run` and `cargo xtask test`. Both install what they
 //! need first (idempotently) and say what they are doing.
 
+mod bench;
 mod cmd;
 mod lint;
 mod run;
@@ -48,6 +49,10 @@ enum Cmd {
     ///
     /// Stops at the first failing stage with a summary naming it; prints every stage's time.
     Test(test::TestArgs),
+    /// Measure what sealwatch costs: workloads with nothing, sealwatch, empty programs on the same
+    /// hooks (floor) and peer tracers attached, in interleaved rounds; daemon CPU, RSS, drops and
+    /// latency under an exec ramp. Prints a markdown table and writes BENCHMARKS.md (as root).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
         Cmd::Run(args) => run::run_cmd(&args),
         Cmd::Lint => lint::lint(),
         Cmd::Test(args) => test::test(&args),
+        Cmd::Bench(args) => bench::bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

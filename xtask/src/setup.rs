@@ -37,6 +37,11 @@ const TEST_PACKAGES: &[&str] = &[
     "tmux",
     "stress-ng",
     "hyperfine",
+    // `cargo xtask bench` compiles its load generator with `gcc -static` (libc6-dev has libc.a)
+    // and its floor programs use linux/bpf.h (linux-libc-dev).
+    "gcc",
+    "libc6-dev",
+    "linux-libc-dev",
     // TLS roots for the package registries; pip for the Python tools below.
     "ca-certificates",
     "python3-pip",

@@ -75,6 +75,9 @@ fn integration_tests(filter: Option<&str>) -> Result<()> {
     let mut cargo = crate::cargo_cmd(&args);
     cargo
         .env("SEALWATCH_BIN", &bin)
+        // Tests that do not pass --metrics-addr must not collide on the default port with each
+        // other or a leftover daemon; the metrics tests choose free ports themselves.
+        .env("SEALWATCH_METRICS_ADDR", "none")
         .env("SEALWATCH_REPO", crate::repo_root());
     crate::cmd::run(&mut cargo)
 }
@@ -84,7 +87,77 @@ fn integration_tests(filter: Option<&str>) -> Result<()> {
 /// offline validation of the Kubernetes manifests (kubernetes-validate, `kubectl kustomize`).
 /// Return one [`Stage`] per check; setup already installs prometheus and kubernetes-validate.
 fn later_stages<'a>() -> Vec<Stage<'a>> {
-    Vec::new()
+    vec![
+        Stage::new("alert rules (promtool)", alert_rules),
+        Stage::new("kubernetes manifests", kubernetes_manifests),
+    ]
+}
+
+/// `promtool check rules` on the rules file and `promtool test rules` on its unit tests.
+fn alert_rules() -> Result<()> {
+    let dir = crate::repo_root().join("deploy/prometheus");
+    crate::cmd::run(
+        std::process::Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(dir.join("sealwatch-rules.yaml")),
+    )?;
+    let tests = files_in(&dir.join("tests"), "yaml")?;
+    anyhow::ensure!(
+        !tests.is_empty(),
+        "no promtool tests in deploy/prometheus/tests"
+    );
+    crate::cmd::run(
+        std::process::Command::new("promtool")
+            .args(["test", "rules"])
+            .args(&tests),
+    )
+}
+
+/// Oldest Kubernetes the manifests support (securityContext.appArmorProfile is 1.30+); the newest
+/// version kubernetes-validate knows is checked too.
+const OLDEST_KUBERNETES: &str = "1.30.0";
+
+/// Renders every overlay with `kubectl kustomize` and validates the result with
+/// `kubernetes-validate --strict`. ServiceMonitor and PrometheusRule (Prometheus operator CRDs)
+/// have no schema there: they are only rendered (kubernetes-validate warns about them).
+fn kubernetes_manifests() -> Result<()> {
+    let overlays = crate::repo_root().join("deploy/kubernetes/overlays");
+    let out = crate::target_dir().join("deploy-check");
+    std::fs::create_dir_all(&out)?;
+    let mut dirs: Vec<_> = std::fs::read_dir(&overlays)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    dirs.sort();
+    anyhow::ensure!(!dirs.is_empty(), "no overlays in {}", overlays.display());
+    for dir in dirs {
+        let rendered = crate::cmd::capture(
+            std::process::Command::new("kubectl")
+                .arg("kustomize")
+                .arg(&dir),
+        )?;
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        let file = out.join(format!("{name}.yaml"));
+        std::fs::write(&file, rendered)?;
+        for version in [Some(OLDEST_KUBERNETES), None] {
+            let mut validate = std::process::Command::new("python3");
+            validate.args(["-m", "kubernetes_validate", "--strict", "--quiet"]);
+            if let Some(version) = version {
+                validate.args(["-k", version]);
+            }
+            crate::cmd::run(validate.arg(&file))?;
+        }
+    }
+    Ok(())
+}
+
+/// Files in `dir` whose name ends with `.ext`, sorted.
+fn files_in(dir: &std::path::Path, ext: &str) -> Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.retain(|p| p.extension().is_some_and(|e| e == ext));
+    files.sort();
+    Ok(files)
 }
 
 fn run_stages(stages: Vec<Stage<'_>>, unit_only: bool) -> Result<()> {

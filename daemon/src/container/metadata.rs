@@ -38,8 +38,12 @@ pub struct RuntimeRoots {
     pub podman_storage: PathBuf,
     /// Docker data root: `containers/<id>/config.v2.json`.
     pub docker_data: PathBuf,
-    /// containerd state dir: `io.containerd.runtime.v2.task/<namespace>/<id>/config.json`.
+    /// containerd state dir: `io.containerd.runtime.v2.task/<namespace>/<id>/config.json`, and
+    /// `containerd.sock`, which `ctr` asks for what the spec lacks (the image of a `ctr run`).
     pub containerd_run: PathBuf,
+    /// Socket of the containerd that dockerd runs itself (without `--containerd`), asked after
+    /// `<containerd_run>/containerd.sock`.
+    pub docker_containerd_socket: PathBuf,
     /// containers/storage run root of CRI-O: `overlay-containers/<id>/userdata/config.json`.
     pub crio_run: PathBuf,
     /// containers/storage graph root of CRI-O, which holds a second copy of `config.json`.
@@ -53,6 +57,7 @@ impl Default for RuntimeRoots {
             podman_storage: "/var/lib/containers/storage".into(),
             docker_data: "/var/lib/docker".into(),
             containerd_run: "/run/containerd".into(),
+            docker_containerd_socket: "/run/docker/containerd/containerd.sock".into(),
             crio_run: "/run/containers/storage".into(),
             crio_storage: "/var/lib/containers/storage".into(),
         }
@@ -68,6 +73,7 @@ impl RuntimeRoots {
             podman_storage: under(d.podman_storage),
             docker_data: under(d.docker_data),
             containerd_run: under(d.containerd_run),
+            docker_containerd_socket: under(d.docker_containerd_socket),
             crio_run: under(d.crio_run),
             crio_storage: under(d.crio_storage),
         }

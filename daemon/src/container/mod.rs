@@ -18,6 +18,7 @@ mod containerd;
 mod crio;
 mod docker;
 mod fileio;
+pub mod image_path;
 mod metadata;
 mod podman;
 #[cfg(test)]

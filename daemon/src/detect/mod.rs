@@ -1,6 +1,9 @@
 //! Rules: verdicts as pure functions of an event, the state at that moment and the policy. The
 //! only memory a rule keeps (e.g. "already reported for this container") is itself a function of
 //! the events seen, so replay gives the same verdicts.
+pub mod drift;
+pub mod immutability;
+pub mod paths;
 mod root_in_container;
 
 use std::sync::Arc;
@@ -23,6 +26,9 @@ pub struct ExecFacts<'a> {
     pub exe: &'a str,
     pub args: &'a [String],
     pub container: Option<ContainerFacts<'a>>,
+    pub exe_layer: drift::ExeLayer,
+    /// Script run through an interpreter, and where it comes from.
+    pub script: Option<(&'a str, crate::container::image_path::PathOrigin)>,
 }
 
 pub struct ContainerFacts<'a> {
@@ -56,26 +62,45 @@ impl Detector {
 
     pub fn on_exec(&mut self, facts: &ExecFacts<'_>) -> Vec<Verdict> {
         let mut verdicts = Vec::new();
+        let subject = subject(facts.exe, facts.args, facts.container.as_ref());
+        if facts.container.is_some() {
+            if let Some(message) = drift::judge(facts.exe, facts.exe_layer, facts.script) {
+                self.decide(RuleId::DriftExec, &subject, message, &mut verdicts);
+            }
+        }
         if let Some(candidate) = self.root_in_container.check(facts) {
-            self.decide(RuleId::RootInContainer, facts, candidate, &mut verdicts);
+            self.decide(RuleId::RootInContainer, &subject, candidate, &mut verdicts);
         }
         verdicts
     }
 
+    pub fn on_file(
+        &mut self,
+        facts: &immutability::FileFacts<'_>,
+        exe: &str,
+        args: &[String],
+        container: Option<&ContainerFacts<'_>>,
+    ) -> Vec<Verdict> {
+        let mut verdicts = Vec::new();
+        if let Some((rule, message)) = immutability::judge(facts) {
+            let subject = subject(exe, args, container);
+            self.decide(rule, &subject, message, &mut verdicts);
+        }
+        verdicts
+    }
+
+    /// True when the policy wants host writes reported (the kernel then sends them).
+    pub fn host_watch(&self) -> bool {
+        self.policy.rule(RuleId::HostFileModified).enabled
+    }
+
     /// Applies the policy (enabled, severity, exceptions) to a rule's candidate verdict.
-    fn decide(&self, rule: RuleId, facts: &ExecFacts<'_>, message: String, out: &mut Vec<Verdict>) {
+    fn decide(&self, rule: RuleId, subject: &Subject<'_>, message: String, out: &mut Vec<Verdict>) {
         let settings = self.policy.rule(rule);
         if !settings.enabled {
             return;
         }
-        let subject = Subject {
-            image: facts.container.as_ref().and_then(|c| c.image),
-            container_name: facts.container.as_ref().and_then(|c| c.name),
-            pod_namespace: facts.container.as_ref().and_then(|c| c.pod_namespace),
-            exe: Some(facts.exe),
-            args: facts.args,
-        };
-        if self.policy.is_excepted(rule, &subject) {
+        if self.policy.is_excepted(rule, subject) {
             return;
         }
         out.push(Verdict {
@@ -83,5 +108,19 @@ impl Detector {
             severity: settings.severity,
             message,
         });
+    }
+}
+
+fn subject<'a>(
+    exe: &'a str,
+    args: &'a [String],
+    container: Option<&ContainerFacts<'a>>,
+) -> Subject<'a> {
+    Subject {
+        image: container.and_then(|c| c.image),
+        container_name: container.and_then(|c| c.name),
+        pod_namespace: container.and_then(|c| c.pod_namespace),
+        exe: Some(exe),
+        args,
     }
 }

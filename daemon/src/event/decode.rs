@@ -1,11 +1,12 @@
 //! Bytes from a ring buffer → [`KernelEvent`]. Never panics: a short or unknown record is an
 //! error the reader counts and reports.
 use sealwatch_abi::{
-    exec_flags, kind, Blob, CgroupEvent, ExecFixed, ExitEvent, ForkEvent, Header, EXEC_FIXED_SIZE,
+    exec_flags, file_flags, file_op, kind, layer, Blob, CgroupEvent, ExecFixed, ExitEvent,
+    FileFixed, ForkEvent, Header, SyscallResult, EXEC_FIXED_SIZE, FILE_FIXED_SIZE,
 };
 use thiserror::Error;
 
-use super::model::{ExecRecord, KernelEvent, Task};
+use super::model::{ExeOrigin, ExecRecord, FileOp, FileRecord, KernelEvent, Layer, Task};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -17,6 +18,8 @@ pub enum DecodeError {
     },
     #[error("unknown record kind {0}")]
     UnknownKind(u32),
+    #[error("unknown file operation {0}")]
+    UnknownFileOp(u32),
 }
 
 /// Reads a `T` from the start of `bytes` if it is long enough.
@@ -73,6 +76,14 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
                 }
             })
         }
+        kind::FILE => decode_file(bytes),
+        kind::SYSCALL_RESULT => {
+            let result: SyscallResult = read(bytes, "syscall result")?;
+            Ok(KernelEvent::SyscallResult {
+                task: task(&result.header),
+                ret: result.ret,
+            })
+        }
         other => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -96,8 +107,58 @@ fn decode_exec(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
         cwd: join_path(blob(data, fixed.cwd)),
         cwd_truncated: has(exec_flags::CWD_TRUNCATED),
         filename: until_nul(blob(data, fixed.filename)).to_vec(),
+        interp: until_nul(blob(data, fixed.interp)).to_vec(),
         args: split_args(blob(data, fixed.args)),
         args_truncated: has(exec_flags::ARGS_TRUNCATED),
+        exe_origin: ExeOrigin {
+            overlay: has(exec_flags::EXE_OVERLAY),
+            lower: has(exec_flags::EXE_LOWER),
+            upper: has(exec_flags::EXE_UPPER),
+            deleted: has(exec_flags::EXE_DELETED),
+        },
+        host_root: has(exec_flags::HOST_ROOT),
+    }))
+}
+
+fn decode_file(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
+    let fixed: FileFixed = read(bytes, "file")?;
+    let data = &bytes[FILE_FIXED_SIZE..];
+    let flags = fixed.header.flags;
+    let has = |flag: u32| flags & flag != 0;
+    let op = match fixed.op {
+        file_op::OPEN_WRITE => FileOp::OpenWrite,
+        file_op::TRUNCATE => FileOp::Truncate,
+        file_op::RENAME => FileOp::Rename,
+        file_op::UNLINK => FileOp::Unlink,
+        file_op::CHMOD => FileOp::Chmod,
+        file_op::CHOWN => FileOp::Chown,
+        file_op::CREATE => FileOp::Create,
+        other => return Err(DecodeError::UnknownFileOp(other)),
+    };
+    let file_layer = match fixed.layer {
+        layer::NONE => Layer::None,
+        layer::LOWER => Layer::Lower,
+        layer::UPPER => Layer::Upper,
+        _ => Layer::Unknown,
+    };
+    let path = blob(data, fixed.path);
+    let base = blob(data, fixed.base);
+    Ok(KernelEvent::File(FileRecord {
+        task: task(&fixed.header),
+        op,
+        layer: file_layer,
+        open_flags: fixed.open_flags,
+        mode: fixed.mode,
+        ino: fixed.ino,
+        dev: fixed.dev,
+        path: (!path.is_empty()).then(|| join_path(path)),
+        base: (fixed.base.len > 0 || has(file_flags::NEEDS_RESULT)).then(|| join_path(base)),
+        name: until_nul(blob(data, fixed.name)).to_vec(),
+        name2: until_nul(blob(data, fixed.name2)).to_vec(),
+        needs_result: has(file_flags::NEEDS_RESULT),
+        path_truncated: has(file_flags::PATH_TRUNCATED),
+        host_task: has(file_flags::HOST_TASK),
+        deleted: has(file_flags::DELETED),
     }))
 }
 

@@ -33,8 +33,93 @@ pub struct ExecRecord {
     pub cwd_truncated: bool,
     /// What execve was called with (relative, or the script behind an interpreter).
     pub filename: Vec<u8>,
+    /// Interpreter chosen by the kernel; differs from `filename` for `#!` scripts.
+    pub interp: Vec<u8>,
     pub args: Vec<Vec<u8>>,
     pub args_truncated: bool,
+    /// Where the executable came from, decided by the kernel at exec.
+    pub exe_origin: ExeOrigin,
+    /// The task's root is not on overlayfs (host, or a runtime process not yet inside its
+    /// container's root filesystem).
+    pub host_root: bool,
+}
+
+/// Origin of an executable file as the kernel saw it at exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct ExeOrigin {
+    /// On overlayfs (a container root filesystem).
+    pub overlay: bool,
+    /// From a lower (image) layer.
+    pub lower: bool,
+    /// Only in the upper (writable) layer.
+    pub upper: bool,
+    /// No links left: deleted, or a memfd.
+    pub deleted: bool,
+}
+
+/// Overlay layer of a file at the syscall (see `sealwatch_abi::layer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    /// Not on overlayfs: host file, volume, bind mount.
+    None,
+    Lower,
+    Upper,
+    /// Left to userspace (path-based syscalls).
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileOp {
+    OpenWrite,
+    Truncate,
+    Rename,
+    Unlink,
+    Chmod,
+    Chown,
+    Create,
+}
+
+impl FileOp {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FileOp::OpenWrite => "open_write",
+            FileOp::Truncate => "truncate",
+            FileOp::Rename => "rename",
+            FileOp::Unlink => "unlink",
+            FileOp::Chmod => "chmod",
+            FileOp::Chown => "chown",
+            FileOp::Create => "create",
+        }
+    }
+}
+
+/// A file modification candidate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub task: Task,
+    pub op: FileOp,
+    pub layer: Layer,
+    pub open_flags: u32,
+    pub mode: u32,
+    pub ino: u64,
+    pub dev: u32,
+    /// Path resolved by the kernel from the file itself (fd-based and open events).
+    pub path: Option<Vec<u8>>,
+    /// Directory a relative `name` is relative to (path-based syscalls).
+    pub base: Option<Vec<u8>>,
+    /// The path string the program passed (path-based syscalls).
+    pub name: Vec<u8>,
+    /// Rename target.
+    pub name2: Vec<u8>,
+    /// Taken at syscall entry: a `SyscallResult` of the same thread follows.
+    pub needs_result: bool,
+    pub path_truncated: bool,
+    /// The task runs on the host's root filesystem, not in a container.
+    pub host_task: bool,
+    pub deleted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,12 +146,19 @@ pub enum KernelEvent {
         hierarchy_id: u32,
         path: Vec<u8>,
     },
+    File(FileRecord),
+    SyscallResult {
+        task: Task,
+        ret: i64,
+    },
 }
 
 impl KernelEvent {
     pub fn task(&self) -> &Task {
         match self {
             KernelEvent::Exec(exec) => &exec.task,
+            KernelEvent::File(file) => &file.task,
+            KernelEvent::SyscallResult { task, .. } => task,
             KernelEvent::Fork { task, .. }
             | KernelEvent::Exit { task, .. }
             | KernelEvent::CgroupMkdir { task, .. }
@@ -82,6 +174,8 @@ impl KernelEvent {
             KernelEvent::Exit { .. } => "exit",
             KernelEvent::CgroupMkdir { .. } => "cgroup_mkdir",
             KernelEvent::CgroupRmdir { .. } => "cgroup_rmdir",
+            KernelEvent::File(_) => "file",
+            KernelEvent::SyscallResult { .. } => "syscall_result",
         }
     }
 }

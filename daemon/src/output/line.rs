@@ -17,6 +17,8 @@ pub struct EventLine {
     /// Null for host processes; always present on process events.
     pub container: Option<ContainerJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub violation: Option<ViolationJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loss: Option<LossJson>,
@@ -58,6 +60,22 @@ pub struct ProcessJson {
     pub sessionid: Option<u32>,
     /// Executable of the parent process when known.
     pub parent_exe: Option<String>,
+    /// Where the executable came from (exec events): lower, upper, memfd, deleted or host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe_layer: Option<&'static str>,
+}
+
+/// The file a `file` event is about.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FileJson {
+    /// As seen inside the container (or on the host for host processes).
+    pub path: String,
+    /// open_write, truncate, rename, unlink, chmod, chown or create.
+    pub op: &'static str,
+    /// lower (from the image), upper (the container's writable layer) or none.
+    pub layer: &'static str,
+    /// File mode bits given by the operation (create, chmod), when any.
+    pub mode: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -84,6 +102,9 @@ pub struct ViolationJson {
     pub rule: &'static str,
     pub severity: &'static str,
     pub message: String,
+    /// Identical violations held back since this one was last printed (file rules, 10 s window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<u64>,
 }
 
 /// Events lost since the previous loss line, per place they were lost.

@@ -3,7 +3,7 @@ pub mod line;
 pub mod writer;
 
 pub use line::{
-    ContainerJson, EventLine, LossJson, PodJson, ProcessJson, TextFields, ViolationJson,
+    ContainerJson, EventLine, FileJson, LossJson, PodJson, ProcessJson, TextFields, ViolationJson,
 };
 pub use writer::{LineSink, StdoutWriter};
 

@@ -75,6 +75,20 @@ impl StdoutWriter {
     }
 }
 
+impl StdoutWriter {
+    /// Queues a line already serialised (`EventLine::to_json`), for sinks that also need the
+    /// text elsewhere (live tail).
+    pub fn emit_json(&mut self, json: String) {
+        let Some(queue) = &self.queue else { return };
+        match queue.try_send(json) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 impl LineSink for StdoutWriter {
     fn emit(&mut self, line: &EventLine) {
         let Some(queue) = &self.queue else { return };

@@ -1,14 +1,55 @@
-//! Events waiting for their container's metadata. Bounded in time (by event timestamps, so replay
-//! releases them at the same point) and in size; what leaves by timeout is marked `pending`.
+//! Events waiting for facts from outside: their container's metadata, or where a path comes from
+//! (image or not). Bounded in time (by event timestamps, so replay releases them at the same
+//! point) and in size; what leaves by timeout is printed with what is known.
 use std::collections::VecDeque;
 
-use crate::event::ExecRecord;
+use crate::event::{ExecRecord, FileRecord};
 
-/// An exec whose line cannot be written yet.
+#[derive(Debug, Clone)]
+pub enum Waiting {
+    Exec {
+        exec: ExecRecord,
+        parent_exe: Option<Vec<u8>>,
+        /// Script run through an interpreter, when there is one.
+        script: Option<Vec<u8>>,
+    },
+    File {
+        file: FileRecord,
+        /// Container-relative paths the verdict is about (two for renames).
+        paths: Vec<Vec<u8>>,
+        /// The kernel could not tell the layer: the paths' origins must be looked up.
+        needs_origin: bool,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct Held {
-    pub exec: ExecRecord,
-    pub parent_exe: Option<Vec<u8>>,
+    pub cgroup_id: u64,
+    pub ktime_ns: u64,
+    pub what: Waiting,
+}
+
+impl Held {
+    /// Paths whose origin the verdict needs.
+    pub fn paths(&self) -> Vec<&[u8]> {
+        match &self.what {
+            Waiting::Exec { script, .. } => script.iter().map(Vec::as_slice).collect(),
+            Waiting::File {
+                paths,
+                needs_origin: true,
+                ..
+            } => paths.iter().map(Vec::as_slice).collect(),
+            Waiting::File { .. } => Vec::new(),
+        }
+    }
+
+    /// A process of the event's container (its mount table names the layers).
+    pub fn pid(&self) -> u32 {
+        match &self.what {
+            Waiting::Exec { exec, .. } => exec.task.pid,
+            Waiting::File { file, .. } => file.task.pid,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -16,7 +57,7 @@ pub struct HoldQueue {
     queue: VecDeque<Held>,
 }
 
-/// More than this many held events release the oldest early (marked pending).
+/// More than this many held events release the oldest early.
 pub const HOLD_MAX_EVENTS: usize = 4096;
 
 impl HoldQueue {
@@ -29,9 +70,7 @@ impl HoldQueue {
     }
 
     pub fn is_holding(&self, cgroup_id: u64) -> bool {
-        self.queue
-            .iter()
-            .any(|h| h.exec.task.cgroup_id == cgroup_id)
+        self.queue.iter().any(|h| h.cgroup_id == cgroup_id)
     }
 
     /// Removes and returns, in arrival order, the events `ready` accepts.

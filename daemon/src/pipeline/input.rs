@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    container::{CgroupContainer, ContainerMeta},
+    container::{image_path::PathOrigin, CgroupContainer, ContainerMeta},
     event::KernelEvent,
     state::ProcSeed,
 };
@@ -23,6 +23,11 @@ pub enum Input {
     Metadata {
         container_id: String,
         meta: Option<ContainerMeta>,
+    },
+    /// Answer to [`Request::PathOrigins`]: where paths of a container come from.
+    PathOrigins {
+        container_id: String,
+        origins: Vec<(Vec<u8>, PathOrigin)>,
     },
     /// Time passes (boot-time ns) and loss counters as they stand (totals since start).
     Tick { ktime_ns: u64, drops: DropCounts },
@@ -45,4 +50,11 @@ pub enum Request {
     Metadata(CgroupContainer),
     /// Find the path of a cgroup id that was never announced.
     CgroupPath(u64),
+    /// Find where these container paths come from (image, upper layer, volume); `pid` is a
+    /// process of the container, whose mount table names the layers.
+    PathOrigins {
+        container_id: String,
+        pid: u32,
+        paths: Vec<Vec<u8>>,
+    },
 }

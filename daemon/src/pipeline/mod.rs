@@ -1,21 +1,28 @@
 //! The deterministic heart: inputs in, JSON lines out. Live, inputs come from the kernel and the
 //! resolvers; in replay, from a capture. Time comes only from event timestamps.
+mod events;
 mod hold;
 pub mod input;
 mod render;
+mod snapshot;
 
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
+};
 
-use hold::{Held, HoldQueue};
+use crate::container::image_path::PathOrigin;
+
+use hold::HoldQueue;
 pub use input::{DropCounts, Input, Request};
 
 use crate::{
     clock::BootClock,
-    detect::{ContainerFacts, Detector, ExecFacts},
-    event::{ExecRecord, KernelEvent},
-    output::{EventLine, LineSink, LossJson, ViolationJson, SCHEMA},
+    detect::Detector,
+    event::KernelEvent,
+    output::{EventLine, LineSink, LossJson, SCHEMA},
     policy::Policy,
-    state::{CgroupLookup, ContainerRegistry, MetaState, ProcessTable},
+    state::{CgroupLookup, ContainerRegistry, ProcessTable},
 };
 
 /// `cgroup_root.hierarchy_id` of the cgroup v2 (default) hierarchy: the kernel allocates it first,
@@ -28,6 +35,9 @@ pub struct PipelineConfig {
     pub clock: BootClock,
     /// How long an event may wait for its container's metadata before it goes out marked pending.
     pub hold_ns: u64,
+    /// Mount namespace of the host's init: a task in a container's cgroup that still has it is
+    /// the runtime setting the container up (runc init), not the workload.
+    pub host_mnt_ns: u32,
 }
 
 /// Counters for metrics and logs.
@@ -36,8 +46,32 @@ pub struct PipelineStats {
     pub events: u64,
     pub lines: u64,
     pub violations: u64,
+    /// Identical file violations (same container, rule, operation and path within
+    /// `REPEAT_WINDOW_NS`) counted but not printed again.
+    pub repeats_suppressed: u64,
     /// Events released with metadata still pending (timeout or hold queue full).
     pub metadata_pending: u64,
+    /// Kernel events by kind (`KernelEvent::name`).
+    pub events_by_kind: BTreeMap<&'static str, u64>,
+    /// Violation lines by rule, severity and pod namespace.
+    pub violations_by: BTreeMap<ViolationKey, u64>,
+    /// Container metadata lookups asked for, answered, and answered "unavailable".
+    pub metadata_requested: u64,
+    pub metadata_answered: u64,
+    pub metadata_failed: u64,
+    /// Loss totals as of the last tick: exactly what the `loss` lines so far add up to, so a
+    /// metric copied from here always agrees with the stream.
+    pub drops: DropCounts,
+}
+
+/// What violations are counted by (bounded: rule and severity are enums; namespaces are capped
+/// where they become metric labels).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ViolationKey {
+    pub rule: &'static str,
+    pub severity: &'static str,
+    /// None outside a Kubernetes pod (host process, plain container).
+    pub pod_namespace: Option<String>,
 }
 
 pub struct Pipeline {
@@ -51,7 +85,19 @@ pub struct Pipeline {
     requests: Vec<Request>,
     last_drops: DropCounts,
     stats: PipelineStats,
+    /// Path-based file records waiting for their syscall's result, by thread id.
+    pending_files: HashMap<u32, crate::event::FileRecord>,
+    /// Where container paths come from (answers of the resolver), per container.
+    origins: HashMap<String, HashMap<Vec<u8>, PathOrigin>>,
+    /// (container, path) lookups already asked for.
+    asked_origins: HashSet<(String, Vec<u8>)>,
+    /// Last time each (container, rule, op, path) file violation was printed, and how many
+    /// repeats were held back since.
+    repeats: HashMap<RepeatKey, (u64, u64)>,
 }
+
+/// (container id, rule, operation, path) of a file violation.
+type RepeatKey = (String, &'static str, &'static str, Vec<u8>);
 
 impl Pipeline {
     pub fn new(config: PipelineConfig, policy: Arc<Policy>) -> Self {
@@ -65,6 +111,10 @@ impl Pipeline {
             requests: Vec::new(),
             last_drops: DropCounts::default(),
             stats: PipelineStats::default(),
+            pending_files: HashMap::new(),
+            origins: HashMap::new(),
+            asked_origins: HashSet::new(),
+            repeats: HashMap::new(),
         }
     }
 
@@ -83,6 +133,15 @@ impl Pipeline {
 
     pub fn container_count(&self) -> usize {
         self.containers.container_count()
+    }
+
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Arc<Policy> {
+        self.detector.policy()
     }
 
     pub fn set_policy(&mut self, policy: Arc<Policy>) {
@@ -111,16 +170,30 @@ impl Pipeline {
                 }
                 self.release(sink, |_| false);
             }
+            Input::PathOrigins {
+                container_id,
+                origins,
+            } => {
+                let known = self.origins.entry(container_id).or_default();
+                // Bounded: a container that touches very many paths starts a fresh cache.
+                if known.len() > 16_384 {
+                    known.clear();
+                }
+                known.extend(origins);
+                self.release(sink, |_| false);
+            }
             Input::Metadata { container_id, meta } => {
+                self.stats.metadata_answered += 1;
+                self.stats.metadata_failed += u64::from(meta.is_none());
                 self.containers.set_metadata(&container_id, meta);
                 self.release(sink, |_| false);
             }
             Input::Tick { ktime_ns, drops } => {
                 self.procs.sweep(ktime_ns);
+                self.repeats
+                    .retain(|_, (last, _)| ktime_ns.saturating_sub(*last) < events::REPEAT_WINDOW_NS);
                 let hold_ns = self.config.hold_ns;
-                self.release(sink, |held| {
-                    ktime_ns.saturating_sub(held.exec.task.ktime_ns) >= hold_ns
-                });
+                self.release(sink, |held| ktime_ns.saturating_sub(held.ktime_ns) >= hold_ns);
                 self.report_loss(ktime_ns, drops, sink);
             }
         }
@@ -133,12 +206,21 @@ impl Pipeline {
 
     fn kernel(&mut self, event: KernelEvent, sink: &mut dyn LineSink) {
         self.stats.events += 1;
+        *self.stats.events_by_kind.entry(event.name()).or_default() += 1;
         match event {
             KernelEvent::Exec(exec) => self.exec(exec, sink),
             KernelEvent::Fork { task, child_pid } => {
                 self.procs.fork(task.pid, child_pid, &task.comm);
             }
             KernelEvent::Exit { task, .. } => self.procs.exit(task.pid, task.ktime_ns),
+            KernelEvent::File(file) => self.file(file, sink),
+            KernelEvent::SyscallResult { task, ret } => {
+                if let Some(file) = self.pending_files.remove(&task.tid) {
+                    if ret == 0 {
+                        self.file_done(file, sink);
+                    }
+                }
+            }
             KernelEvent::CgroupMkdir {
                 id,
                 hierarchy_id,
@@ -151,8 +233,19 @@ impl Pipeline {
                 id, hierarchy_id, ..
             } if hierarchy_id == CGROUP_V2_HIERARCHY_ID => {
                 // Whatever still waits for this cgroup goes out now, with what is known.
-                self.release(sink, |held| held.exec.task.cgroup_id == id);
-                self.containers.remove_cgroup(id);
+                self.release(sink, |held| held.cgroup_id == id);
+                if let CgroupLookup::Container(entry) = self.containers.lookup(id) {
+                    let container_id = entry.info.id.clone();
+                    self.containers.remove_cgroup(id);
+                    if matches!(self.containers.lookup(id), CgroupLookup::Unknown)
+                        && !self.containers.has_container(&container_id)
+                    {
+                        self.origins.remove(&container_id);
+                        self.asked_origins.retain(|(c, _)| c != &container_id);
+                    }
+                } else {
+                    self.containers.remove_cgroup(id);
+                }
             }
             KernelEvent::CgroupMkdir { .. } | KernelEvent::CgroupRmdir { .. } => {}
         }
@@ -160,102 +253,8 @@ impl Pipeline {
 
     fn add_cgroup(&mut self, id: u64, path: &str) {
         if let Some(container) = self.containers.add_cgroup(id, path) {
+            self.stats.metadata_requested += 1;
             self.requests.push(Request::Metadata(container));
-        }
-    }
-
-    fn exec(&mut self, exec: ExecRecord, sink: &mut dyn LineSink) {
-        let parent_exe = self.procs.get(exec.ppid).map(|p| p.exe.clone());
-        self.procs
-            .exec(exec.task.pid, exec.ppid, &exec.exe, &exec.task.comm);
-        let cgroup_id = exec.task.cgroup_id;
-        let must_wait = match self.containers.lookup(cgroup_id) {
-            CgroupLookup::Unknown => {
-                if self.asked_paths.insert(cgroup_id) {
-                    self.requests.push(Request::CgroupPath(cgroup_id));
-                }
-                true
-            }
-            CgroupLookup::Container(entry) => entry.meta == MetaState::Pending,
-            CgroupLookup::Host => false,
-        };
-        let held = Held { exec, parent_exe };
-        // Later events of a cgroup wait behind earlier ones, so a container's lines stay in order.
-        if must_wait || self.held.is_holding(cgroup_id) {
-            if let Some(oldest) = self.held.push(held) {
-                self.emit_exec(oldest, sink);
-            }
-        } else {
-            self.emit_exec(held, sink);
-        }
-    }
-
-    /// Emits held events that are resolved, or that `force` says must go now.
-    fn release(&mut self, sink: &mut dyn LineSink, mut force: impl FnMut(&Held) -> bool) {
-        if self.held.is_empty() {
-            return;
-        }
-        let containers = &self.containers;
-        let ready = self.held.take(|held| {
-            let resolved = match containers.lookup(held.exec.task.cgroup_id) {
-                CgroupLookup::Unknown => false,
-                CgroupLookup::Container(entry) => entry.meta != MetaState::Pending,
-                CgroupLookup::Host => true,
-            };
-            resolved || force(held)
-        });
-        for held in ready {
-            self.emit_exec(held, sink);
-        }
-    }
-
-    fn emit_exec(&mut self, held: Held, sink: &mut dyn LineSink) {
-        let Held { exec, parent_exe } = held;
-        let mut texts = crate::output::TextFields::default();
-        let process = render::process_json(&exec, parent_exe.as_deref(), &mut texts);
-        let container = match self.containers.lookup(exec.task.cgroup_id) {
-            CgroupLookup::Container(entry) => Some(render::container_json(entry)),
-            _ => None,
-        };
-        if container.as_ref().is_some_and(|c| c.metadata == "pending") {
-            self.stats.metadata_pending += 1;
-        }
-        let verdicts = self.detector.on_exec(&ExecFacts {
-            uid: exec.task.uid,
-            exe: &process.exe,
-            args: &process.args,
-            container: container.as_ref().map(|c| ContainerFacts {
-                id: &c.id,
-                name: c.name.as_deref(),
-                image: c.image.as_deref(),
-                pod_namespace: c.pod.as_ref().and_then(|p| p.namespace.as_deref()),
-            }),
-        });
-        let line = EventLine {
-            schema: SCHEMA,
-            time: self.config.clock.rfc3339(exec.task.ktime_ns),
-            node: self.config.node.clone(),
-            kind: "exec",
-            process: Some(process),
-            container,
-            violation: None,
-            loss: None,
-            escaped: texts.into_escaped(),
-        };
-        if verdicts.is_empty() {
-            self.write(&line, sink);
-            return;
-        }
-        // One line per violation, each a complete event: alerting pipelines filter on one field.
-        for verdict in verdicts {
-            self.stats.violations += 1;
-            let mut violating = line.clone();
-            violating.violation = Some(ViolationJson {
-                rule: verdict.rule.as_str(),
-                severity: verdict.severity.as_str(),
-                message: verdict.message,
-            });
-            self.write(&violating, sink);
         }
     }
 
@@ -268,6 +267,7 @@ impl Pipeline {
             output: drops.output.saturating_sub(last.output),
         };
         self.last_drops = drops;
+        self.stats.drops = drops;
         if loss.total() == 0 {
             return;
         }
@@ -278,6 +278,7 @@ impl Pipeline {
             kind: "loss",
             process: None,
             container: None,
+            file: None,
             violation: None,
             loss: Some(loss),
             escaped: Vec::new(),

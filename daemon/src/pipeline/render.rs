@@ -1,8 +1,8 @@
 //! Turning records and state into the JSON line model.
 use crate::{
-    event::ExecRecord,
+    event::{ExecRecord, Task},
     output::{ContainerJson, PodJson, ProcessJson, TextFields},
-    state::{ContainerEntry, MetaState},
+    state::{ContainerEntry, MetaState, ProcEntry},
 };
 
 pub fn process_json(
@@ -29,6 +29,35 @@ pub fn process_json(
         parent_exe: parent_exe
             .filter(|exe| !exe.is_empty())
             .map(|exe| texts.text("/process/parent_exe", exe)),
+        exe_layer: None,
+    }
+}
+
+/// The process behind a non-exec event, as the process table knows it.
+pub fn process_from_table(
+    task: &Task,
+    entry: Option<&ProcEntry>,
+    parent_exe: Option<&[u8]>,
+    texts: &mut TextFields,
+) -> ProcessJson {
+    let empty = Vec::new();
+    ProcessJson {
+        pid: task.pid,
+        ppid: entry.map_or(0, |e| e.ppid),
+        uid: task.uid,
+        gid: task.gid,
+        comm: texts.text("/process/comm", &task.comm),
+        exe: texts.text("/process/exe", entry.map_or(&empty, |e| &e.exe)),
+        args: texts.texts("/process/args", entry.map_or(&[][..], |e| &e.args)),
+        args_truncated: false,
+        cwd: texts.text("/process/cwd", entry.map_or(&empty, |e| &e.cwd)),
+        tty: None,
+        loginuid: None,
+        sessionid: None,
+        parent_exe: parent_exe
+            .filter(|exe| !exe.is_empty())
+            .map(|exe| texts.text("/process/parent_exe", exe)),
+        exe_layer: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! `sealwatch run`: the live daemon. Wires sensors → readers → pipeline → stdout, answers the
 //! pipeline's lookups off the event path, and shuts down cleanly on SIGINT/SIGTERM.
+mod reload;
 mod resolver;
 
 use std::{
@@ -18,15 +19,18 @@ use tokio::{
 };
 
 use crate::{
+    capture::{self, Recorder},
     cli::RunArgs,
     clock::{now_boottime_ns, BootClock},
     container::{cgroup2_mount, scan_cgroups, MetadataResolver, RuntimeRoots},
+    metrics::{self, Metrics, PipelineView},
     output::{LineSink, StdoutWriter},
     pipeline::{DropCounts, Input, Pipeline, PipelineConfig},
     policy::Policy,
     reader,
-    sensors::{LoadOptions, Sensors},
+    sensors::{LoadOptions, SensorError, Sensors},
     state::seed::scan_proc,
+    tail::{self, tee::TeeSink, TailError},
 };
 
 /// How often time advances in the pipeline (held events, loss reports, table sweeps).
@@ -53,10 +57,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
+    // Served from before the programs load, so /healthz answers and /readyz says 503 meanwhile.
+    let metrics = Arc::new(Metrics::new());
+    if let Some(addr) = args.metrics_addr.0 {
+        let listener = metrics::http::bind(addr).await?;
+        let local = listener.local_addr().context("reading the metrics address")?;
+        tracing::info!(addr = %local, "metrics endpoint: http://{local}/metrics, /healthz, /readyz");
+        metrics::http::spawn(listener, metrics.clone());
+    }
     let mut sensors = Sensors::load(LoadOptions {
         ring_critical_bytes: args.ring_critical_bytes,
         ring_bulk_bytes: args.ring_bulk_bytes,
+    })
+    .inspect_err(|err| {
+        if let SensorError::Program { sensor, .. } = err {
+            metrics.attach_failed(sensor);
+        }
     })?;
+    for failure in sensors.attach_failures() {
+        metrics.attach_failed(failure.sensor);
+    }
     let cgroup_root = cgroup2_mount().context("finding the cgroup v2 mount")?;
     let node: Arc<str> = match &args.node {
         Some(node) => node.as_str().into(),
@@ -71,10 +91,22 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
             node,
             clock: BootClock::measure(),
             hold_ns: hold.as_nanos() as u64,
+            host_mnt_ns: host_mnt_ns(),
         },
         policy.clone(),
     );
+    // The flight recorder starts before the first input, so a capture holds all of them.
+    let mut recorder = match args.capture.recorder_options() {
+        Some(opts) => Some(
+            Recorder::start(opts, pipeline.config(), &policy).context("starting the capture")?,
+        ),
+        None => None,
+    };
 
+    let host_watch = policy.rule(crate::policy::RuleId::HostFileModified).enabled;
+    sensors
+        .set_host_watch(host_watch)
+        .context("configuring the file sensor")?;
     let (tx, mut rx) = mpsc::channel::<Vec<Input>>(1024);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let decode_errors = Arc::new(AtomicU64::new(0));
@@ -108,15 +140,22 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
         resolver::Resolver::new(MetadataResolver::new(roots), cgroup_root, hold, tx.clone());
     drop(tx);
 
-    let mut writer =
-        StdoutWriter::spawn(args.output_queue).context("starting the output writer")?;
+    let (tail_server, tail_hub) = start_tail(&args.tail)?;
+    let mut writer = TeeSink::new(
+        StdoutWriter::spawn(args.output_queue).context("starting the output writer")?,
+        tail_hub,
+    );
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut reloader = reload::PolicyReloader::new(args.policy.as_deref());
+    let mut policy_poll = tokio::time::interval(reload::POLL);
+    policy_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     for input in snapshot {
-        pipeline.handle(input, &mut writer);
+        capture::feed(&mut pipeline, recorder.as_mut(), input, &mut writer);
     }
     resolver.dispatch(pipeline.take_requests());
     tracing::info!(
@@ -125,24 +164,45 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
         containers = pipeline.container_count(),
         "sealwatch ready: all programs attached, readers running"
     );
+    publish(&metrics, &pipeline);
+    metrics.set_ready(true);
 
     loop {
         tokio::select! {
             _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); break; }
+            _ = sighup.recv() => {
+                let reloaded = reloader.reload("SIGHUP", &mut pipeline, &metrics);
+                if let Some(recorder) = recorder.as_mut().filter(|_| reloaded) {
+                    recorder.policy_changed(pipeline.policy());
+                }
+            }
+            _ = policy_poll.tick() => {
+                let reloaded = reloader.changed()
+                    && reloader.reload("policy file changed", &mut pipeline, &metrics);
+                if let Some(recorder) = recorder.as_mut().filter(|_| reloaded) {
+                    recorder.policy_changed(pipeline.policy());
+                }
+            }
             _ = tick.tick() => {
-                let input = tick_input(&sensors, &decode_errors, &writer);
-                pipeline.handle(input, &mut writer);
+                let input = tick_input(&sensors, &decode_errors, &writer, recorder.as_ref());
+                capture::feed(&mut pipeline, recorder.as_mut(), input, &mut writer);
+                writer.tick();
+                if let Some(recorder) = recorder.as_mut().filter(|r| r.wants_rotation()) {
+                    recorder.rotate(pipeline.snapshot());
+                }
+                publish(&metrics, &pipeline);
             }
             Some(batch) = rx.recv() => {
                 for input in batch {
-                    pipeline.handle(input, &mut writer);
+                    capture::feed(&mut pipeline, recorder.as_mut(), input, &mut writer);
                 }
                 resolver.dispatch(pipeline.take_requests());
             }
         }
     }
 
+    metrics.set_ready(false);
     // Stop the readers after a last drain, finish in-flight lookups, then flush.
     let _ = shutdown_tx.send(true);
     for reader in readers {
@@ -152,14 +212,18 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     while let Ok(Some(batch)) = tokio::time::timeout_at(deadline, rx.recv()).await {
         for input in batch {
-            pipeline.handle(input, &mut writer);
+            capture::feed(&mut pipeline, recorder.as_mut(), input, &mut writer);
         }
     }
-    let input = tick_input(&sensors, &decode_errors, &writer);
-    pipeline.handle(input, &mut writer);
+    let input = tick_input(&sensors, &decode_errors, &writer, recorder.as_ref());
+    capture::feed(&mut pipeline, recorder.as_mut(), input, &mut writer);
     pipeline.finish(&mut writer);
+    if let Some(Err(err)) = recorder.take().map(Recorder::finish) {
+        tracing::error!(%err, "capture: closing the last file failed");
+    }
     let stats = pipeline.stats().clone();
     writer.finish().context("flushing stdout")?;
+    drop(tail_server);
     drop(sensors);
     tracing::info!(
         events = stats.events,
@@ -170,7 +234,22 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tick_input(sensors: &Sensors, decode_errors: &AtomicU64, writer: &StdoutWriter) -> Input {
+/// Copies the pipeline's counters into the metrics (the pipeline never sees the metrics).
+fn publish(metrics: &Metrics, pipeline: &Pipeline) {
+    metrics.publish(&PipelineView {
+        stats: pipeline.stats(),
+        processes: pipeline.process_count(),
+        containers: pipeline.container_count(),
+        held: pipeline.held_count(),
+    });
+}
+
+fn tick_input(
+    sensors: &Sensors,
+    decode_errors: &AtomicU64,
+    writer: &dyn LineSink,
+    recorder: Option<&Recorder>,
+) -> Input {
     let [kernel_critical, kernel_bulk] = sensors.kernel_drops();
     Input::Tick {
         ktime_ns: now_boottime_ns(),
@@ -178,7 +257,35 @@ fn tick_input(sensors: &Sensors, decode_errors: &AtomicU64, writer: &StdoutWrite
             kernel_critical,
             kernel_bulk,
             decode: decode_errors.load(Ordering::Relaxed),
-            output: writer.dropped(),
+            // The capture is an output too: inputs it could not record count here.
+            output: writer.dropped() + recorder.map_or(0, Recorder::lost),
         },
     }
+}
+
+/// The live tail socket, unless `--tail-socket none`. A socket another sealwatch serves is left
+/// to it (logged): this daemon then runs without live tail.
+fn start_tail(
+    args: &tail::TailServerArgs,
+) -> anyhow::Result<(Option<tail::server::TailServer>, Option<tail::hub::TailHub>)> {
+    let Some(path) = args.socket() else {
+        return Ok((None, None));
+    };
+    match tail::server::start(&path, args.tail_queue) {
+        Ok((server, hub)) => Ok((Some(server), Some(hub))),
+        Err(err @ TailError::InUse(_)) => {
+            tracing::warn!(%err, "live tail disabled for this daemon (pass another --tail-socket)");
+            Ok((None, None))
+        }
+        Err(err) => Err(err).context("starting the live tail socket (or pass --tail-socket none)"),
+    }
+}
+
+/// Inode of the host's mount namespace (that of pid 1, which `hostPID` makes the node's init in a
+/// DaemonSet). 0 when unreadable: runtime set-up processes are then judged like any other.
+fn host_mnt_ns() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/1/ns/mnt")
+        .map(|meta| meta.ino() as u32)
+        .unwrap_or(0)
 }

@@ -1,18 +1,31 @@
 //! Answers the pipeline's lookups (container metadata, unknown cgroup paths) with blocking file
 //! I/O on tokio's blocking pool, and feeds the answers back as pipeline inputs.
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use tokio::sync::mpsc;
 
 use crate::{
-    container::{find_cgroup_by_id, MetadataError, MetadataResolver},
+    container::{
+        find_cgroup_by_id,
+        image_path::{parse_rootfs, PathOrigin, RootfsLayers},
+        MetadataError, MetadataResolver,
+    },
     pipeline::{Input, Request},
 };
 
 /// Pause between attempts while a runtime has not written a container's state yet.
 const RETRY: Duration = Duration::from_millis(20);
 
+/// Overlay layers per container, read once from a container process's mount table.
+type LayerCache = Arc<Mutex<HashMap<String, Option<RootfsLayers>>>>;
+
 pub struct Resolver {
+    layers: LayerCache,
     metadata: Arc<MetadataResolver>,
     cgroup_root: Arc<PathBuf>,
     /// Give up on metadata after this long (the pipeline stops holding events then too).
@@ -28,6 +41,7 @@ impl Resolver {
         tx: mpsc::Sender<Vec<Input>>,
     ) -> Self {
         Resolver {
+            layers: Arc::default(),
             metadata: Arc::new(metadata),
             cgroup_root: Arc::new(cgroup_root),
             patience,
@@ -69,6 +83,21 @@ impl Resolver {
                         }]);
                     });
                 }
+                Request::PathOrigins {
+                    container_id,
+                    pid,
+                    paths,
+                } => {
+                    let layers = self.layers.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let origins = path_origins(&layers, &container_id, pid, &paths);
+                        tracing::debug!(container = %container_id, pid, ?origins, "path origins");
+                        let _ = tx.blocking_send(vec![Input::PathOrigins {
+                            container_id,
+                            origins,
+                        }]);
+                    });
+                }
                 Request::CgroupPath(id) => {
                     let root = self.cgroup_root.clone();
                     tokio::task::spawn_blocking(move || {
@@ -79,4 +108,64 @@ impl Resolver {
             }
         }
     }
+}
+
+/// Where each path of a container comes from. The layers never change, so they are read once
+/// per container (from `/proc/<pid>/mountinfo` of one of its processes).
+fn path_origins(
+    cache: &LayerCache,
+    container_id: &str,
+    pid: u32,
+    paths: &[Vec<u8>],
+) -> Vec<(Vec<u8>, PathOrigin)> {
+    let cached = cache
+        .lock()
+        .ok()
+        .and_then(|cache| cache.get(container_id).cloned());
+    let layers = match cached {
+        Some(Some(layers)) => Some(layers),
+        _ => {
+            // The process may be gone already; any process of the container will do.
+            let read = std::iter::once(pid)
+                .chain(container_pids(container_id))
+                .find_map(|pid| {
+                    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+                        .ok()
+                        .and_then(|text| parse_rootfs(&text))
+                });
+            if read.is_none() {
+                tracing::debug!(container = container_id, pid, "overlay layers not readable");
+            }
+            if let (Some(layers), Ok(mut cache)) = (&read, cache.lock()) {
+                // Bounded by live containers in practice; a crude cap keeps a leak impossible.
+                if cache.len() > 4096 {
+                    cache.clear();
+                }
+                cache.insert(container_id.to_owned(), Some(layers.clone()));
+            }
+            read
+        }
+    };
+    paths
+        .iter()
+        .map(|path| {
+            let origin = layers
+                .as_ref()
+                .map_or(PathOrigin::Unknown, |layers| layers.origin(path));
+            (path.clone(), origin)
+        })
+        .collect()
+}
+
+/// Live processes whose cgroup path names the container (a fallback: scans /proc).
+fn container_pids(container_id: &str) -> impl Iterator<Item = u32> + '_ {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(move |pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .is_ok_and(|cgroups| cgroups.contains(container_id))
+        })
 }

@@ -1,11 +1,11 @@
 //! Loading the embedded kernel object, handing it this kernel's offsets, attaching every program.
 //! Dropping [`Sensors`] detaches everything.
 use aya::{
-    maps::{MapData, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, ProgramError},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
+    programs::{BtfTracePoint, ProgramError, TracePoint},
     Btf, BtfError, Ebpf, EbpfError, EbpfLoader,
 };
-use sealwatch_abi::{lane, names, Config, ABI_VERSION};
+use sealwatch_abi::{lane, names, Config, Settings, ABI_VERSION};
 use thiserror::Error;
 
 use super::{offsets, preflight};
@@ -21,6 +21,56 @@ const PROGRAMS: &[(&str, &str, &str)] = &[
     ("cgroup_mkdir", "cgroup_mkdir", "container"),
     ("cgroup_rmdir", "cgroup_rmdir", "container"),
 ];
+
+/// Syscall tracepoints of the file sensor (program name = tracepoint name). Each is optional: a
+/// kernel without one (fchmodat2 is Linux 6.6+) loses only that syscall, and the daemon says so.
+const FILE_TRACEPOINTS: &[&str] = &[
+    "sys_enter_openat",
+    "sys_exit_openat",
+    "sys_enter_openat2",
+    "sys_exit_openat2",
+    "sys_enter_open",
+    "sys_exit_open",
+    "sys_enter_creat",
+    "sys_exit_creat",
+    "sys_enter_fchmod",
+    "sys_enter_fchown",
+    "sys_enter_ftruncate",
+    "sys_enter_unlinkat",
+    "sys_exit_unlinkat",
+    "sys_enter_unlink",
+    "sys_exit_unlink",
+    "sys_enter_rmdir",
+    "sys_exit_rmdir",
+    "sys_enter_renameat2",
+    "sys_exit_renameat2",
+    "sys_enter_renameat",
+    "sys_exit_renameat",
+    "sys_enter_rename",
+    "sys_exit_rename",
+    "sys_enter_fchmodat",
+    "sys_exit_fchmodat",
+    "sys_enter_fchmodat2",
+    "sys_exit_fchmodat2",
+    "sys_enter_chmod",
+    "sys_exit_chmod",
+    "sys_enter_fchownat",
+    "sys_exit_fchownat",
+    "sys_enter_chown",
+    "sys_exit_chown",
+    "sys_enter_lchown",
+    "sys_exit_lchown",
+    "sys_enter_truncate",
+    "sys_exit_truncate",
+];
+
+/// A program that could not be attached; the sensor runs degraded.
+#[derive(Debug, Clone)]
+pub struct AttachFailure {
+    pub sensor: &'static str,
+    pub program: &'static str,
+    pub error: String,
+}
 
 #[derive(Debug, Error)]
 pub enum SensorError {
@@ -63,6 +113,8 @@ pub struct Sensors {
     _ebpf: Ebpf,
     rings: Vec<(u32, RingBuf<MapData>)>,
     drops: PerCpuArray<MapData, u64>,
+    settings: Array<MapData, Settings>,
+    attach_failures: Vec<AttachFailure>,
 }
 
 impl Sensors {
@@ -100,6 +152,32 @@ impl Sensors {
             prog.attach().map_err(|e| fail("attach", e))?;
             tracing::debug!(sensor, program, "attached");
         }
+        preflight::ensure_tracefs()?;
+        let mut attach_failures = Vec::new();
+        for &program in FILE_TRACEPOINTS {
+            let attached = (|| -> Result<(), ProgramError> {
+                let prog: &mut TracePoint = ebpf
+                    .program_mut(program)
+                    .ok_or(ProgramError::NotLoaded)?
+                    .try_into()?;
+                prog.load()?;
+                prog.attach("syscalls", program)?;
+                Ok(())
+            })();
+            if let Err(err) = attached {
+                tracing::warn!(
+                    sensor = "file",
+                    program,
+                    error = %err,
+                    "syscall tracepoint not attached: this syscall is not watched"
+                );
+                attach_failures.push(AttachFailure {
+                    sensor: "file",
+                    program,
+                    error: err.to_string(),
+                });
+            }
+        }
         let mut rings = Vec::new();
         for (lane_id, name) in [
             (lane::CRITICAL, names::RING_CRITICAL),
@@ -117,11 +195,39 @@ impl Sensors {
             name: names::DROPS,
             source,
         })?;
+        let map = ebpf
+            .take_map(names::SETTINGS)
+            .ok_or(SensorError::Missing(names::SETTINGS))?;
+        let settings = Array::try_from(map).map_err(|source| SensorError::Map {
+            name: names::SETTINGS,
+            source,
+        })?;
         Ok(Sensors {
             _ebpf: ebpf,
             rings,
             drops,
+            settings,
+            attach_failures,
         })
+    }
+
+    /// Programs that could not be attached (the daemon runs without them).
+    pub fn attach_failures(&self) -> &[AttachFailure] {
+        &self.attach_failures
+    }
+
+    /// Turns reporting of host (non-container) file writes on or off (`host-file-modified`).
+    pub fn set_host_watch(&mut self, enabled: bool) -> Result<(), SensorError> {
+        let value = Settings {
+            host_watch: u32::from(enabled),
+            _pad: 0,
+        };
+        self.settings
+            .set(0, value, 0)
+            .map_err(|source| SensorError::Map {
+                name: names::SETTINGS,
+                source,
+            })
     }
 
     /// Hands the ring buffers to their readers (once).

@@ -3,4 +3,4 @@ pub mod loader;
 pub mod offsets;
 pub mod preflight;
 
-pub use loader::{LoadOptions, SensorError, Sensors};
+pub use loader::{AttachFailure, LoadOptions, SensorError, Sensors};

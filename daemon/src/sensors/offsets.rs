@@ -114,6 +114,18 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
     // so instead of carrying a wrong value.
     let loginuid = r.offset("task_struct", "loginuid").ok();
     let sessionid = r.offset("task_struct", "sessionid").ok();
+    // overlayfs built into the kernel with the 6.5+ layout (`oe` in `ovl_inode`): the kernel
+    // decides a file's layer itself. Otherwise file events carry their path and userspace
+    // decides from the image's lower directories.
+    let ovl = (|| -> Result<(u32, u32, u32, u32), OffsetError> {
+        Ok((
+            r.offset("ovl_inode", "vfs_inode")?,
+            r.offset("ovl_inode", "__upperdentry")?,
+            r.offset("ovl_inode", "oe")?,
+            r.offset("ovl_entry", "__numlower")?,
+        ))
+    })()
+    .ok();
     Ok(KernelOffsets {
         task_real_parent: r.offset("task_struct", "real_parent")?,
         task_tgid: r.offset("task_struct", "tgid")?,
@@ -135,6 +147,7 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
         mm_arg_end: r.offset("mm_struct", "arg_end")?,
         binprm_file: r.offset("linux_binprm", "file")?,
         binprm_filename: r.offset("linux_binprm", "filename")?,
+        binprm_interp: r.offset("linux_binprm", "interp")?,
         file_f_path: r.offset("file", "f_path")?,
         file_f_inode: r.offset("file", "f_inode")?,
         inode_i_ino: r.offset("inode", "i_ino")?,
@@ -159,6 +172,20 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
         kernfs_node_id: r.offset("kernfs_node", "id")?,
         cgroup_root_hierarchy_id: r.offset("cgroup_root", "hierarchy_id")?,
         has_loginuid: u32::from(loginuid.is_some() && sessionid.is_some()),
+        task_files: r.offset("task_struct", "files")?,
+        files_fdt: r.offset("files_struct", "fdt")?,
+        fdtable_fd: r.offset("fdtable", "fd")?,
+        fdtable_max_fds: r.offset("fdtable", "max_fds")?,
+        fs_root: r.offset("fs_struct", "root")?,
+        vfsmount_mnt_sb: r.offset("vfsmount", "mnt_sb")?,
+        sb_s_magic: r.offset("super_block", "s_magic")?,
+        inode_i_nlink: r.offset("inode", "i_nlink")?,
+        inode_i_mode: r.offset("inode", "i_mode")?,
+        ovl_inode_vfs_inode: ovl.map_or(0, |o| o.0),
+        ovl_inode_upperdentry: ovl.map_or(0, |o| o.1),
+        ovl_inode_oe: ovl.map_or(0, |o| o.2),
+        ovl_entry_numlower: ovl.map_or(0, |o| o.3),
+        has_ovl: u32::from(ovl.is_some()),
     })
 }
 
@@ -184,6 +211,8 @@ mod tests {
             "struct mount embeds vfsmount after its hash links"
         );
         assert!(off.dentry_d_name_name > 0);
+        assert_eq!(off.has_ovl, 1, "this machine's overlayfs is built in (PLATFORM.md)");
+        assert!(off.ovl_inode_upperdentry > off.ovl_inode_vfs_inode);
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub enum PreflightError {
     NoBtf,
     #[error("kernel lacks BPF ring buffers (BPF_MAP_TYPE_RINGBUF, Linux 5.8+)")]
     NoRingBuf,
+    #[error("tracefs is not mounted and mounting it at {TRACEFS} failed ({0}): syscall tracepoints cannot be attached; mount it with `mount -t tracefs tracefs {TRACEFS}`")]
+    NoTracefs(String),
 }
 
 /// Capability bits (linux/capability.h).
@@ -67,5 +69,26 @@ fn check_capabilities() -> Result<(), PreflightError> {
             "CAP_SYS_PTRACE is needed to read other processes' /proc entries".into(),
         ));
     }
+    Ok(())
+}
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// Syscall tracepoints are attached by id, read from tracefs: mount it when nobody has.
+pub fn ensure_tracefs() -> Result<(), PreflightError> {
+    for candidate in [TRACEFS, "/sys/kernel/debug/tracing"] {
+        if Path::new(candidate).join("events").is_dir() {
+            return Ok(());
+        }
+    }
+    nix::mount::mount(
+        Some("tracefs"),
+        TRACEFS,
+        Some("tracefs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|err| PreflightError::NoTracefs(err.to_string()))?;
+    tracing::info!(path = TRACEFS, "mounted tracefs for syscall tracepoints");
     Ok(())
 }

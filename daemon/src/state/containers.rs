@@ -37,12 +37,16 @@ pub struct ContainerRegistry {
     /// cgroup id → container id (None: a host cgroup).
     cgroups: HashMap<u64, Option<String>>,
     containers: HashMap<String, ContainerEntry>,
+    /// cgroup id → path as announced, so a capture file can start with a snapshot
+    /// ([`ContainerRegistry::snapshot`]).
+    paths: HashMap<u64, String>,
 }
 
 impl ContainerRegistry {
     /// Records a v2 cgroup and its path. Returns the container whose metadata must now be fetched,
     /// if this is the first cgroup seen of a new container.
     pub fn add_cgroup(&mut self, id: u64, path: &str) -> Option<CgroupContainer> {
+        self.paths.insert(id, path.to_owned());
         let Some(container) = parse_cgroup_path(path) else {
             self.cgroups.insert(id, None);
             return None;
@@ -63,6 +67,7 @@ impl ContainerRegistry {
 
     /// Forgets a removed cgroup; the container goes with its last cgroup.
     pub fn remove_cgroup(&mut self, id: u64) {
+        self.paths.remove(&id);
         if let Some(Some(container_id)) = self.cgroups.remove(&id) {
             let still_used = self
                 .cgroups
@@ -99,9 +104,47 @@ impl ContainerRegistry {
         }
     }
 
+    pub fn has_container(&self, container_id: &str) -> bool {
+        self.containers.contains_key(container_id)
+    }
+
     pub fn container_count(&self) -> usize {
         self.containers.len()
     }
+
+    /// What rebuilds this registry in a fresh one (capture files start with it), sorted:
+    /// cgroups with their paths, cgroup ids known as host without a path, and the answered
+    /// metadata (None: unavailable) of each container. Pending metadata is left out: its answer
+    /// is still to come as an input.
+    pub fn snapshot(&self) -> RegistrySnapshot {
+        let mut snapshot = RegistrySnapshot::default();
+        for (id, container) in &self.cgroups {
+            match (self.paths.get(id), container) {
+                (Some(path), _) => snapshot.cgroups.push((*id, path.clone())),
+                (None, None) => snapshot.host_without_path.push(*id),
+                (None, Some(_)) => {}
+            }
+        }
+        for (id, entry) in &self.containers {
+            match &entry.meta {
+                MetaState::Known(meta) => snapshot.metadata.push((id.clone(), Some(meta.clone()))),
+                MetaState::Unavailable => snapshot.metadata.push((id.clone(), None)),
+                MetaState::Pending => {}
+            }
+        }
+        snapshot.cgroups.sort();
+        snapshot.host_without_path.sort_unstable();
+        snapshot.metadata.sort_by(|a, b| a.0.cmp(&b.0));
+        snapshot
+    }
+}
+
+/// See [`ContainerRegistry::snapshot`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistrySnapshot {
+    pub cgroups: Vec<(u64, String)>,
+    pub host_without_path: Vec<u64>,
+    pub metadata: Vec<(String, Option<ContainerMeta>)>,
 }
 
 #[cfg(test)]

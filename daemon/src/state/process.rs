@@ -12,6 +12,9 @@ pub struct ProcEntry {
     pub ppid: u32,
     pub exe: Vec<u8>,
     pub comm: Vec<u8>,
+    /// argv and cwd of the current image, so later events of the process can show them.
+    pub args: Vec<Vec<u8>>,
+    pub cwd: Vec<u8>,
     /// Boot-time nanoseconds of the exit, once it happened.
     pub exited_at: Option<u64>,
 }
@@ -28,6 +31,8 @@ impl ProcessTable {
                 ppid: seed.ppid,
                 exe: seed.exe.clone(),
                 comm: seed.comm.clone(),
+                args: seed.args.clone(),
+                cwd: seed.cwd.clone(),
                 exited_at: None,
             });
         }
@@ -35,32 +40,22 @@ impl ProcessTable {
 
     /// A new process starts as a copy of its parent's image.
     pub fn fork(&mut self, parent: u32, child: u32, comm: &[u8]) {
-        let exe = self
-            .procs
-            .get(&parent)
-            .map(|p| p.exe.clone())
-            .unwrap_or_default();
-        self.procs.insert(
-            child,
-            ProcEntry {
-                ppid: parent,
-                exe,
-                comm: comm.to_vec(),
-                exited_at: None,
-            },
-        );
+        let mut entry = self.procs.get(&parent).cloned().unwrap_or(ProcEntry {
+            ppid: parent,
+            exe: Vec::new(),
+            comm: Vec::new(),
+            args: Vec::new(),
+            cwd: Vec::new(),
+            exited_at: None,
+        });
+        entry.ppid = parent;
+        entry.comm = comm.to_vec();
+        entry.exited_at = None;
+        self.procs.insert(child, entry);
     }
 
-    pub fn exec(&mut self, pid: u32, ppid: u32, exe: &[u8], comm: &[u8]) {
-        self.procs.insert(
-            pid,
-            ProcEntry {
-                ppid,
-                exe: exe.to_vec(),
-                comm: comm.to_vec(),
-                exited_at: None,
-            },
-        );
+    pub fn exec(&mut self, pid: u32, entry: ProcEntry) {
+        self.procs.insert(pid, entry);
     }
 
     pub fn exit(&mut self, pid: u32, ktime_ns: u64) {
@@ -79,6 +74,11 @@ impl ProcessTable {
 
     pub fn get(&self, pid: u32) -> Option<&ProcEntry> {
         self.procs.get(&pid)
+    }
+
+    /// Every process in the table (any order).
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &ProcEntry)> {
+        self.procs.iter().map(|(pid, entry)| (*pid, entry))
     }
 
     pub fn len(&self) -> usize {
@@ -102,13 +102,25 @@ mod tests {
             ppid: 1,
             exe: b"/usr/bin/bash".to_vec(),
             comm: b"bash".to_vec(),
+            args: vec![b"bash".to_vec()],
+            cwd: b"/".to_vec(),
         }]);
         table.fork(10, 11, b"bash");
         assert_eq!(
             table.get(11).map(|p| p.exe.as_slice()),
             Some(&b"/usr/bin/bash"[..])
         );
-        table.exec(11, 10, b"/usr/bin/id", b"id");
+        table.exec(
+            11,
+            ProcEntry {
+                ppid: 10,
+                exe: b"/usr/bin/id".to_vec(),
+                comm: b"id".to_vec(),
+                args: vec![b"id".to_vec()],
+                cwd: b"/".to_vec(),
+                exited_at: None,
+            },
+        );
         assert_eq!(
             table.get(11).map(|p| p.exe.as_slice()),
             Some(&b"/usr/bin/id"[..])

@@ -9,6 +9,10 @@ pub struct ProcSeed {
     pub ppid: u32,
     pub exe: Vec<u8>,
     pub comm: Vec<u8>,
+    #[serde(default)]
+    pub args: Vec<Vec<u8>>,
+    #[serde(default)]
+    pub cwd: Vec<u8>,
 }
 
 /// Reads every process from `/proc`. Processes that vanish during the scan are skipped; kernel
@@ -25,11 +29,25 @@ pub fn scan_proc() -> Vec<ProcSeed> {
                 .exe()
                 .map(|path| path.as_os_str().as_bytes().to_vec())
                 .unwrap_or_default();
+            let args = std::fs::read(format!("/proc/{}/cmdline", stat.pid))
+                .map(|raw| {
+                    raw.split(|b| *b == 0)
+                        .filter(|a| !a.is_empty())
+                        .map(<[u8]>::to_vec)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let cwd = process
+                .cwd()
+                .map(|path| path.as_os_str().as_bytes().to_vec())
+                .unwrap_or_default();
             Some(ProcSeed {
                 pid: u32::try_from(stat.pid).ok()?,
                 ppid: u32::try_from(stat.ppid).ok()?,
                 exe,
                 comm: stat.comm.into_bytes(),
+                args,
+                cwd,
             })
         })
         .collect()

@@ -15,6 +15,8 @@ pub mod kind {
     pub const EXIT: u32 = 3;
     pub const CGROUP_MKDIR: u32 = 4;
     pub const CGROUP_RMDIR: u32 = 5;
+    pub const FILE: u32 = 6;
+    pub const SYSCALL_RESULT: u32 = 7;
 }
 
 /// Ring-buffer lanes. Critical carries what attribution depends on (process lifecycle, cgroups,
@@ -33,7 +35,11 @@ pub mod names {
     pub const DROPS: &str = "DROPS";
     pub const SCRATCH: &str = "SCRATCH";
     pub const CONFIG: &str = "CONFIG";
+    pub const SETTINGS: &str = "SETTINGS";
 }
+
+/// `OVERLAYFS_SUPER_MAGIC` (linux/magic.h).
+pub const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;
 
 /// Common prefix of every record (64 bytes).
 #[repr(C)]
@@ -77,6 +83,54 @@ pub mod exec_flags {
     pub const HAS_TTY: u32 = 1 << 3;
     /// The kernel does not track login uids (no CONFIG_AUDIT): `loginuid` is meaningless.
     pub const NO_LOGINUID: u32 = 1 << 4;
+    /// The executable lives on overlayfs (a container root filesystem).
+    pub const EXE_OVERLAY: u32 = 1 << 5;
+    /// ... and comes from a lower (image) layer.
+    pub const EXE_LOWER: u32 = 1 << 6;
+    /// ... and exists only in the upper (writable) layer: written after the container started.
+    pub const EXE_UPPER: u32 = 1 << 7;
+    /// The executable has no links left (deleted, or a memfd).
+    pub const EXE_DELETED: u32 = 1 << 8;
+    /// The task's root directory is not on overlayfs: a host process, or a runtime process that
+    /// has joined a container's cgroup but not yet its root filesystem (runc init).
+    pub const HOST_ROOT: u32 = 1 << 9;
+}
+
+/// Layer of a file on overlayfs, as the kernel saw it at the syscall.
+pub mod layer {
+    /// Not on overlayfs (host file, volume, bind mount).
+    pub const NONE: u32 = 0;
+    /// Has a lower stack: the file comes from the image (copied up or not).
+    pub const LOWER: u32 = 1;
+    /// Upper layer only: created in the container.
+    pub const UPPER: u32 = 2;
+    /// Not decided in the kernel (path-based syscalls, or overlay layout unknown): userspace
+    /// checks the path against the image's lower directories.
+    pub const UNKNOWN: u32 = 3;
+}
+
+/// File operations ([`FileFixed::op`]).
+pub mod file_op {
+    pub const OPEN_WRITE: u32 = 1;
+    pub const TRUNCATE: u32 = 2;
+    pub const RENAME: u32 = 3;
+    pub const UNLINK: u32 = 4;
+    pub const CHMOD: u32 = 5;
+    pub const CHOWN: u32 = 6;
+    pub const CREATE: u32 = 7;
+}
+
+/// Flag bits of [`FileFixed`]`.header.flags`.
+pub mod file_flags {
+    /// The record was taken at syscall entry: a [`super::SyscallResult`] from the same thread
+    /// follows and says whether it succeeded.
+    pub const NEEDS_RESULT: u32 = 1 << 0;
+    /// The path walk was cut (too deep or too long).
+    pub const PATH_TRUNCATED: u32 = 1 << 1;
+    /// The task runs on a host (non-overlay) root filesystem.
+    pub const HOST_TASK: u32 = 1 << 2;
+    /// The file had no links left when seen.
+    pub const DELETED: u32 = 1 << 3;
 }
 
 /// Bytes of argv captured per exec: the documented limit behind `args_truncated`.
@@ -119,6 +173,9 @@ pub struct ExecFixed {
     pub args: Blob,
     /// The filename passed to execve (may be relative, or a script run through an interpreter).
     pub filename: Blob,
+    /// `bprm->interp`: equals `filename` unless a binfmt handler (`#!` scripts) replaced it with
+    /// the interpreter's path.
+    pub interp: Blob,
 }
 
 /// `sched_process_exec`: a program image was replaced. Only `size_of::<ExecFixed>()` plus the
@@ -150,6 +207,52 @@ pub struct ExitEvent {
     pub header: Header,
     pub exit_code: u32,
     pub _pad: u32,
+}
+
+/// A file modification candidate (bulk lane). Paths are either resolved by the kernel (`path`,
+/// leaf-first components like exec paths) or, for path-based syscalls, given as the user string
+/// (`name`, and `name2` for the rename target) plus the directory it is relative to (`base`,
+/// leaf-first components; empty when the user string is absolute).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileFixed {
+    pub header: Header,
+    pub op: u32,
+    /// One of [`layer`].
+    pub layer: u32,
+    /// open flags for opens, mode for chmod/creat, new uid for chown.
+    pub open_flags: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub ino: u64,
+    pub dev: u32,
+    pub _pad: u32,
+    pub path: Blob,
+    pub base: Blob,
+    pub name: Blob,
+    pub name2: Blob,
+}
+
+/// Size of the data area of a file record: paths and user strings, masked like exec data.
+pub const FILE_DATA_SIZE: usize = 16384 + 4096;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FileEvent {
+    pub fixed: FileFixed,
+    pub data: [u8; FILE_DATA_SIZE],
+}
+
+pub const FILE_FIXED_SIZE: usize = core::mem::size_of::<FileFixed>();
+
+/// Return value of a syscall whose entry produced a record with `NEEDS_RESULT` (bulk lane, same
+/// thread, always after it in the ring).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallResult {
+    pub header: Header,
+    pub ret: i64,
 }
 
 /// Bytes of a cgroup path captured at mkdir/rmdir.
@@ -194,6 +297,7 @@ pub struct KernelOffsets {
     pub mm_arg_end: u32,
     pub binprm_file: u32,
     pub binprm_filename: u32,
+    pub binprm_interp: u32,
     pub file_f_path: u32,
     pub file_f_inode: u32,
     pub inode_i_ino: u32,
@@ -219,6 +323,31 @@ pub struct KernelOffsets {
     pub cgroup_root_hierarchy_id: u32,
     /// 1 when `task_loginuid`/`task_sessionid` exist (CONFIG_AUDIT).
     pub has_loginuid: u32,
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdtable_fd: u32,
+    pub fdtable_max_fds: u32,
+    pub fs_root: u32,
+    pub vfsmount_mnt_sb: u32,
+    pub sb_s_magic: u32,
+    pub inode_i_nlink: u32,
+    pub inode_i_mode: u32,
+    /// `container_of(inode, struct ovl_inode, vfs_inode)` and the members read from there.
+    pub ovl_inode_vfs_inode: u32,
+    pub ovl_inode_upperdentry: u32,
+    pub ovl_inode_oe: u32,
+    pub ovl_entry_numlower: u32,
+    /// 1 when the overlay offsets above were found (overlayfs in vmlinux BTF, Linux 6.5+ layout).
+    pub has_ovl: u32,
+}
+
+/// Settings that can change while running (policy reload), in the `SETTINGS` array map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// 1: also report writes by host (non-container) tasks, for `host-file-modified`.
+    pub host_watch: u32,
+    pub _pad: u32,
 }
 
 /// Run-time settings handed to the programs as a read-only global.
@@ -236,4 +365,5 @@ mod pod {
     // SAFETY: plain #[repr(C)] integers with explicit padding: every bit pattern is valid.
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::Settings {}
 }

@@ -4,9 +4,9 @@ use aya_ebpf::helpers::{
     bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
     bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, bpf_probe_read_kernel, generated as gen,
 };
-use sealwatch_abi::{Header, DATA_MASK, NAME_MAX, PATH_DEPTH_MAX, PATH_MAX};
+use sealwatch_abi::{layer, Header, DATA_MASK, NAME_MAX, OVERLAYFS_SUPER_MAGIC, PATH_DEPTH_MAX, PATH_MAX};
 
-use crate::maps::{config, SCRATCH, WALK};
+use crate::maps::{config, FILE_SCRATCH, SCRATCH, WALK};
 
 pub type Ptr = *const u8;
 
@@ -94,6 +94,9 @@ pub struct PathWalk {
     pub truncated: bool,
 }
 
+pub const TARGET_EXEC: u64 = 0;
+pub const TARGET_FILE: u64 = 1;
+
 const WALK_RUNNING: u64 = 0;
 const WALK_DONE: u64 = 1;
 const WALK_TRUNCATED: u64 = 2;
@@ -103,6 +106,8 @@ const WALK_TRUNCATED: u64 = 2;
 /// verified once (on the stack, the growing offset kept it from converging).
 #[repr(C)]
 pub struct Walk {
+    /// Which scratch record receives the path: [`TARGET_EXEC`] or [`TARGET_FILE`].
+    target: u64,
     dentry: u64,
     vfsmount: u64,
     mount: u64,
@@ -119,7 +124,7 @@ pub struct Walk {
 /// The walk runs under `bpf_loop` (Linux 5.17+): the verifier checks one step once instead of
 /// unrolling 64 of them, which kept a two-walk program far below its instruction budget.
 #[inline(always)]
-pub fn walk_path(start: usize, dentry: Ptr, vfsmount: Ptr) -> PathWalk {
+pub fn walk_path(target: u64, start: usize, dentry: Ptr, vfsmount: Ptr) -> PathWalk {
     let Some(walk) = WALK.get_ptr_mut(0) else {
         return PathWalk {
             len: 0,
@@ -128,6 +133,7 @@ pub fn walk_path(start: usize, dentry: Ptr, vfsmount: Ptr) -> PathWalk {
     };
     // SAFETY: per-CPU slot, ours until the program returns.
     let walk = unsafe { &mut *walk };
+    walk.target = target;
     walk.dentry = dentry as u64;
     walk.vfsmount = vfsmount as u64;
     walk.mount = (vfsmount as u64).wrapping_sub(u64::from(config!(offsets.mount_mnt)));
@@ -188,9 +194,7 @@ fn step(walk: &mut Walk) -> Result<(), i64> {
         return Ok(());
     }
     let name = read_ptr(dentry, config!(offsets.dentry_d_name_name))?;
-    let record = SCRATCH.get_ptr_mut(0).ok_or(-1i64)?;
-    // SAFETY: the per-CPU scratch record; masked offset plus NAME_MAX stays inside `data`.
-    let data = unsafe { (*record).data.as_mut_ptr() };
+    let data = scratch_data(walk.target).ok_or(-1i64)?;
     let written = read_kernel_str(
         data.wrapping_add(walk.off as usize & DATA_MASK),
         NAME_MAX as u32,
@@ -208,4 +212,77 @@ fn step(walk: &mut Walk) -> Result<(), i64> {
     }
     walk.dentry = parent as u64;
     Ok(())
+}
+
+/// Data area of the scratch record a walk writes into.
+#[inline(always)]
+fn scratch_data(target: u64) -> Option<*mut u8> {
+    // SAFETY: per-CPU records; masked offsets plus NAME_MAX stay inside their data areas, which
+    // have the same size.
+    if target == TARGET_FILE {
+        FILE_SCRATCH
+            .get_ptr_mut(0)
+            .map(|record| unsafe { (*record).data.as_mut_ptr() })
+    } else {
+        SCRATCH
+            .get_ptr_mut(0)
+            .map(|record| unsafe { (*record).data.as_mut_ptr() })
+    }
+}
+
+/// `struct file *` of descriptor `fd` of `task`.
+#[inline(always)]
+pub fn fd_file(task: Ptr, fd: u64) -> Result<Ptr, i64> {
+    let files = read_ptr(task, config!(offsets.task_files))?;
+    let fdt = read_ptr(files, config!(offsets.files_fdt))?;
+    let max_fds = read::<u32>(fdt, config!(offsets.fdtable_max_fds))?;
+    if fd >= u64::from(max_fds) {
+        return Err(-1);
+    }
+    let array = read_ptr(fdt, config!(offsets.fdtable_fd))?;
+    read_ptr(array, (fd as u32).wrapping_mul(8))
+}
+
+#[inline(always)]
+fn is_overlay_sb(sb: Ptr) -> bool {
+    read::<u64>(sb, config!(offsets.sb_s_magic)).is_ok_and(|magic| magic == OVERLAYFS_SUPER_MAGIC)
+}
+
+/// True when the task's root directory is on overlayfs: it runs in a container.
+#[inline(always)]
+pub fn task_in_container(task: Ptr) -> bool {
+    let check = || -> Result<bool, i64> {
+        let fs = read_ptr(task, config!(offsets.task_fs))?;
+        let root = config!(offsets.fs_root);
+        let mnt = read_ptr(fs, root + config!(offsets.path_mnt))?;
+        let sb = read_ptr(mnt, config!(offsets.vfsmount_mnt_sb))?;
+        Ok(is_overlay_sb(sb))
+    };
+    check().unwrap_or(false)
+}
+
+/// Layer of `inode` (see `sealwatch_abi::layer`) and whether it has no links left.
+#[inline(always)]
+pub fn inode_layer(inode: Ptr) -> (u32, bool) {
+    let deleted = read::<u32>(inode, config!(offsets.inode_i_nlink)).is_ok_and(|n| n == 0);
+    let Ok(sb) = read_ptr(inode, config!(offsets.inode_i_sb)) else {
+        return (layer::UNKNOWN, deleted);
+    };
+    if !is_overlay_sb(sb) {
+        return (layer::NONE, deleted);
+    }
+    if config!(offsets.has_ovl) == 0 {
+        return (layer::UNKNOWN, deleted);
+    }
+    let ovl_inode = inode.wrapping_sub(config!(offsets.ovl_inode_vfs_inode) as usize);
+    let numlower = read_ptr(ovl_inode, config!(offsets.ovl_inode_oe))
+        .and_then(|oe| read::<u32>(oe, config!(offsets.ovl_entry_numlower)))
+        .unwrap_or(0);
+    if numlower > 0 {
+        return (layer::LOWER, deleted);
+    }
+    match read_ptr(ovl_inode, config!(offsets.ovl_inode_upperdentry)) {
+        Ok(upper) if !upper.is_null() => (layer::UPPER, deleted),
+        _ => (layer::UNKNOWN, deleted),
+    }
 }

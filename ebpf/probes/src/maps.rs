@@ -1,9 +1,9 @@
 //! Every map the programs share, plus the read-only configuration global.
 use aya_ebpf::{
     macros::map,
-    maps::{PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
 };
-use sealwatch_abi::{lane, Config, ExecEvent};
+use sealwatch_abi::{lane, Config, ExecEvent, FileEvent, Settings};
 
 /// Default ring sizes; the daemon resizes them at load time (`--ring-*-bytes`).
 const RING_DEFAULT_BYTES: u32 = 8 << 20;
@@ -22,6 +22,23 @@ pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(lane::COUNT, 
 /// ring with only their used length.
 #[map(name = "SCRATCH")]
 pub static SCRATCH: PerCpuArray<ExecEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// File records are built here (same reason as SCRATCH).
+#[map(name = "FILE_SCRATCH")]
+pub static FILE_SCRATCH: PerCpuArray<FileEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Settings the daemon may change while running (policy reload).
+#[map(name = "SETTINGS")]
+pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+
+/// open flags and mode between `sys_enter_open*` and `sys_exit_open*`, by thread. LRU: a missed
+/// exit (thread killed) cannot leak an entry forever.
+#[map(name = "OPEN_STASH")]
+pub static OPEN_STASH: LruHashMap<u64, [u32; 2]> = LruHashMap::with_max_entries(8192, 0);
+
+/// Threads whose syscall entry produced a record that needs its result.
+#[map(name = "NEEDS_RESULT")]
+pub static NEEDS_RESULT: LruHashMap<u64, u32> = LruHashMap::with_max_entries(8192, 0);
 
 /// Path-walk state shared with the `bpf_loop` callback (see `kernel::walk_path`).
 #[map(name = "WALK")]

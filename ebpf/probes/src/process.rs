@@ -6,13 +6,17 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use sealwatch_abi::{
-    exec_flags, kind, lane, Blob, ExecEvent, ExitEvent, ForkEvent, ARGS_MAX, DATA_MASK,
+    exec_flags, kind, lane, layer, Blob, ExecEvent, ExitEvent, ForkEvent, ARGS_MAX, DATA_MASK,
     EXEC_FIXED_SIZE, NAME_MAX,
 };
 
 use crate::{
     emit::{count_drop, output_bytes, submit},
-    kernel::{fill_header, is_self, read, read_kernel_str, read_ptr, walk_path, Ptr},
+    kernel::{
+        fill_header, inode_layer, is_self, read, read_kernel_str, read_ptr, task_in_container,
+        walk_path, Ptr,
+        TARGET_EXEC,
+    },
     maps::{config, SCRATCH},
 };
 
@@ -56,6 +60,9 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
     } else {
         flags |= exec_flags::NO_LOGINUID;
     }
+    if !task_in_container(task) {
+        flags |= exec_flags::HOST_ROOT;
+    }
     event.tty_name = [0; 32];
     if let Ok(signal) = read_ptr(task, config!(offsets.task_signal)) {
         if let Ok(tty) = read_ptr(signal, config!(offsets.signal_tty)) {
@@ -75,7 +82,7 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let f_path = config!(offsets.file_f_path);
     let exe_dentry = read_ptr(file, f_path + config!(offsets.path_dentry))?;
     let exe_mnt = read_ptr(file, f_path + config!(offsets.path_mnt))?;
-    let exe = walk_path(off, exe_dentry, exe_mnt);
+    let exe = walk_path(TARGET_EXEC, off, exe_dentry, exe_mnt);
     if exe.truncated {
         flags |= exec_flags::EXE_TRUNCATED;
     }
@@ -85,6 +92,17 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
     };
     off += exe.len;
     if let Ok(inode) = read_ptr(file, config!(offsets.file_f_inode)) {
+        // Decided now: a binary deleted or a container gone a moment later can't be asked later.
+        let (exe_layer, deleted) = inode_layer(inode);
+        if deleted {
+            flags |= exec_flags::EXE_DELETED;
+        }
+        flags |= match exe_layer {
+            layer::LOWER => exec_flags::EXE_OVERLAY | exec_flags::EXE_LOWER,
+            layer::UPPER => exec_flags::EXE_OVERLAY | exec_flags::EXE_UPPER,
+            layer::UNKNOWN => exec_flags::EXE_OVERLAY,
+            _ => 0,
+        };
         event.exe_ino = read::<u64>(inode, config!(offsets.inode_i_ino)).unwrap_or(0);
         if let Ok(sb) = read_ptr(inode, config!(offsets.inode_i_sb)) {
             event.exe_dev = read::<u32>(sb, config!(offsets.sb_s_dev)).unwrap_or(0);
@@ -101,7 +119,7 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
         let dentry = read_ptr(fs, pwd + config!(offsets.path_dentry));
         let mnt = read_ptr(fs, pwd + config!(offsets.path_mnt));
         if let (Ok(dentry), Ok(mnt)) = (dentry, mnt) {
-            let cwd = walk_path(off, dentry, mnt);
+            let cwd = walk_path(TARGET_EXEC, off, dentry, mnt);
             if cwd.truncated {
                 flags |= exec_flags::CWD_TRUNCATED;
             }
@@ -122,6 +140,14 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
             filename,
         );
         event.filename.len = n as u16;
+        off += n;
+    }
+
+    // The interpreter a binfmt handler chose (differs from filename for `#!` scripts).
+    event.interp = Blob { off: off as u16, len: 0 };
+    if let Ok(interp) = read_ptr(bprm, config!(offsets.binprm_interp)) {
+        let n = read_kernel_str(data.wrapping_add(off & DATA_MASK), NAME_MAX as u32, interp);
+        event.interp.len = n as u16;
         off += n;
     }
 

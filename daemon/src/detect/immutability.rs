@@ -1,0 +1,68 @@
+//! `image-file-modified`, `new-executable`, `host-file-modified`: nothing that came from the image
+//! (or, for an immutable host, from the OS) changes while it runs.
+use super::paths::under;
+use crate::{event::model::FileOp, policy::RuleId};
+
+/// Where the file an operation touches comes from, as far as the verdict goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileOrigin {
+    /// A lower (image) layer.
+    Image,
+    /// The container's writable layer.
+    Upper,
+    /// A volume, bind mount or other non-image mount in a container.
+    Volume,
+    /// A host file touched by a host process.
+    Host,
+    /// Could not be told (layers unreadable, lookup timed out).
+    Unknown,
+}
+
+/// Host paths treated as immutable by `host-file-modified` (disabled by default).
+pub const HOST_IMMUTABLE_PATHS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/etc",
+];
+
+/// Files under those paths that the OS itself rewrites in normal operation.
+pub const HOST_MUTABLE_EXCEPTIONS: &[&str] = &[
+    "/etc/resolv.conf",
+    "/etc/mtab",
+    "/etc/ld.so.cache",
+    "/etc/adjtime",
+    "/etc/.pwd.lock",
+];
+
+pub struct FileFacts<'a> {
+    pub op: FileOp,
+    pub path: &'a [u8],
+    pub shown_path: &'a str,
+    pub origin: FileOrigin,
+    /// The operation leaves the file with exec bits (create with x, chmod +x).
+    pub makes_executable: bool,
+}
+
+/// The rule a file operation breaks, with its message.
+pub fn judge(facts: &FileFacts<'_>) -> Option<(RuleId, String)> {
+    let path = facts.shown_path;
+    let op = facts.op.as_str();
+    match facts.origin {
+        FileOrigin::Image => Some((
+            RuleId::ImageFileModified,
+            format!("image file {path} modified ({op}) in a running container; change the image instead"),
+        )),
+        FileOrigin::Upper if facts.makes_executable => Some((
+            RuleId::NewExecutable,
+            format!("new executable {path} ({op}) in the container's writable layer"),
+        )),
+        FileOrigin::Host
+            if HOST_IMMUTABLE_PATHS.iter().any(|p| under(facts.path, p.as_bytes()))
+                && !HOST_MUTABLE_EXCEPTIONS.iter().any(|p| facts.path == p.as_bytes()) =>
+        {
+            Some((
+                RuleId::HostFileModified,
+                format!("immutable host path {path} modified ({op})"),
+            ))
+        }
+        _ => None,
+    }
+}

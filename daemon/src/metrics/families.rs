@@ -1,0 +1,328 @@
+//! Every metric sealwatch exports, registered once, and how each gets its value.
+//!
+//! The pipeline stays deterministic and never touches this module: it keeps plain counters
+//! (`PipelineStats`) and the run loop calls [`Metrics::publish`] on every tick, which copies the
+//! totals into the registry. Loss metrics come from `PipelineStats::drops`, the very totals the
+//! `loss` lines were computed from, so the metric equals the sum of the `loss` lines at all times.
+//!
+//! Label sets are bounded: rule and severity are enums, lanes and sensors are fixed lists, event
+//! kinds are the decoder's kinds, and pod namespaces are capped ([`super::namespaces`]). No pids,
+//! paths, container ids or image names ever become labels.
+
+use std::{
+    collections::HashMap,
+    sync::{atomic::Ordering, Mutex, PoisonError},
+};
+
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, info::Info},
+    registry::Registry,
+};
+
+use super::namespaces::{NamespaceCap, NAMESPACE_CAP};
+use crate::pipeline::PipelineStats;
+
+/// The sensors of `sensors::loader` (its PROGRAMS table): their attach-failure series exist from
+/// the start, at 0.
+const SENSORS: &[&str] = &["process", "container", "file"];
+/// Kernel event kinds (`KernelEvent::name`) whose series exist from the start.
+const EVENT_KINDS: &[&str] = &["exec", "fork", "exit", "cgroup_mkdir", "cgroup_rmdir"];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ViolationLabels {
+    rule: &'static str,
+    severity: &'static str,
+    /// Not `namespace`: Prometheus' Kubernetes discovery already sets that to sealwatch's own.
+    pod_namespace: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LaneLabels {
+    lane: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SensorLabels {
+    sensor: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    git_commit: &'static str,
+}
+
+/// What the run loop knows besides the pipeline's counters.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineView<'a> {
+    pub stats: &'a PipelineStats,
+    pub processes: usize,
+    pub containers: usize,
+    pub held: usize,
+}
+
+/// The registry and its families. Shared (`Arc`) between the run loop, which writes, and the
+/// HTTP server, which encodes; every value is an atomic, so neither waits for the other.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    events: Family<KindLabels, Counter>,
+    violations: Family<ViolationLabels, Counter>,
+    kernel_drops: Family<LaneLabels, Counter>,
+    decode_drops: Counter,
+    output_drops: Counter,
+    output_lines: Counter,
+    containers: Gauge,
+    processes: Gauge,
+    held_events: Gauge,
+    metadata_pending: Gauge,
+    metadata_failed: Counter,
+    metadata_pending_events: Counter,
+    attach_failures: Family<SensorLabels, Counter>,
+    policy_reloads: Family<ResultLabels, Counter>,
+    policy_last_reload_ok: Gauge,
+    ready: Gauge,
+    /// Namespace admission, and the violation total last published (skips idle ticks).
+    violation_state: Mutex<(NamespaceCap, u64)>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut m = Metrics {
+            registry: Registry::with_prefix("sealwatch"),
+            events: Family::default(),
+            violations: Family::default(),
+            kernel_drops: Family::default(),
+            decode_drops: Counter::default(),
+            output_drops: Counter::default(),
+            output_lines: Counter::default(),
+            containers: Gauge::default(),
+            processes: Gauge::default(),
+            held_events: Gauge::default(),
+            metadata_pending: Gauge::default(),
+            metadata_failed: Counter::default(),
+            metadata_pending_events: Counter::default(),
+            attach_failures: Family::default(),
+            policy_reloads: Family::default(),
+            policy_last_reload_ok: Gauge::default(),
+            ready: Gauge::default(),
+            violation_state: Mutex::new((NamespaceCap::new(NAMESPACE_CAP), u64::MAX)),
+        };
+        // Help texts get a trailing "." from the library.
+        let r = &mut m.registry;
+        r.register(
+            "events",
+            "Kernel events processed, by kind",
+            m.events.clone(),
+        );
+        r.register(
+            "violations",
+            "Policy violations reported, by rule, severity and pod namespace (first 64 namespaces, then \"other\"; empty outside pods)",
+            m.violations.clone(),
+        );
+        r.register(
+            "kernel_drops",
+            "Events dropped in the kernel because a ring buffer was full, by lane",
+            m.kernel_drops.clone(),
+        );
+        r.register(
+            "decode_drops",
+            "Kernel records dropped in userspace because they could not be decoded",
+            m.decode_drops.clone(),
+        );
+        r.register(
+            "output_drops",
+            "JSON lines dropped because the reader of stdout was too slow",
+            m.output_drops.clone(),
+        );
+        r.register(
+            "output_lines",
+            "JSON lines handed to the output",
+            m.output_lines.clone(),
+        );
+        r.register(
+            "containers",
+            "Containers currently tracked",
+            m.containers.clone(),
+        );
+        r.register(
+            "processes",
+            "Entries in the process table",
+            m.processes.clone(),
+        );
+        r.register(
+            "held_events",
+            "Events waiting for their container's metadata",
+            m.held_events.clone(),
+        );
+        r.register(
+            "metadata_lookups_pending",
+            "Container metadata lookups asked for and not answered yet",
+            m.metadata_pending.clone(),
+        );
+        r.register(
+            "metadata_lookups_failed",
+            "Container metadata lookups that found no readable runtime state",
+            m.metadata_failed.clone(),
+        );
+        r.register(
+            "metadata_pending_events",
+            "Events printed before their container's metadata arrived (metadata: pending)",
+            m.metadata_pending_events.clone(),
+        );
+        r.register(
+            "program_attach_failures",
+            "Kernel programs that failed to load or attach, by sensor",
+            m.attach_failures.clone(),
+        );
+        r.register(
+            "policy_reloads",
+            "Policy reloads (SIGHUP or file change), by result",
+            m.policy_reloads.clone(),
+        );
+        r.register(
+            "policy_last_reload_successful",
+            "1 when the last policy reload succeeded (or none was tried), 0 when it failed and the previous policy is still in force",
+            m.policy_last_reload_ok.clone(),
+        );
+        r.register(
+            "ready",
+            "1 once every kernel program is attached and every reader runs (what /readyz answers)",
+            m.ready.clone(),
+        );
+        r.register(
+            "build",
+            "Version and git commit of this binary",
+            Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                git_commit: option_env!("SEALWATCH_GIT_COMMIT").unwrap_or("unknown"),
+            }),
+        );
+        // Series that alerts use with increase() must exist before their first increment, or the
+        // first drop or failure would be invisible.
+        for kind in EVENT_KINDS {
+            drop(m.events.get_or_create(&KindLabels { kind }));
+        }
+        for lane in ["critical", "bulk"] {
+            drop(m.kernel_drops.get_or_create(&LaneLabels { lane }));
+        }
+        for sensor in SENSORS {
+            drop(m.attach_failures.get_or_create(&SensorLabels { sensor }));
+        }
+        for result in ["success", "error"] {
+            drop(m.policy_reloads.get_or_create(&ResultLabels { result }));
+        }
+        m.policy_last_reload_ok.set(1);
+        m
+    }
+
+    /// Copies the pipeline's counters into the registry (every tick; cheap when nothing changed).
+    pub fn publish(&self, view: &PipelineView<'_>) {
+        let stats = view.stats;
+        for (kind, total) in &stats.events_by_kind {
+            store(&self.events.get_or_create(&KindLabels { kind }), *total);
+        }
+        self.publish_violations(stats);
+        let drops = stats.drops;
+        let lane = |lane| self.kernel_drops.get_or_create(&LaneLabels { lane });
+        store(&lane("critical"), drops.kernel_critical);
+        store(&lane("bulk"), drops.kernel_bulk);
+        store(&self.decode_drops, drops.decode);
+        store(&self.output_drops, drops.output);
+        store(&self.output_lines, stats.lines);
+        store(&self.metadata_failed, stats.metadata_failed);
+        store(&self.metadata_pending_events, stats.metadata_pending);
+        set(
+            &self.metadata_pending,
+            stats
+                .metadata_requested
+                .saturating_sub(stats.metadata_answered),
+        );
+        set(&self.containers, view.containers as u64);
+        set(&self.processes, view.processes as u64);
+        set(&self.held_events, view.held as u64);
+    }
+
+    fn publish_violations(&self, stats: &PipelineStats) {
+        let mut state = self
+            .violation_state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (namespaces, published) = &mut *state;
+        if *published == stats.violations {
+            return;
+        }
+        // Namespaces past the cap share "other", so totals are summed before they are stored.
+        let mut totals: HashMap<ViolationLabels, u64> = HashMap::new();
+        for (key, count) in &stats.violations_by {
+            let labels = ViolationLabels {
+                rule: key.rule,
+                severity: key.severity,
+                pod_namespace: namespaces.label(key.pod_namespace.as_deref()),
+            };
+            *totals.entry(labels).or_default() += count;
+        }
+        for (labels, total) in totals {
+            store(&self.violations.get_or_create(&labels), total);
+        }
+        *published = stats.violations;
+    }
+
+    /// A kernel program of `sensor` failed to load or attach.
+    pub fn attach_failed(&self, sensor: &'static str) {
+        self.attach_failures
+            .get_or_create(&SensorLabels { sensor })
+            .inc();
+    }
+
+    /// A policy reload ended; `ok` false means the previous policy stays in force.
+    pub fn policy_reloaded(&self, ok: bool) {
+        let result = if ok { "success" } else { "error" };
+        self.policy_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+        self.policy_last_reload_ok.set(i64::from(ok));
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.get() == 1
+    }
+
+    /// The OpenMetrics text exposition (ends with `# EOF`).
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::with_capacity(8 * 1024);
+        encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// Sets a counter to a total kept elsewhere (the pipeline's). Totals only grow, so the counter
+/// stays monotonic.
+fn store(counter: &Counter, total: u64) {
+    counter.inner().store(total, Ordering::Relaxed);
+}
+
+fn set(gauge: &Gauge, value: u64) {
+    gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+}

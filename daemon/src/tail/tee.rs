@@ -1,0 +1,43 @@
+//! The daemon's sink: every line to stdout (through its bounded writer), and to live tail
+//! clients when any are connected. The line is serialised once for both.
+use super::hub::TailHub;
+use crate::output::{EventLine, LineSink, StdoutWriter};
+
+pub struct TeeSink {
+    stdout: StdoutWriter,
+    hub: Option<TailHub>,
+}
+
+impl TeeSink {
+    pub fn new(stdout: StdoutWriter, hub: Option<TailHub>) -> Self {
+        TeeSink { stdout, hub }
+    }
+
+    /// Time passed: lets clients that caught up learn how many lines they missed.
+    pub fn tick(&mut self) {
+        if let Some(hub) = &mut self.hub {
+            hub.flush_notices();
+        }
+    }
+
+    /// Disconnects tail clients (their tasks flush and close) and flushes stdout.
+    pub fn finish(self) -> std::io::Result<()> {
+        drop(self.hub);
+        self.stdout.finish()
+    }
+}
+
+impl LineSink for TeeSink {
+    fn emit(&mut self, line: &EventLine) {
+        let json = line.to_json();
+        if let Some(hub) = &mut self.hub {
+            hub.publish(line, &json);
+        }
+        self.stdout.emit_json(json);
+    }
+
+    /// Only stdout's drops: a tail client's skipped lines are its own, reported to it.
+    fn dropped(&self) -> u64 {
+        self.stdout.dropped()
+    }
+}

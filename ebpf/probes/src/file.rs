@@ -1,0 +1,439 @@
+//! File modifications: writes, truncation, renames, unlinks, mode and owner changes.
+//!
+//! Filtering happens here so uninteresting syscalls cost a few instructions: read-only opens
+//! return at entry; opens are judged at exit from the opened file's overlay inode (image file =
+//! lower stack present), and writes to a container's own files (upper layer, no exec bits) or to
+//! volumes never leave the kernel. Path-based syscalls inside containers are reported with their
+//! path and result; userspace checks the path against the image's lower directories.
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user, generated as gen},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use sealwatch_abi::{
+    file_flags, file_op, kind, lane, layer, Blob, FileFixed, SyscallResult, DATA_MASK,
+    FILE_FIXED_SIZE, NAME_MAX, PATH_MAX,
+};
+
+use crate::{
+    emit::{count_drop, output_bytes, submit},
+    kernel::{
+        fd_file, fill_header, inode_layer, is_self, read, read_ptr, task_in_container, walk_path,
+        Ptr, TARGET_FILE,
+    },
+    maps::{config, FILE_SCRATCH, NEEDS_RESULT, OPEN_STASH, SETTINGS},
+};
+
+const O_WRONLY: u32 = 0o1;
+const O_RDWR: u32 = 0o2;
+const O_CREAT: u32 = 0o100;
+const O_TRUNC: u32 = 0o1000;
+const WRITE_INTENT: u32 = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC;
+const EXEC_BITS: u32 = 0o111;
+const AT_FDCWD: i64 = -100;
+
+/// Syscall tracepoint records: 8-byte common header, 8-byte syscall nr, then 8 bytes per arg.
+const fn arg(n: usize) -> usize {
+    16 + 8 * n
+}
+const RET: usize = 16;
+
+#[inline(always)]
+fn current_task() -> Ptr {
+    // SAFETY: tracing programs may read the current task pointer.
+    unsafe { gen::bpf_get_current_task() as Ptr }
+}
+
+#[inline(always)]
+fn tid() -> u64 {
+    bpf_get_current_pid_tgid()
+}
+
+#[inline(always)]
+fn host_watch() -> bool {
+    SETTINGS.get(0).is_some_and(|s| s.host_watch != 0)
+}
+
+#[inline(always)]
+fn ctx_arg<T>(ctx: &TracePointContext, n: usize) -> Result<T, i64> {
+    // SAFETY: offsets follow the syscall tracepoint format.
+    unsafe { ctx.read_at::<T>(arg(n)) }.map_err(i64::from)
+}
+
+// ---- opens: stash at entry, judge at exit ---------------------------------------------------
+
+#[inline(always)]
+fn stash_open(flags: u32, mode: u32) {
+    if flags & WRITE_INTENT == 0 || is_self((tid() >> 32) as u32) {
+        return;
+    }
+    let _ = OPEN_STASH.insert(&tid(), &[flags, mode], 0);
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_openat")]
+pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
+    if let (Ok(flags), Ok(mode)) = (ctx_arg::<u64>(&ctx, 2), ctx_arg::<u64>(&ctx, 3)) {
+        stash_open(flags as u32, mode as u32);
+    }
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_open")]
+pub fn sys_enter_open(ctx: TracePointContext) -> u32 {
+    if let (Ok(flags), Ok(mode)) = (ctx_arg::<u64>(&ctx, 1), ctx_arg::<u64>(&ctx, 2)) {
+        stash_open(flags as u32, mode as u32);
+    }
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_creat")]
+pub fn sys_enter_creat(ctx: TracePointContext) -> u32 {
+    if let Ok(mode) = ctx_arg::<u64>(&ctx, 1) {
+        stash_open(O_CREAT | O_WRONLY | O_TRUNC, mode as u32);
+    }
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_openat2")]
+pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
+    if let Ok(how) = ctx_arg::<u64>(&ctx, 2) {
+        // struct open_how { u64 flags; u64 mode; u64 resolve; }
+        // SAFETY: user pointer read through the checked helper.
+        let how = unsafe { bpf_probe_read_user(how as *const [u64; 2]) };
+        if let Ok([flags, mode]) = how {
+            stash_open(flags as u32, mode as u32);
+        }
+    }
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_openat")]
+pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
+    exit_open(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_open")]
+pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
+    exit_open(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_creat")]
+pub fn sys_exit_creat(ctx: TracePointContext) -> u32 {
+    exit_open(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_openat2")]
+pub fn sys_exit_openat2(ctx: TracePointContext) -> u32 {
+    exit_open(&ctx);
+    0
+}
+
+#[inline(always)]
+fn exit_open(ctx: &TracePointContext) {
+    let key = tid();
+    // SAFETY: the value is copied out before the entry is removed.
+    let Some(&[flags, mode]) = (unsafe { OPEN_STASH.get(&key) }) else {
+        return;
+    };
+    let _ = OPEN_STASH.remove(&key);
+    // SAFETY: offset of `ret` in the sys_exit format.
+    let Ok(fd) = (unsafe { ctx.read_at::<i64>(RET) }) else {
+        return;
+    };
+    if fd < 0 {
+        return;
+    }
+    let creating = flags & O_CREAT != 0 && mode & EXEC_BITS != 0;
+    let op = if flags & O_TRUNC != 0 {
+        file_op::TRUNCATE
+    } else {
+        file_op::OPEN_WRITE
+    };
+    let _ = judge_fd(fd as u64, op, flags, mode, creating);
+}
+
+// ---- descriptor operations: judged at entry -------------------------------------------------
+
+#[tracepoint(category = "syscalls", name = "sys_enter_fchmod")]
+pub fn sys_enter_fchmod(ctx: TracePointContext) -> u32 {
+    if let (Ok(fd), Ok(mode)) = (ctx_arg::<u64>(&ctx, 0), ctx_arg::<u64>(&ctx, 1)) {
+        let mode = mode as u32;
+        let _ = judge_fd(fd, file_op::CHMOD, mode, mode, mode & EXEC_BITS != 0);
+    }
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_fchown")]
+pub fn sys_enter_fchown(ctx: TracePointContext) -> u32 {
+    if let Ok(fd) = ctx_arg::<u64>(&ctx, 0) {
+        let uid = ctx_arg::<u64>(&ctx, 1).unwrap_or(u64::MAX) as u32;
+        let _ = judge_fd(fd, file_op::CHOWN, uid, 0, false);
+    }
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_ftruncate")]
+pub fn sys_enter_ftruncate(ctx: TracePointContext) -> u32 {
+    if let Ok(fd) = ctx_arg::<u64>(&ctx, 0) {
+        let _ = judge_fd(fd, file_op::TRUNCATE, 0, 0, false);
+    }
+    0
+}
+
+/// Decides from the file behind `fd` whether the operation matters, and reports it if so.
+/// `makes_executable`: the operation gives the file exec bits (create with x, chmod +x).
+#[inline(always)]
+fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, makes_executable: bool) -> Result<(), i64> {
+    if is_self((tid() >> 32) as u32) {
+        return Ok(());
+    }
+    let task = current_task();
+    let file = fd_file(task, fd)?;
+    let inode = read_ptr(file, config!(offsets.file_f_inode))?;
+    let (file_layer, deleted) = inode_layer(inode);
+    let mut header_flags = if deleted { file_flags::DELETED } else { 0 };
+    match file_layer {
+        // An image file: always reported.
+        layer::LOWER | layer::UNKNOWN => {}
+        // The container's own file: only when it becomes executable.
+        layer::UPPER if makes_executable => {}
+        layer::UPPER => return Ok(()),
+        // Not on overlayfs: a host task's write matters only for host-file-modified.
+        _ if !host_watch() => return Ok(()),
+        _ => {}
+    }
+    // Host tasks include the runtime preparing a container (its root is not the overlay yet).
+    let in_container = task_in_container(task);
+    if file_layer == layer::NONE && in_container {
+        return Ok(());
+    }
+    if !in_container {
+        header_flags |= file_flags::HOST_TASK;
+    }
+    // A new file of the container's own with exec bits (`cp /bin/sh /tmp/x` opens with O_TRUNC).
+    let op = if op != file_op::CHMOD && makes_executable && file_layer == layer::UPPER {
+        file_op::CREATE
+    } else {
+        op
+    };
+    let Some(event) = FILE_SCRATCH.get_ptr_mut(0) else {
+        count_drop(lane::BULK);
+        return Ok(());
+    };
+    let record = event as *const u8;
+    // SAFETY: the per-CPU scratch slot is ours until this program returns.
+    let fixed: &mut FileFixed = unsafe { &mut (*event).fixed };
+    fill_header(&mut fixed.header, kind::FILE, task);
+    fixed.op = op;
+    fixed.layer = file_layer;
+    fixed.open_flags = flags;
+    fixed.mode = mode;
+    fixed.uid = 0;
+    fixed.gid = 0;
+    fixed.ino = read::<u64>(inode, config!(offsets.inode_i_ino)).unwrap_or(0);
+    fixed.dev = read_ptr(inode, config!(offsets.inode_i_sb))
+        .and_then(|sb| read::<u32>(sb, config!(offsets.sb_s_dev)))
+        .unwrap_or(0);
+    fixed._pad = 0;
+    let f_path = config!(offsets.file_f_path);
+    let dentry = read_ptr(file, f_path + config!(offsets.path_dentry))?;
+    let mnt = read_ptr(file, f_path + config!(offsets.path_mnt))?;
+    let walk = walk_path(TARGET_FILE, 0, dentry, mnt);
+    if walk.truncated {
+        header_flags |= file_flags::PATH_TRUNCATED;
+    }
+    fixed.header.flags = header_flags;
+    fixed.path = Blob { off: 0, len: walk.len as u16 };
+    fixed.base = Blob::default();
+    fixed.name = Blob::default();
+    fixed.name2 = Blob::default();
+    let len = (FILE_FIXED_SIZE + walk.len).min(core::mem::size_of::<sealwatch_abi::FileEvent>());
+    output_bytes(lane::BULK, record, len);
+    Ok(())
+}
+
+// ---- path operations: reported at entry with their path, completed by their result ----------
+
+/// `name_arg`/`name2_arg`: indices of user path arguments; `dirfd_arg`: index of the directory
+/// descriptor (None: relative to the cwd).
+#[inline(always)]
+fn report_path_op(
+    ctx: &TracePointContext,
+    op: u32,
+    dirfd_arg: Option<usize>,
+    name_arg: usize,
+    name2_arg: Option<usize>,
+    mode: u32,
+) -> Result<(), i64> {
+    let pid_tgid = tid();
+    if is_self((pid_tgid >> 32) as u32) {
+        return Ok(());
+    }
+    let task = current_task();
+    let mut header_flags = file_flags::NEEDS_RESULT;
+    if !task_in_container(task) {
+        if !host_watch() {
+            return Ok(());
+        }
+        header_flags |= file_flags::HOST_TASK;
+    }
+    let Some(event) = FILE_SCRATCH.get_ptr_mut(0) else {
+        count_drop(lane::BULK);
+        return Ok(());
+    };
+    let record = event as *const u8;
+    // SAFETY: per-CPU scratch slot, ours until this program returns.
+    let (fixed, data) = unsafe { (&mut (*event).fixed, (*event).data.as_mut_ptr()) };
+    fill_header(&mut fixed.header, kind::FILE, task);
+    fixed.op = op;
+    fixed.layer = layer::UNKNOWN;
+    fixed.open_flags = 0;
+    fixed.mode = mode;
+    fixed.uid = 0;
+    fixed.gid = 0;
+    fixed.ino = 0;
+    fixed.dev = 0;
+    fixed._pad = 0;
+    fixed.path = Blob::default();
+    let mut off = 0usize;
+
+    // The user's path strings first: they decide whether a base directory is needed.
+    let name_ptr = ctx_arg::<u64>(ctx, name_arg)?;
+    let n = read_user_str(data, off, name_ptr);
+    fixed.name = Blob { off: off as u16, len: n as u16 };
+    off += n;
+    fixed.name2 = Blob { off: off as u16, len: 0 };
+    if let Some(index) = name2_arg {
+        let n2 = read_user_str(data, off, ctx_arg::<u64>(ctx, index)?);
+        fixed.name2.len = n2 as u16;
+        off += n2;
+    }
+    // Relative paths are resolved against the directory descriptor or the cwd. (For renames
+    // both names share it unless they use different descriptors: rare, and then the cwd wins.)
+    fixed.base = Blob { off: off as u16, len: 0 };
+    let first = if n > 0 {
+        // SAFETY: inside the scratch data area (masked like every store).
+        unsafe { *data.wrapping_add(fixed.name.off as usize & DATA_MASK) }
+    } else {
+        b'/'
+    };
+    if first != b'/' {
+        let dirfd = match dirfd_arg {
+            Some(index) => ctx_arg::<i64>(ctx, index).unwrap_or(AT_FDCWD),
+            None => AT_FDCWD,
+        };
+        let (dentry, mnt) = if dirfd == AT_FDCWD {
+            let fs = read_ptr(task, config!(offsets.task_fs))?;
+            let pwd = config!(offsets.fs_pwd);
+            (
+                read_ptr(fs, pwd + config!(offsets.path_dentry))?,
+                read_ptr(fs, pwd + config!(offsets.path_mnt))?,
+            )
+        } else {
+            let file = fd_file(task, dirfd as u64)?;
+            let f_path = config!(offsets.file_f_path);
+            (
+                read_ptr(file, f_path + config!(offsets.path_dentry))?,
+                read_ptr(file, f_path + config!(offsets.path_mnt))?,
+            )
+        };
+        let walk = walk_path(TARGET_FILE, off, dentry, mnt);
+        if walk.truncated {
+            header_flags |= file_flags::PATH_TRUNCATED;
+        }
+        fixed.base.len = walk.len as u16;
+        off += walk.len;
+    }
+    fixed.header.flags = header_flags;
+    let len = (FILE_FIXED_SIZE + off).min(core::mem::size_of::<sealwatch_abi::FileEvent>());
+    let _ = NEEDS_RESULT.insert(&pid_tgid, &1, 0);
+    output_bytes(lane::BULK, record, len);
+    Ok(())
+}
+
+/// Copies a user string into the data area at `off`; returns bytes written including the NUL.
+#[inline(always)]
+fn read_user_str(data: *mut u8, off: usize, src: u64) -> usize {
+    // SAFETY: masked offset plus PATH_MAX stays inside the data area.
+    let n = unsafe {
+        gen::bpf_probe_read_user_str(
+            data.wrapping_add(off & DATA_MASK) as *mut _,
+            (PATH_MAX - NAME_MAX) as u32,
+            src as *const _,
+        )
+    };
+    if n > 0 {
+        n as usize
+    } else {
+        0
+    }
+}
+
+/// Reports the return value of a syscall whose entry was reported.
+#[inline(always)]
+fn report_result(ctx: &TracePointContext) {
+    let key = tid();
+    // SAFETY: only presence matters.
+    if unsafe { NEEDS_RESULT.get(&key) }.is_none() {
+        return;
+    }
+    let _ = NEEDS_RESULT.remove(&key);
+    // SAFETY: offset of `ret` in the sys_exit format.
+    let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
+    let task = current_task();
+    submit::<SyscallResult>(lane::BULK, |result| {
+        fill_header(&mut result.header, kind::SYSCALL_RESULT, task);
+        result.ret = ret;
+        Ok(())
+    });
+}
+
+/// Defines an entry program for a path syscall and the exit program that reports its result.
+macro_rules! path_syscall {
+    ($enter:ident, $exit:ident, $enter_tp:literal, $exit_tp:literal, $op:expr, $dirfd:expr,
+     $name:expr, $name2:expr, $mode:expr) => {
+        #[tracepoint(category = "syscalls", name = $enter_tp)]
+        pub fn $enter(ctx: TracePointContext) -> u32 {
+            let mode: Option<usize> = $mode;
+            let mode = mode.and_then(|i| ctx_arg::<u64>(&ctx, i).ok()).unwrap_or(0) as u32;
+            let _ = report_path_op(&ctx, $op, $dirfd, $name, $name2, mode);
+            0
+        }
+
+        #[tracepoint(category = "syscalls", name = $exit_tp)]
+        pub fn $exit(ctx: TracePointContext) -> u32 {
+            report_result(&ctx);
+            0
+        }
+    };
+}
+
+path_syscall!(sys_enter_unlinkat, sys_exit_unlinkat, "sys_enter_unlinkat", "sys_exit_unlinkat",
+    file_op::UNLINK, Some(0), 1, None, None);
+path_syscall!(sys_enter_unlink, sys_exit_unlink, "sys_enter_unlink", "sys_exit_unlink",
+    file_op::UNLINK, None, 0, None, None);
+path_syscall!(sys_enter_rmdir, sys_exit_rmdir, "sys_enter_rmdir", "sys_exit_rmdir",
+    file_op::UNLINK, None, 0, None, None);
+path_syscall!(sys_enter_renameat2, sys_exit_renameat2, "sys_enter_renameat2", "sys_exit_renameat2",
+    file_op::RENAME, Some(0), 1, Some(3), None);
+path_syscall!(sys_enter_renameat, sys_exit_renameat, "sys_enter_renameat", "sys_exit_renameat",
+    file_op::RENAME, Some(0), 1, Some(3), None);
+path_syscall!(sys_enter_rename, sys_exit_rename, "sys_enter_rename", "sys_exit_rename",
+    file_op::RENAME, None, 0, Some(1), None);
+path_syscall!(sys_enter_fchmodat, sys_exit_fchmodat, "sys_enter_fchmodat", "sys_exit_fchmodat",
+    file_op::CHMOD, Some(0), 1, None, Some(2));
+path_syscall!(sys_enter_fchmodat2, sys_exit_fchmodat2, "sys_enter_fchmodat2", "sys_exit_fchmodat2",
+    file_op::CHMOD, Some(0), 1, None, Some(2));
+path_syscall!(sys_enter_chmod, sys_exit_chmod, "sys_enter_chmod", "sys_exit_chmod",
+    file_op::CHMOD, None, 0, None, Some(1));
+path_syscall!(sys_enter_fchownat, sys_exit_fchownat, "sys_enter_fchownat", "sys_exit_fchownat",
+    file_op::CHOWN, Some(0), 1, None, None);
+path_syscall!(sys_enter_chown, sys_exit_chown, "sys_enter_chown", "sys_exit_chown",
+    file_op::CHOWN, None, 0, None, None);
+path_syscall!(sys_enter_lchown, sys_exit_lchown, "sys_enter_lchown", "sys_exit_lchown",
+    file_op::CHOWN, None, 0, None, None);
+path_syscall!(sys_enter_truncate, sys_exit_truncate, "sys_enter_truncate", "sys_exit_truncate",
+    file_op::TRUNCATE, None, 0, None, None);

@@ -1,0 +1,65 @@
+//! Small helpers to pick and check events from the JSON stream.
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+/// `event.kind == "exec"`.
+pub fn is_exec(event: &Value) -> bool {
+    event["kind"] == "exec"
+}
+
+/// `process.args` as strings (escaped ones in their escaped form); empty when absent.
+pub fn args(event: &Value) -> Vec<&str> {
+    event["process"]["args"]
+        .as_array()
+        .map(|list| list.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// An exec event whose argv is exactly `expected`.
+pub fn is_exec_of(event: &Value, expected: &[&str]) -> bool {
+    is_exec(event) && args(event) == expected
+}
+
+/// An exec event with `marker` among its args.
+pub fn is_exec_with_arg(event: &Value, marker: &str) -> bool {
+    is_exec(event) && args(event).contains(&marker)
+}
+
+/// `container.id`, when the event is attributed to a container.
+pub fn container_id(event: &Value) -> Option<&str> {
+    event["container"]["id"].as_str()
+}
+
+/// `violation.rule`, when the event is a violation.
+pub fn violation_rule(event: &Value) -> Option<&str> {
+    event["violation"]["rule"].as_str()
+}
+
+/// Checks several fields at once (`(JSON pointer, expected value)`) and reports every mismatch
+/// together with the whole event. A missing field counts as a mismatch (compare with `null` to
+/// require that it is present and null).
+pub fn check_fields(event: &Value, expected: &[(&str, Value)]) -> Result<()> {
+    let mismatches: Vec<String> = expected
+        .iter()
+        .filter_map(|(pointer, want)| match event.pointer(pointer) {
+            Some(got) if got == want => None,
+            Some(got) => Some(format!("  {pointer}: got {got}, expected {want}")),
+            None => Some(format!("  {pointer}: missing, expected {want}")),
+        })
+        .collect();
+    if !mismatches.is_empty() {
+        bail!(
+            "event fields differ:\n{}\n  event: {event}",
+            mismatches.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// The node name the daemon should report (`/proc/sys/kernel/hostname`).
+pub fn hostname() -> Result<String> {
+    let name =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").context("reading the hostname")?;
+    Ok(name.trim().to_owned())
+}

@@ -1,0 +1,203 @@
+//! The test image: a tiny rootfs made of Debian's static busybox, imported into every runtime.
+//!
+//! Contents: `/bin/busybox` plus a symlink `/bin/<applet>` -> `busybox` for every applet of
+//! `busybox --list` (so `/bin/id` is a symlink whose exe is `/bin/busybox`), `/etc/passwd` and
+//! `/etc/group` with `root` and `nobody` (65534), and empty `/tmp` (1777), `/root`, `/proc`,
+//! `/sys`, `/dev`. The rootfs tar is built once per test process; imports are skipped when the
+//! image already exists (bump [`TAG`] when the contents change).
+
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::cmd;
+use crate::services;
+
+/// Image tag; bump it when the rootfs changes so stale imports are not reused.
+pub const TAG: &str = "1";
+/// The image as podman names it (and reports it).
+pub const PODMAN_IMAGE: &str = "localhost/sealwatch-test:1";
+/// The image as Docker names it (and reports it).
+pub const DOCKER_IMAGE: &str = "sealwatch-test:1";
+/// The image as containerd names it after `docker save` | `ctr images import`.
+pub const CONTAINERD_IMAGE: &str = "docker.io/library/sealwatch-test:1";
+/// The containerd namespace the `ctr` tests use (Docker's own containers are in `moby`).
+pub const CONTAINERD_NAMESPACE: &str = "default";
+
+const BUSYBOX: &str = "/bin/busybox";
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+                      nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+
+/// The rootfs tar (`<target>/sealwatch-tests/rootfs.tar`), built on first call in this process.
+pub fn rootfs_tar() -> Result<&'static Path> {
+    static TAR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    TAR.get_or_init(|| build_rootfs_tar().map_err(|e| format!("{e:#}")))
+        .as_deref()
+        .map_err(|e| anyhow!("building the test rootfs: {e}"))
+}
+
+/// Imports the image into podman as [`PODMAN_IMAGE`] unless it is there already.
+pub fn ensure_podman() -> Result<()> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    once(&DONE, || {
+        if cmd::succeeds(
+            "podman",
+            &["image", "exists", PODMAN_IMAGE],
+            cmd::DEFAULT_TIMEOUT,
+        ) {
+            return Ok(());
+        }
+        let tar = rootfs_tar()?;
+        cmd::ok(
+            "podman",
+            &["import".as_ref(), tar.as_os_str(), PODMAN_IMAGE.as_ref()],
+        )
+        .context("importing the test image into podman")?;
+        Ok(())
+    })
+}
+
+/// Imports the image into Docker as [`DOCKER_IMAGE`] unless it is there already (starts dockerd).
+pub fn ensure_docker() -> Result<()> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    once(&DONE, || {
+        services::ensure_dockerd()?;
+        if docker_has_image() {
+            return Ok(());
+        }
+        let tar = rootfs_tar()?;
+        cmd::ok(
+            "docker",
+            &["import".as_ref(), tar.as_os_str(), DOCKER_IMAGE.as_ref()],
+        )
+        .context("importing the test image into Docker")?;
+        Ok(())
+    })
+}
+
+/// Imports the image into containerd (namespace [`CONTAINERD_NAMESPACE`]) as [`CONTAINERD_IMAGE`]
+/// unless it is there already: `docker save` then `ctr images import`.
+pub fn ensure_containerd() -> Result<()> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    once(&DONE, || {
+        services::ensure_containerd()?;
+        if containerd_images()?
+            .iter()
+            .any(|name| name == CONTAINERD_IMAGE)
+        {
+            return Ok(());
+        }
+        ensure_docker()?;
+        let saved = crate::artifacts_dir()?.join("sealwatch-test.docker.tar");
+        cmd::ok(
+            "docker",
+            &[
+                "save".as_ref(),
+                "-o".as_ref(),
+                saved.as_os_str(),
+                DOCKER_IMAGE.as_ref(),
+            ],
+        )
+        .context("saving the Docker test image for containerd")?;
+        let saved = saved.to_str().context("artifact path is not UTF-8")?;
+        cmd::ok("ctr", &ctr_args(&["images", "import", saved]))
+            .context("importing the test image into containerd")?;
+        let names = containerd_images()?;
+        if !names.iter().any(|name| name == CONTAINERD_IMAGE) {
+            bail!("after `ctr images import` containerd has {names:?}, not {CONTAINERD_IMAGE}");
+        }
+        Ok(())
+    })
+}
+
+/// `ctr --address <socket> -n <namespace>` followed by `args`.
+pub fn ctr_args<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec![
+        "--address",
+        services::CONTAINERD_SOCKET,
+        "--namespace",
+        CONTAINERD_NAMESPACE,
+    ];
+    all.extend_from_slice(args);
+    all
+}
+
+fn docker_has_image() -> bool {
+    cmd::succeeds(
+        "docker",
+        &["image", "inspect", DOCKER_IMAGE],
+        cmd::DEFAULT_TIMEOUT,
+    )
+}
+
+fn containerd_images() -> Result<Vec<String>> {
+    let out =
+        cmd::ok("ctr", &ctr_args(&["images", "ls", "-q"])).context("listing containerd images")?;
+    Ok(out.lines().map(str::to_owned).collect())
+}
+
+fn once(cell: &'static OnceLock<Result<(), String>>, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    crate::require_root()?;
+    cell.get_or_init(|| f().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow!(e))
+}
+
+fn build_rootfs_tar() -> Result<PathBuf> {
+    if !Path::new(BUSYBOX).is_file() {
+        bail!("{BUSYBOX} is missing: install Debian's busybox-static");
+    }
+    let dir = crate::artifacts_dir()?;
+    let staging = tempfile::Builder::new()
+        .prefix("rootfs-")
+        .tempdir_in(&dir)
+        .context("creating a staging directory for the rootfs")?;
+    let root = staging.path();
+    for sub in ["bin", "etc", "tmp", "root", "proc", "sys", "dev"] {
+        std::fs::create_dir(root.join(sub)).with_context(|| format!("creating /{sub}"))?;
+    }
+    set_mode(&root.join("tmp"), 0o1777)?;
+    set_mode(&root.join("root"), 0o700)?;
+    std::fs::copy(BUSYBOX, root.join("bin/busybox")).context("copying busybox")?;
+    set_mode(&root.join("bin/busybox"), 0o755)?;
+    let applets = cmd::ok(BUSYBOX, &["--list"]).context("listing busybox applets")?;
+    for applet in applets.lines().map(str::trim) {
+        if applet.is_empty() || applet == "busybox" || applet.contains('/') {
+            continue;
+        }
+        symlink("busybox", root.join("bin").join(applet))
+            .with_context(|| format!("linking /bin/{applet}"))?;
+    }
+    std::fs::write(root.join("etc/passwd"), PASSWD).context("writing /etc/passwd")?;
+    std::fs::write(root.join("etc/group"), GROUP).context("writing /etc/group")?;
+
+    // Written under a process-unique name, then renamed: test binaries may build it concurrently.
+    let tar = dir.join("rootfs.tar");
+    let partial = dir.join(format!("rootfs.tar.{}", std::process::id()));
+    let root_str = root.to_str().context("staging path is not UTF-8")?;
+    let partial_str = partial.to_str().context("artifact path is not UTF-8")?;
+    cmd::ok(
+        "tar",
+        &[
+            "--numeric-owner",
+            "--owner=0",
+            "--group=0",
+            "-C",
+            root_str,
+            "-cf",
+            partial_str,
+            ".",
+        ],
+    )
+    .context("writing the rootfs tar")?;
+    std::fs::rename(&partial, &tar).with_context(|| format!("renaming to {}", tar.display()))?;
+    Ok(tar)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {mode:o} {}", path.display()))
+}

@@ -1,0 +1,269 @@
+//! `cargo xtask bench`: what sealwatch costs the node, against nothing, against empty programs on
+//! the same hooks (the floor), and against the peers that run here. See `docs/bench.md`.
+//!
+//! - `workloads.rs`: the workloads and their targets; `loadgen.c`/`loadgen.rs`: the generator.
+//! - `tracers.rs`: the configurations, each tracer's start/ready/stop; `output.rs`: reading them.
+//! - `container.rs`: the bench container; `rounds.rs`: the interleaved rounds.
+//! - `daemon.rs`: the daemon's own figures; `stats.rs`: medians and ratios; `report.rs`: markdown.
+
+mod container;
+mod daemon;
+mod hooks;
+mod loadgen;
+mod output;
+mod report;
+mod rounds;
+mod stats;
+mod tracers;
+mod workloads;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::{cmd, run, setup};
+use container::BenchContainer;
+use hooks::Hook;
+use tracers::{Config, Env, Tracer};
+use workloads::Place;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// A 1-2 minute smoke run: fewer rounds, a fifth of the iterations, a short ramp. Writes
+    /// target/bench/BENCHMARKS.partial.md instead of BENCHMARKS.md.
+    #[arg(long)]
+    quick: bool,
+    /// Only these workloads (repeat or comma-separate): open-ro-host, open-ro-container,
+    /// open-write-image, open-write-new, fork-exec, tcp-connect, getppid, daemon. Writes
+    /// target/bench/BENCHMARKS.partial.md instead of BENCHMARKS.md.
+    #[arg(long, value_name = "WORKLOAD")]
+    only: Vec<String>,
+    /// Rounds per configuration (default 5, or 3 with --quick).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Benchmark this sealwatch binary instead of building one (`cargo build --release -p
+    /// sealwatch`), e.g. to compare two versions.
+    #[arg(long, value_name = "PATH")]
+    bin: Option<PathBuf>,
+}
+
+pub fn bench(args: &BenchArgs) -> Result<()> {
+    if !setup::is_root() {
+        bail!("the benchmark loads eBPF programs: run `cargo xtask bench` as root");
+    }
+    let started = Instant::now();
+    let load_at_start = loadavg();
+    let (workloads, with_daemon) = workloads::select(&args.only)?;
+    let rounds = args.rounds.unwrap_or(if args.quick { 3 } else { 5 }).max(1);
+    let mut notes = Vec::new();
+
+    // The configurations in use, minus those whose tool is missing (noted in the report).
+    let mut configs: Vec<Config> = Vec::new();
+    for config in workloads.iter().flat_map(|w| w.configs()) {
+        if configs.contains(&config) {
+            continue;
+        }
+        match config.tool() {
+            Some(tool) if !tracers::on_path(tool) => notes.push(format!(
+                "{} skipped: `{tool}` is not installed (`cargo xtask setup` installs it)",
+                config.label()
+            )),
+            _ => configs.push(config),
+        }
+    }
+    for tool in ["gcc", "kill", "getconf"] {
+        if !tracers::on_path(tool) {
+            bail!("`{tool}` is needed: run `cargo xtask setup`");
+        }
+    }
+
+    let built = match &args.bin {
+        Some(bin) => bin.clone(),
+        None => {
+            setup::setup(false)?;
+            run::build_release()?
+        }
+    };
+    let work = crate::target_dir().join("bench");
+    let log_dir = work.join("logs");
+    if log_dir.exists() {
+        std::fs::remove_dir_all(&log_dir).context("clearing target/bench/logs")?;
+    }
+    std::fs::create_dir_all(&log_dir).context("creating target/bench/logs")?;
+    // A private copy: a rebuild of target/release during the run must not change what is measured.
+    let sealwatch = work.join("sealwatch");
+    std::fs::copy(&built, &sealwatch)
+        .with_context(|| format!("copying {} to {}", built.display(), sealwatch.display()))?;
+    let loadgen = loadgen::build(&work)?;
+    std::fs::write(workloads::HOST_OPEN_FILE, b"sealwatch bench\n")
+        .with_context(|| format!("creating {}", workloads::HOST_OPEN_FILE))?;
+    let container = if workloads.iter().any(|w| w.place == Place::Container) {
+        say(started, "starting the bench container");
+        Some(BenchContainer::start(&loadgen, &work)?)
+    } else {
+        None
+    };
+
+    let mut env = Env {
+        sealwatch_args: sealwatch_args(&sealwatch),
+        sealwatch,
+        loadgen,
+        floor_hooks: Vec::new(),
+        log_dir,
+    };
+    // What does sealwatch attach? Its BPF links say; the floor mirrors them.
+    say(started, "starting sealwatch once to see what it attaches");
+    let probe =
+        Tracer::start(Config::Sealwatch, &env, "probe")?.context("sealwatch did not start")?;
+    let hooks = hooks::attached(probe.pid());
+    let attached = probe.stop()?.attached;
+    for hook in &hooks {
+        match hook.floor_arg() {
+            Some(arg) => env.floor_hooks.push(arg.to_owned()),
+            None => notes.push(format!(
+                "sealwatch holds a {}: the floor does not mirror it (it undercounts)",
+                hook.name()
+            )),
+        }
+    }
+    if env.floor_hooks.is_empty() {
+        bail!("no BPF links found on the sealwatch process (see target/bench/logs/probe.log)");
+    }
+    say(
+        started,
+        &format!(
+            "sealwatch attaches {} hooks: {}",
+            hooks.len(),
+            describe(&hooks)
+        ),
+    );
+
+    let plan = rounds::Plan {
+        workloads: &workloads,
+        rounds,
+        quick: args.quick,
+        configs: configs
+            .iter()
+            .copied()
+            .filter(|&c| c != Config::Baseline)
+            .collect(),
+        container: container.as_ref(),
+    };
+    say(
+        started,
+        &format!(
+            "{} workloads × {} configurations (each paired with a baseline run) × {rounds} rounds",
+            workloads.len(),
+            configs.len() - 1
+        ),
+    );
+    let samples = rounds::run(&plan, &env, started)?;
+    drop(container);
+    let daemon = if with_daemon {
+        say(started, "daemon figures: one sealwatch under an exec ramp");
+        Some(daemon::run(&env, args.quick, started)?)
+    } else {
+        None
+    };
+
+    let partial = args.quick || !args.only.is_empty();
+    let mode = format!(
+        "{}, {rounds} rounds, {} in all",
+        if args.quick {
+            "--quick"
+        } else if partial {
+            "--only"
+        } else {
+            "full run"
+        },
+        rounds::fmt_elapsed(started)
+    );
+    let report = report::Report {
+        machine: machine(&load_at_start),
+        mode,
+        workloads: &workloads,
+        configs: &configs,
+        samples: &samples,
+        daemon: daemon.as_ref(),
+        attached: &attached,
+        hooks: &hooks,
+        notes: &notes,
+    };
+    let markdown = report.markdown();
+    println!("\n{markdown}");
+    let out: PathBuf = if partial {
+        work.join("BENCHMARKS.partial.md")
+    } else {
+        crate::repo_root().join("BENCHMARKS.md")
+    };
+    std::fs::write(&out, &markdown).with_context(|| format!("writing {}", out.display()))?;
+    say(started, &format!("written to {}", out.display()));
+    Ok(())
+}
+
+/// `--metrics-addr none` if this sealwatch has the flag: several daemons (tests, other benches)
+/// may run on the machine, and the metrics port is not what is measured.
+fn sealwatch_args(bin: &std::path::Path) -> Vec<String> {
+    let help = cmd::probe(Command::new(bin).args(["run", "--help"])).unwrap_or_default();
+    if help.contains("--metrics-addr") {
+        vec!["--metrics-addr".into(), "none".into()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// `12 (sched_process_exec, syscalls/sys_enter_openat, ...)`, compact.
+pub fn describe(hooks: &[Hook]) -> String {
+    hooks.iter().map(Hook::name).collect::<Vec<_>>().join(", ")
+}
+
+fn say(started: Instant, msg: &str) {
+    println!("[bench {}] {msg}", rounds::fmt_elapsed(started));
+}
+
+/// `Date: ..., CPU: ..., cores, kernel, load, sealwatch revision.`
+fn machine(load_at_start: &str) -> String {
+    let date =
+        cmd::probe(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let rev = cmd::probe(
+        Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .current_dir(crate::repo_root()),
+    )
+    .unwrap_or_default();
+    let dirty = cmd::probe(
+        Command::new("git")
+            .args(["status", "--porcelain", "--untracked-files=no"])
+            .current_dir(crate::repo_root()),
+    )
+    .is_some_and(|s| !s.trim().is_empty());
+    format!(
+        "Date: {}. CPU: {cpu}, {cores} cores. Kernel: Linux {}. Load average at the start: {load_at_start}, at the end: {}. \
+         sealwatch at {}{}.",
+        date.trim(),
+        kernel.trim(),
+        loadavg(),
+        rev.trim(),
+        if dirty { " (with uncommitted changes)" } else { "" }
+    )
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}

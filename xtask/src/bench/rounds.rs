@@ -1,0 +1,223 @@
+//! The overhead measurement, in rounds. In each round every configuration runs once (the order
+//! rotates from round to round), as a session: its workloads run with nothing attached, then
+//! with the tracer attached (or the other way round, alternating by round), back to back. Each
+//! figure is thus paired with a baseline taken seconds away, not minutes, which matters on a
+//! machine whose load swings with other people's builds.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+
+use super::container::BenchContainer;
+use super::loadgen::run_timed;
+use super::stats::{median, paired_ratio};
+use super::tracers::{Config, Env, Tracer};
+use super::workloads::{Place, Workload, CHUNKS};
+
+/// One measurement of a workload under a configuration, with its paired baseline.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    pub round: usize,
+    pub ns: f64,
+    pub baseline_ns: f64,
+    /// Lines the tracer printed while the workload ran.
+    pub lines: u64,
+}
+
+/// Per (workload, configuration other than the baseline): the samples of every round.
+#[derive(Default)]
+pub struct Samples {
+    pub by: BTreeMap<(&'static str, Config), Vec<Sample>>,
+    /// Configurations that could not run in some round, and why.
+    pub problems: Vec<String>,
+}
+
+impl Samples {
+    fn of(&self, workload: &str, config: Config) -> &[Sample] {
+        self.by
+            .iter()
+            .find(|((w, c), _)| *w == workload && *c == config)
+            .map_or(&[], |(_, v)| v.as_slice())
+    }
+
+    /// Nanoseconds per iteration; for the baseline, every baseline run of this workload.
+    pub fn values(&self, workload: &str, config: Config) -> Vec<f64> {
+        if config == Config::Baseline {
+            return self
+                .by
+                .iter()
+                .filter(|((w, _), _)| *w == workload)
+                .flat_map(|(_, v)| v.iter().map(|s| s.baseline_ns))
+                .collect();
+        }
+        self.of(workload, config).iter().map(|s| s.ns).collect()
+    }
+
+    /// `(round, ns / paired baseline ns)`; the baseline itself is 1 in every round it ran.
+    fn normalized(&self, workload: &str, config: Config) -> Vec<(usize, f64)> {
+        if config == Config::Baseline {
+            let mut rounds: Vec<usize> = self
+                .by
+                .iter()
+                .filter(|((w, _), _)| *w == workload)
+                .flat_map(|(_, v)| v.iter().map(|s| s.round))
+                .collect();
+            rounds.sort_unstable();
+            rounds.dedup();
+            return rounds.into_iter().map(|r| (r, 1.0)).collect();
+        }
+        self.of(workload, config)
+            .iter()
+            .filter(|s| s.baseline_ns > 0.0)
+            .map(|s| (s.round, s.ns / s.baseline_ns))
+            .collect()
+    }
+
+    /// Median over rounds of the paired ratio against the baseline.
+    pub fn vs_baseline(&self, workload: &str, config: Config) -> Option<f64> {
+        let ratios: Vec<f64> = self
+            .normalized(workload, config)
+            .iter()
+            .map(|r| r.1)
+            .collect();
+        median(&ratios)
+    }
+
+    /// Median over rounds of (config / its baseline) / (reference / its baseline).
+    pub fn vs(&self, workload: &str, config: Config, reference: Config) -> Option<f64> {
+        paired_ratio(
+            &self.normalized(workload, config),
+            &self.normalized(workload, reference),
+        )
+    }
+
+    /// Median lines the tracer printed per run.
+    pub fn lines(&self, workload: &str, config: Config) -> Option<f64> {
+        let lines: Vec<f64> = self
+            .of(workload, config)
+            .iter()
+            .map(|s| s.lines as f64)
+            .collect();
+        median(&lines)
+    }
+}
+
+pub struct Plan<'a> {
+    pub workloads: &'a [&'static Workload],
+    pub rounds: usize,
+    pub quick: bool,
+    /// Every configuration but the baseline (which runs inside each session).
+    pub configs: Vec<Config>,
+    pub container: Option<&'a BenchContainer>,
+}
+
+pub fn run(plan: &Plan<'_>, env: &Env, started: Instant) -> Result<Samples> {
+    let mut samples = Samples::default();
+    let n = plan.configs.len();
+    for round in 0..plan.rounds {
+        for k in 0..n {
+            let config = plan.configs[(k + round) % n];
+            let workloads: Vec<&Workload> = plan
+                .workloads
+                .iter()
+                .copied()
+                .filter(|w| w.configs().contains(&config))
+                .collect();
+            if workloads.is_empty() {
+                continue;
+            }
+            let baseline_first = round % 2 == 0;
+            let baseline = || -> Result<Vec<f64>> {
+                workloads
+                    .iter()
+                    .map(|w| run_workload(w, plan, env).with_context(|| format!("{} baseline", w.name)))
+                    .collect()
+            };
+            let mut base = if baseline_first { baseline()? } else { Vec::new() };
+            let slug = config.label().replace(' ', "-");
+            let tracer = match Tracer::start(config, env, &format!("round{}-{slug}", round + 1)) {
+                Ok(t) => t,
+                Err(err) if config != Config::Sealwatch => {
+                    let why = format!("round {}: {} not run: {err:#}", round + 1, config.label());
+                    println!("[bench] warning: {why}");
+                    samples.problems.push(why);
+                    continue;
+                }
+                Err(err) => return Err(err.context("starting sealwatch")),
+            };
+            let mut measured = Vec::new();
+            for w in &workloads {
+                let before = tracer.as_ref().map_or(0, Tracer::lines);
+                let ns = run_workload(w, plan, env)
+                    .with_context(|| format!("{} under {}", w.name, config.label()))?;
+                let after = tracer.as_ref().map_or(0, Tracer::lines);
+                measured.push((ns, after.saturating_sub(before)));
+            }
+            if let Some(tracer) = tracer {
+                tracer.stop()?;
+            }
+            if !baseline_first {
+                base = baseline()?;
+            }
+            let mut shown = Vec::new();
+            for ((w, (ns, lines)), baseline_ns) in workloads.iter().zip(measured).zip(base) {
+                samples.by.entry((w.name, config)).or_default().push(Sample {
+                    round,
+                    ns,
+                    baseline_ns,
+                    lines,
+                });
+                shown.push(format!("{} {} ({:.2}x)", w.name, fmt_ns(ns), ns / baseline_ns));
+            }
+            println!(
+                "[bench {}] round {}/{} · {:<22} {}",
+                fmt_elapsed(started),
+                round + 1,
+                plan.rounds,
+                config.label(),
+                shown.join(", ")
+            );
+        }
+    }
+    Ok(samples)
+}
+
+fn run_workload(w: &Workload, plan: &Plan<'_>, env: &Env) -> Result<f64> {
+    let mut args = vec!["-k".to_owned(), CHUNKS.to_string()];
+    args.extend(w.loadgen_args(plan.quick));
+    let mut command = match (w.place, plan.container) {
+        (Place::Host, _) => {
+            let mut c = Command::new(&env.loadgen);
+            c.args(&args);
+            c
+        }
+        (Place::Container, Some(container)) => container.loadgen(&args),
+        (Place::Container, None) => anyhow::bail!("no bench container for {}", w.name),
+    };
+    let chunks = run_timed(&mut command)?;
+    chunks
+        .iter()
+        .map(|c| c.ns_per_iteration())
+        .reduce(f64::min)
+        .context("no chunk timed")
+}
+
+/// `712 ns`, `4.41 µs`, `1.09 ms`.
+pub fn fmt_ns(ns: f64) -> String {
+    if ns < 1_000.0 {
+        format!("{ns:.0} ns")
+    } else if ns < 1_000_000.0 {
+        format!("{:.2} µs", ns / 1_000.0)
+    } else if ns < 1_000_000_000.0 {
+        format!("{:.2} ms", ns / 1_000_000.0)
+    } else {
+        format!("{:.2} s", ns / 1_000_000_000.0)
+    }
+}
+
+pub fn fmt_elapsed(since: Instant) -> String {
+    let secs = since.elapsed().as_secs();
+    format!("{}m{:02}s", secs / 60, secs % 60)
+}
