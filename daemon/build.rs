@@ -33,6 +33,11 @@ fn main() -> anyhow::Result<()> {
         .manifest_path
         .parent()
         .ok_or_else(|| anyhow!("{PROBES_PACKAGE} manifest has no parent directory"))?;
+    // aya-build watches the probes directory; the ABI crate they share with us changes their
+    // layout too.
+    if let Some(ebpf_dir) = root_dir.parent() {
+        println!("cargo:rerun-if-changed={}", ebpf_dir.join("abi").as_str());
+    }
     let package = aya_build::Package {
         name: PROBES_PACKAGE,
         root_dir: root_dir.as_str(),

@@ -2,9 +2,11 @@
 //!
 //! Contents: `/bin/busybox` plus a symlink `/bin/<applet>` -> `busybox` for every applet of
 //! `busybox --list` (so `/bin/id` is a symlink whose exe is `/bin/busybox`), `/etc/passwd` and
-//! `/etc/group` with `root` and `nobody` (65534), and empty `/tmp` (1777), `/root`, `/proc`,
-//! `/sys`, `/dev`. The rootfs tar is built once per test process; imports are skipped when the
-//! image already exists (bump [`TAG`] when the contents change).
+//! `/etc/group` with `root` and `nobody` (65534), the image files [`FIXTURE_FILES`] (0644, for the
+//! immutability tests to modify), the static [`EXEC_HELPER`] built from
+//! `tests/helpers/memfd_exec.c` (runs a memfd or a deleted binary, for the drift tests), and empty
+//! `/tmp` (1777), `/root`, `/proc`, `/sys`, `/dev`. The rootfs tar is built once per test process;
+//! imports are skipped when the image already exists (bump [`TAG`] when the contents change).
 
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -16,13 +18,30 @@ use crate::cmd;
 use crate::services;
 
 /// Image tag; bump it when the rootfs changes so stale imports are not reused.
-pub const TAG: &str = "1";
+pub const TAG: &str = "2";
 /// The image as podman names it (and reports it).
-pub const PODMAN_IMAGE: &str = "localhost/sealwatch-test:1";
+pub const PODMAN_IMAGE: &str = "localhost/sealwatch-test:2";
 /// The image as Docker names it (and reports it).
-pub const DOCKER_IMAGE: &str = "sealwatch-test:1";
+pub const DOCKER_IMAGE: &str = "sealwatch-test:2";
 /// The image as containerd names it after `docker save` | `ctr images import`.
-pub const CONTAINERD_IMAGE: &str = "docker.io/library/sealwatch-test:1";
+pub const CONTAINERD_IMAGE: &str = "docker.io/library/sealwatch-test:2";
+/// Regular files of the image (content [`FIXTURE_CONTENT`], mode 0644) that tests may modify.
+/// None of them is a runtime bind mount (unlike `/etc/hosts`, `/etc/hostname`,
+/// `/etc/resolv.conf`), so they stay on the container's overlay.
+pub const FIXTURE_FILES: &[&str] = &[
+    "/etc/sw-image/a.conf",
+    "/etc/sw-image/b.conf",
+    "/etc/sw-image/c.conf",
+    "/etc/sw-image/d.conf",
+    "/etc/sw-image/e.conf",
+];
+/// The content of every [`FIXTURE_FILES`] entry.
+pub const FIXTURE_CONTENT: &str = "sealwatch image fixture\n";
+/// The drift helper in the image: `sw-exec-helper memfd` execs a memfd copy of busybox as `true`;
+/// `sw-exec-helper deleted PATH` copies busybox to PATH, opens it, unlinks it and execs the fd.
+pub const EXEC_HELPER: &str = "/bin/sw-exec-helper";
+/// Its source, relative to the repository root.
+pub const EXEC_HELPER_SOURCE: &str = "tests/helpers/memfd_exec.c";
 /// The containerd namespace the `ctr` tests use (Docker's own containers are in `moby`).
 pub const CONTAINERD_NAMESPACE: &str = "default";
 
@@ -173,6 +192,17 @@ fn build_rootfs_tar() -> Result<PathBuf> {
     }
     std::fs::write(root.join("etc/passwd"), PASSWD).context("writing /etc/passwd")?;
     std::fs::write(root.join("etc/group"), GROUP).context("writing /etc/group")?;
+    for file in FIXTURE_FILES {
+        let path = root.join(file.trim_start_matches('/'));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&path, FIXTURE_CONTENT).with_context(|| format!("writing {file}"))?;
+        set_mode(&path, 0o644)?;
+    }
+    let helper = root.join(EXEC_HELPER.trim_start_matches('/'));
+    std::fs::copy(exec_helper()?, &helper).with_context(|| format!("copying {EXEC_HELPER}"))?;
+    set_mode(&helper, 0o755)?;
 
     // Written under a process-unique name, then renamed: test binaries may build it concurrently.
     let tar = dir.join("rootfs.tar");
@@ -195,6 +225,28 @@ fn build_rootfs_tar() -> Result<PathBuf> {
     .context("writing the rootfs tar")?;
     std::fs::rename(&partial, &tar).with_context(|| format!("renaming to {}", tar.display()))?;
     Ok(tar)
+}
+
+/// [`EXEC_HELPER_SOURCE`] compiled with `gcc -static -O2` into the artifacts dir, once per test
+/// process (under a process-unique name: test binaries may build it concurrently).
+pub fn exec_helper() -> Result<&'static Path> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| build_exec_helper().map_err(|e| format!("{e:#}")))
+        .as_deref()
+        .map_err(|e| anyhow!("building the drift helper: {e}"))
+}
+
+fn build_exec_helper() -> Result<PathBuf> {
+    let source = crate::repo_root().join(EXEC_HELPER_SOURCE);
+    let out = crate::artifacts_dir()?.join(format!("sw-exec-helper.{}", std::process::id()));
+    let source = source.to_str().context("source path is not UTF-8")?;
+    let out_str = out.to_str().context("artifact path is not UTF-8")?;
+    cmd::ok(
+        "gcc",
+        &["-static", "-O2", "-Wall", "-Wextra", "-o", out_str, source],
+    )
+    .context("compiling the drift helper (needs gcc and the static libc, libc6-dev)")?;
+    Ok(out)
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {

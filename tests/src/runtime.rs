@@ -48,6 +48,8 @@ pub enum Runtime {
 pub struct RunOptions {
     /// Run the container's processes as this uid (`--user`); not supported for containerd.
     pub user: Option<u32>,
+    /// Bind mounts as `HOST_DIR:CONTAINER_DIR` (`-v`); not supported for containerd.
+    pub volumes: Vec<String>,
 }
 
 /// A running container. Removed (forcefully) on drop.
@@ -236,6 +238,15 @@ impl Runtime {
                 "ctr run cannot set the user; use podman or docker"
             );
             flags.extend(["--user".to_owned(), uid.to_string()]);
+        }
+        if !opts.volumes.is_empty() {
+            ensure!(
+                self != Runtime::Containerd,
+                "the harness mounts volumes with podman or docker only"
+            );
+            for volume in &opts.volumes {
+                flags.extend(["-v".to_owned(), volume.clone()]);
+            }
         }
         Ok(flags)
     }

@@ -376,7 +376,10 @@ fn root_in_container_fires_once_per_container() -> Result<()> {
     rt.ensure_ready()?;
     let mut daemon = Daemon::start(&[])?;
     let root = rt.run_detached(&unique_name("sw-root"), &["sleep", "300"])?;
-    let nobody_opts = RunOptions { user: Some(65534) };
+    let nobody_opts = RunOptions {
+        user: Some(65534),
+        ..RunOptions::default()
+    };
     let nobody =
         rt.run_detached_with(&unique_name("sw-nobody"), &nobody_opts, &["sleep", "300"])?;
     for (c, uid) in [(&root, 0u32), (&nobody, 65534)] {

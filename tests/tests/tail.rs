@@ -88,7 +88,12 @@ fn the_socket_is_root_only_and_tail_filters_on_the_daemon_side() -> Result<()> {
     rt.ensure_ready()?;
     let dir = fresh_dir("sw-tail")?;
     let socket = dir.join("run/sealwatch/tail.sock");
-    let mut daemon = Daemon::start(&["--tail-socket", socket.to_str().unwrap()])?;
+    let mut daemon = Daemon::start(&[
+        "--tail-socket",
+        socket.to_str().unwrap(),
+        "--metrics-addr",
+        "none",
+    ])?;
 
     let meta = std::fs::metadata(&socket)?;
     ensure!(
@@ -168,6 +173,8 @@ fn a_stalled_client_never_stalls_the_daemon_and_learns_what_it_missed() -> Resul
         socket.to_str().unwrap(),
         "--tail-queue",
         "64",
+        "--metrics-addr",
+        "none",
     ])?;
     // A client that subscribes to everything and then does not read.
     let mut stalled = UnixStream::connect(&socket)?;

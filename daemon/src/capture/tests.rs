@@ -65,6 +65,10 @@ fn exec(pid: u32, ppid: u32, uid: u32, cgroup_id: u64, t: u64, exe: &str) -> Inp
             deleted: false,
         },
         host_root: false,
+        vpid: 0,
+        pid_level: 0,
+        parent_pid_ns: 0,
+        login_env: Vec::new(),
     }))
 }
 

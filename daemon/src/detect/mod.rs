@@ -89,6 +89,21 @@ impl Detector {
         verdicts
     }
 
+    /// A login (container exec, SSH, console, nsenter): the verdict of `rule` unless the policy
+    /// disables or excepts it (exec probes are excepted by container, exe and args).
+    pub fn on_login(
+        &self,
+        rule: RuleId,
+        message: String,
+        exe: &str,
+        args: &[String],
+        container: Option<&ContainerFacts<'_>>,
+    ) -> Option<Verdict> {
+        let mut verdicts = Vec::new();
+        self.decide(rule, &subject(exe, args, container), message, &mut verdicts);
+        verdicts.pop()
+    }
+
     /// True when the policy wants host writes reported (the kernel then sends them).
     pub fn host_watch(&self) -> bool {
         self.policy.rule(RuleId::HostFileModified).enabled

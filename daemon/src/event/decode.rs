@@ -6,7 +6,9 @@ use sealwatch_abi::{
 };
 use thiserror::Error;
 
-use super::model::{ExeOrigin, ExecRecord, FileOp, FileRecord, KernelEvent, Layer, Task};
+use super::model::{
+    ExeOrigin, ExecRecord, FileOp, FileRecord, KernelEvent, Layer, Task, LOGIN_ENV_VARS,
+};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -117,6 +119,19 @@ fn decode_exec(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
             deleted: has(exec_flags::EXE_DELETED),
         },
         host_root: has(exec_flags::HOST_ROOT),
+        vpid: fixed.vpid,
+        pid_level: fixed.pid_level,
+        parent_pid_ns: fixed.parent_pid_ns,
+        login_env: blob(data, fixed.env)
+            .split(|b| *b == 0)
+            .filter(|pair| {
+                LOGIN_ENV_VARS.iter().any(|name| {
+                    pair.strip_prefix(name.as_bytes())
+                        .is_some_and(|rest| rest.starts_with(b"="))
+                })
+            })
+            .map(<[u8]>::to_vec)
+            .collect(),
     }))
 }
 

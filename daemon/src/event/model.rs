@@ -42,6 +42,35 @@ pub struct ExecRecord {
     /// The task's root is not on overlayfs (host, or a runtime process not yet inside its
     /// container's root filesystem).
     pub host_root: bool,
+    /// Pid inside its own pid namespace, and that namespace's depth (0 = the host's).
+    #[serde(default)]
+    pub vpid: u32,
+    #[serde(default)]
+    pub pid_level: u32,
+    /// Pid namespace of the real parent.
+    #[serde(default)]
+    pub parent_pid_ns: u32,
+    /// The few environment variables that identify a login (`NAME=value`), captured for login
+    /// candidates only; every other variable is dropped at decode so secrets never travel.
+    #[serde(default)]
+    pub login_env: Vec<Vec<u8>>,
+}
+
+/// Environment variables kept from a login candidate's environment.
+pub const LOGIN_ENV_VARS: &[&str] = &[
+    "KUBERNETES_EXEC_AUDIT_ID",
+    "SPO_EXEC_REQUEST_UID",
+    "SSH_CONNECTION",
+];
+
+impl ExecRecord {
+    /// Value of a captured login variable.
+    pub fn login_var(&self, name: &str) -> Option<&[u8]> {
+        self.login_env.iter().find_map(|pair| {
+            pair.strip_prefix(name.as_bytes())
+                .and_then(|rest| rest.strip_prefix(b"="))
+        })
+    }
 }
 
 /// Origin of an executable file as the kernel saw it at exec.

@@ -58,16 +58,16 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 fn every_metric_an_alert_uses_is_exported() {
     // A family without samples is not printed at all: give violations one.
     let metrics = Metrics::new();
-    let mut stats = PipelineStats::default();
-    stats.violations = 1;
-    stats.violations_by.insert(
-        ViolationKey {
-            rule: "drift-exec",
-            severity: "critical",
-            pod_namespace: None,
-        },
-        1,
-    );
+    let key = ViolationKey {
+        rule: "drift-exec",
+        severity: "critical",
+        pod_namespace: None,
+    };
+    let stats = PipelineStats {
+        violations: 1,
+        violations_by: [(key, 1)].into_iter().collect(),
+        ..PipelineStats::default()
+    };
     metrics.publish(&PipelineView {
         stats: &stats,
         processes: 0,

@@ -104,6 +104,10 @@ fn root_exec(n: usize, ktime_ns: u64) -> Input {
             deleted: false,
         },
         host_root: false,
+        vpid: 0,
+        pid_level: 0,
+        parent_pid_ns: 0,
+        login_env: Vec::new(),
     }))
 }
 

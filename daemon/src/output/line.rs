@@ -18,6 +18,9 @@ pub struct EventLine {
     pub container: Option<ContainerJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<FileJson>,
+    /// The login session the event belongs to (exec events in a session carry only `id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub violation: Option<ViolationJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,6 +66,33 @@ pub struct ProcessJson {
     /// Where the executable came from (exec events): lower, upper, memfd, deleted or host.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exe_layer: Option<&'static str>,
+}
+
+/// A login session (see `pipeline::sessions`).
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct SessionJson {
+    pub id: String,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// uid of the session's first process, as the host sees it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tty: Option<Option<String>>,
+    /// `address:port` of the SSH client when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<Option<String>>,
+    /// `start` or `end`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<&'static str>,
+    /// `KUBERNETES_EXEC_AUDIT_ID` / `SPO_EXEC_REQUEST_UID` of the entering process: the join key
+    /// to the API server's audit log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k8s_audit_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commands: Option<u64>,
 }
 
 /// The file a `file` event is about.

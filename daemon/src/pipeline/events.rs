@@ -12,7 +12,7 @@ use crate::{
         ContainerFacts, ExecFacts, Verdict,
     },
     event::{model::FileOp, ExecRecord, FileRecord, Layer},
-    output::{EventLine, FileJson, LineSink, TextFields, ViolationJson, SCHEMA},
+    output::{EventLine, FileJson, LineSink, SessionJson, TextFields, ViolationJson, SCHEMA},
     state::{CgroupLookup, MetaState, ProcEntry},
 };
 
@@ -35,19 +35,35 @@ impl Pipeline {
                 exited_at: None,
             },
         );
-        let script = if self.is_runtime_setup(exec.task.cgroup_id, exec.task.mnt_ns, exec.host_root) {
+        let runtime_setup =
+            self.is_runtime_setup(exec.task.cgroup_id, exec.task.mnt_ns, exec.host_root);
+        let script = if runtime_setup {
             None
         } else {
             self.warm_up_layers(exec.task.cgroup_id, exec.task.pid);
             script_of(&exec)
         };
+        if !runtime_setup && exec.pid_level > 0 {
+            if let CgroupLookup::Container(_) = self.containers.lookup(exec.task.cgroup_id) {
+                self.pidns_container
+                    .insert(exec.task.pid_ns, exec.task.cgroup_id);
+            }
+        }
+        let login = self.classify_login(&exec, parent_exe.as_deref(), runtime_setup);
+        let session_id = match &login {
+            Some(start) => Some(start.session.id.clone()),
+            None => self.sessions.exec(exec.task.pid),
+        };
+        let cgroup_id = self.container_cgroup(&exec).unwrap_or(exec.task.cgroup_id);
         let held = Held {
-            cgroup_id: exec.task.cgroup_id,
+            cgroup_id,
             ktime_ns: exec.task.ktime_ns,
             what: Waiting::Exec {
                 exec,
                 parent_exe,
                 script,
+                login: login.map(Box::new),
+                session_id,
             },
         };
         self.hold_or_emit(held, sink);
@@ -200,7 +216,9 @@ impl Pipeline {
                 exec,
                 parent_exe,
                 script,
-            } => self.emit_exec(exec, parent_exe, script, sink),
+                login,
+                session_id,
+            } => self.emit_exec(exec, parent_exe, script, login, session_id, sink),
             Waiting::File { file, paths, .. } => self.emit_file(file, paths, sink),
         }
     }
@@ -210,18 +228,21 @@ impl Pipeline {
         exec: ExecRecord,
         parent_exe: Option<Vec<u8>>,
         script: Option<Vec<u8>>,
+        login: Option<Box<super::logins::SessionStart>>,
+        session_id: Option<String>,
         sink: &mut dyn LineSink,
     ) {
         let mut texts = TextFields::default();
         let exe_layer = exe_layer(&exec);
         let mut process = render::process_json(&exec, parent_exe.as_deref(), &mut texts);
         process.exe_layer = Some(exe_layer.as_str());
-        let container = self.container_json(exec.task.cgroup_id);
+        let cgroup_id = self.container_cgroup(&exec).unwrap_or(exec.task.cgroup_id);
+        let container = self.container_json(cgroup_id);
         let script_origin = script.as_ref().map(|path| {
             let origin = self.origin(exec.task.cgroup_id, path);
             (String::from_utf8_lossy(path).into_owned(), origin)
         });
-        let verdicts = if self.is_runtime_setup(exec.task.cgroup_id, exec.task.mnt_ns, exec.host_root)
+        let mut verdicts = if self.is_runtime_setup(exec.task.cgroup_id, exec.task.mnt_ns, exec.host_root)
         {
             // runc init and friends: attributed to the container, but not its workload.
             Vec::new()
@@ -235,6 +256,12 @@ impl Pipeline {
                 script: script_origin.as_ref().map(|(p, o)| (p.as_str(), *o)),
             })
         };
+        let escaped = texts.into_escaped();
+        if let Some(start) = login {
+            // The session line comes first: the exec line that opened it refers to it.
+            self.emit_session(&start.session, None, process.clone(), escaped.clone(), sink);
+            verdicts.insert(0, start.verdict);
+        }
         let line = EventLine {
             schema: SCHEMA,
             time: self.config.clock.rfc3339(exec.task.ktime_ns),
@@ -243,9 +270,13 @@ impl Pipeline {
             process: Some(process),
             container,
             file: None,
+            session: session_id.map(|id| SessionJson {
+                id,
+                ..SessionJson::default()
+            }),
             violation: None,
             loss: None,
-            escaped: texts.into_escaped(),
+            escaped,
         };
         self.emit_line(line, verdicts, true, 0, sink);
     }
@@ -351,6 +382,7 @@ impl Pipeline {
             process: Some(process),
             container,
             file: Some(file_json),
+            session: None,
             violation: None,
             loss: None,
             escaped: texts.into_escaped(),
@@ -358,7 +390,7 @@ impl Pipeline {
         self.emit_line(line, verdicts, false, repeats, sink);
     }
 
-    fn container_json(&self, cgroup_id: u64) -> Option<crate::output::ContainerJson> {
+    pub(super) fn container_json(&self, cgroup_id: u64) -> Option<crate::output::ContainerJson> {
         match self.containers.lookup(cgroup_id) {
             CgroupLookup::Container(entry) => Some(render::container_json(entry)),
             _ => None,

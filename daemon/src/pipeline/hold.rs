@@ -12,6 +12,10 @@ pub enum Waiting {
         parent_exe: Option<Vec<u8>>,
         /// Script run through an interpreter, when there is one.
         script: Option<Vec<u8>>,
+        /// The login session this exec opens, decided at arrival.
+        login: Option<Box<super::logins::SessionStart>>,
+        /// The session the process belongs to.
+        session_id: Option<String>,
     },
     File {
         file: FileRecord,

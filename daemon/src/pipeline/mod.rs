@@ -3,7 +3,9 @@
 mod events;
 mod hold;
 pub mod input;
+mod logins;
 mod render;
+pub mod sessions;
 mod snapshot;
 
 use std::{
@@ -94,6 +96,10 @@ pub struct Pipeline {
     /// Last time each (container, rule, op, path) file violation was printed, and how many
     /// repeats were held back since.
     repeats: HashMap<RepeatKey, (u64, u64)>,
+    sessions: sessions::SessionTracker,
+    /// Pid namespace → a cgroup of the container that owns it, learned from the container's own
+    /// processes: attributes processes that joined its namespaces without its cgroup (nsenter).
+    pidns_container: HashMap<u32, u64>,
 }
 
 /// (container id, rule, operation, path) of a file violation.
@@ -115,6 +121,8 @@ impl Pipeline {
             origins: HashMap::new(),
             asked_origins: HashSet::new(),
             repeats: HashMap::new(),
+            sessions: sessions::SessionTracker::default(),
+            pidns_container: HashMap::new(),
         }
     }
 
@@ -211,8 +219,12 @@ impl Pipeline {
             KernelEvent::Exec(exec) => self.exec(exec, sink),
             KernelEvent::Fork { task, child_pid } => {
                 self.procs.fork(task.pid, child_pid, &task.comm);
+                self.sessions.fork(task.pid, child_pid);
             }
-            KernelEvent::Exit { task, .. } => self.procs.exit(task.pid, task.ktime_ns),
+            KernelEvent::Exit { task, .. } => {
+                self.procs.exit(task.pid, task.ktime_ns);
+                self.session_exit(task.pid, task.ktime_ns, sink);
+            }
             KernelEvent::File(file) => self.file(file, sink),
             KernelEvent::SyscallResult { task, ret } => {
                 if let Some(file) = self.pending_files.remove(&task.tid) {
@@ -279,6 +291,7 @@ impl Pipeline {
             process: None,
             container: None,
             file: None,
+            session: None,
             violation: None,
             loss: Some(loss),
             escaped: Vec::new(),

@@ -61,7 +61,9 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     if let Some(addr) = args.metrics_addr.0 {
         let listener = metrics::http::bind(addr).await?;
-        let local = listener.local_addr().context("reading the metrics address")?;
+        let local = listener
+            .local_addr()
+            .context("reading the metrics address")?;
         tracing::info!(addr = %local, "metrics endpoint: http://{local}/metrics, /healthz, /readyz");
         metrics::http::spawn(listener, metrics.clone());
     }

@@ -106,21 +106,10 @@ impl TailHub {
 #[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
-    use crate::{filter::FilterArgs, output::SCHEMA};
+    use crate::filter::FilterArgs;
 
     fn line(kind: &'static str) -> EventLine {
-        EventLine {
-            schema: SCHEMA,
-            time: "2026-01-01T00:00:00.000000000Z".into(),
-            node: "n".into(),
-            kind,
-            process: None,
-            container: None,
-            file: None,
-            violation: None,
-            loss: None,
-            escaped: Vec::new(),
-        }
+        super::super::test_line(kind)
     }
 
     #[test]

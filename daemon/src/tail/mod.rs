@@ -89,22 +89,69 @@ impl TailError {
     }
 }
 
-/// Control lines of the protocol.
+/// Control lines of the protocol. Written by hand so `kind` comes first (clients tell control
+/// lines from event lines by their start; `serde_json::json!` would sort the keys).
 pub mod control {
-    use serde_json::json;
-
     /// Every control line starts so; event lines start with `{"schema":`.
     pub const PREFIX: &str = "{\"kind\":\"tail-";
 
+    fn quoted(text: &str) -> String {
+        serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
+    }
+
     pub fn subscribed(filter: &crate::filter::FilterArgs) -> String {
-        json!({"kind": "tail-subscribed", "filter": filter}).to_string()
+        let filter = serde_json::to_string(filter).unwrap_or_else(|_| "{}".to_owned());
+        format!("{PREFIX}subscribed\",\"filter\":{filter}}}")
     }
 
     pub fn skipped(count: u64) -> String {
-        json!({"kind": "tail-skipped", "count": count}).to_string()
+        format!("{PREFIX}skipped\",\"count\":{count}}}")
     }
 
     pub fn error(message: &str) -> String {
-        json!({"kind": "tail-error", "error": message}).to_string()
+        format!("{PREFIX}error\",\"error\":{}}}", quoted(message))
     }
+
+    #[cfg(test)]
+    #[test]
+    fn control_lines_start_with_the_prefix_and_parse() {
+        for line in [
+            skipped(3),
+            error("bad \"x\""),
+            subscribed(&Default::default()),
+        ] {
+            assert!(line.starts_with(PREFIX), "{line}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&line).is_ok(),
+                "{line}"
+            );
+        }
+        assert_eq!(skipped(3), r#"{"kind":"tail-skipped","count":3}"#);
+    }
+}
+
+/// A line of any `kind` for tests, made by a real pipeline (a loss line) so it keeps up with
+/// fields added to the event schema.
+#[cfg(test)]
+pub(crate) fn test_line(kind: &'static str) -> crate::output::EventLine {
+    use crate::pipeline::{DropCounts, Input, Pipeline, PipelineConfig};
+    let config = PipelineConfig {
+        node: "n".into(),
+        clock: crate::clock::BootClock { boot_to_unix_ns: 0 },
+        hold_ns: 0,
+        host_mnt_ns: 0,
+    };
+    let mut pipeline = Pipeline::new(
+        config,
+        std::sync::Arc::new(crate::policy::Policy::embedded_default()),
+    );
+    let mut lines: Vec<crate::output::EventLine> = Vec::new();
+    let drops = DropCounts {
+        decode: 1,
+        ..DropCounts::default()
+    };
+    pipeline.handle(Input::Tick { ktime_ns: 1, drops }, &mut lines);
+    let mut line = lines.remove(0);
+    line.kind = kind;
+    line
 }

@@ -210,3 +210,55 @@ async fn read_filter(read: tokio::net::unix::OwnedReadHalf) -> Result<Filter, St
     };
     Filter::compile(&args).map_err(|err| err.to_string())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use tokio::io::AsyncBufReadExt;
+
+    use super::*;
+    use crate::output::EventLine;
+
+    fn exec_line() -> EventLine {
+        super::super::test_line("exec")
+    }
+
+    async fn connect(path: &Path, hello: &str) -> BufReader<UnixStream> {
+        let mut stream = UnixStream::connect(path).await.unwrap();
+        stream.write_all(hello.as_bytes()).await.unwrap();
+        BufReader::new(stream)
+    }
+
+    async fn next_line(reader: &mut BufReader<UnixStream>) -> String {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.unwrap();
+        line
+    }
+
+    #[tokio::test]
+    async fn socket_is_private_filters_are_checked_and_lines_flow() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/sealwatch/tail.sock");
+        let (server, mut hub) = start(&path, 8).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert!(matches!(start(&path, 8), Err(TailError::InUse(_))));
+
+        let mut bad = connect(&path, "{\"rule\":[\"no-such-rule\"]}\n").await;
+        assert!(next_line(&mut bad)
+            .await
+            .starts_with("{\"kind\":\"tail-error\""));
+
+        let mut good = connect(&path, "{\"kind\":[\"exec\"]}\n").await;
+        assert!(next_line(&mut good).await.contains("tail-subscribed"));
+        let line = exec_line();
+        hub.publish(&line, &line.to_json());
+        assert_eq!(next_line(&mut good).await.trim_end(), line.to_json());
+
+        drop(server);
+        assert!(!path.exists(), "the socket is removed with the server");
+    }
+}

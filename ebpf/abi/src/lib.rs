@@ -94,7 +94,12 @@ pub mod exec_flags {
     /// The task's root directory is not on overlayfs: a host process, or a runtime process that
     /// has joined a container's cgroup but not yet its root filesystem (runc init).
     pub const HOST_ROOT: u32 = 1 << 9;
+    /// The environment was longer than [`super::ENV_MAX`] and was cut.
+    pub const ENV_TRUNCATED: u32 = 1 << 10;
 }
+
+/// Bytes of environment captured for login candidates (see the data budget above).
+pub const ENV_MAX: usize = 3072;
 
 /// Layer of a file on overlayfs, as the kernel saw it at the syscall.
 pub mod layer {
@@ -143,8 +148,9 @@ pub const NAME_MAX: usize = 256;
 pub const PATH_DEPTH_MAX: u32 = 64;
 /// Size of the data area of one exec record. Writes use `off & DATA_MASK` with a bounded length,
 /// so the verifier can prove every store stays inside: hence twice the largest single write.
-/// Budgets: exe, cwd, args of at most 4 KiB each and a 256-byte filename never pass 16 KiB, so the
-/// mask never wraps an offset in practice.
+/// Budgets: exe, cwd and args of at most 4 KiB each, two 256-byte names and 3 KiB of environment
+/// never pass 16 KiB, so the mask never wraps an offset in practice. (A per-CPU map value may
+/// not exceed 32 KiB, which rules out a larger area.)
 pub const EXEC_DATA_SIZE: usize = 16384 + 4096;
 pub const DATA_MASK: usize = 16384 - 1;
 
@@ -176,6 +182,15 @@ pub struct ExecFixed {
     /// `bprm->interp`: equals `filename` unless a binfmt handler (`#!` scripts) replaced it with
     /// the interpreter's path.
     pub interp: Blob,
+    /// Environment (NUL-separated), captured only for processes that may open a login session:
+    /// those entering a pid namespace from outside, and children of sshd/login.
+    pub env: Blob,
+    /// Pid of the task in its own pid namespace, and that namespace's depth (0 = the host's).
+    pub vpid: u32,
+    pub pid_level: u32,
+    /// Pid namespace of the real parent: differs from the task's when it entered from outside.
+    pub parent_pid_ns: u32,
+    pub _pad2: u32,
 }
 
 /// `sched_process_exec`: a program image was replaced. Only `size_of::<ExecFixed>()` plus the
@@ -295,6 +310,9 @@ pub struct KernelOffsets {
     pub path_dentry: u32,
     pub mm_arg_start: u32,
     pub mm_arg_end: u32,
+    pub mm_env_start: u32,
+    pub mm_env_end: u32,
+    pub task_comm: u32,
     pub binprm_file: u32,
     pub binprm_filename: u32,
     pub binprm_interp: u32,

@@ -56,6 +56,19 @@ pub fn pid_ns(task: Ptr) -> u32 {
     inum().unwrap_or(0)
 }
 
+/// Pid of `task` in its own pid namespace, and that namespace's level (0 = the host's).
+#[inline(always)]
+pub fn vpid_and_level(task: Ptr) -> (u32, u32) {
+    let read_both = || -> Result<(u32, u32), i64> {
+        let pid = read_ptr(task, config!(offsets.task_thread_pid))?;
+        let level = read::<u32>(pid, config!(offsets.pid_level))? & 31;
+        let upid = config!(offsets.pid_numbers) + level * config!(offsets.upid_size);
+        // struct upid { int nr; struct pid_namespace *ns; }: nr first.
+        Ok((read::<u32>(pid, upid)?, level))
+    };
+    read_both().unwrap_or((0, 0))
+}
+
 /// Fills the common header for the current task.
 #[inline(always)]
 pub fn fill_header(header: &mut Header, kind: u32, task: Ptr) {

@@ -7,13 +7,15 @@ use aya_ebpf::{
 };
 use sealwatch_abi::{
     exec_flags, kind, lane, layer, Blob, ExecEvent, ExitEvent, ForkEvent, ARGS_MAX, DATA_MASK,
+    ENV_MAX,
     EXEC_FIXED_SIZE, NAME_MAX,
 };
 
 use crate::{
     emit::{count_drop, output_bytes, submit},
     kernel::{
-        fill_header, inode_layer, is_self, read, read_kernel_str, read_ptr, task_in_container,
+        fill_header, inode_layer, is_self, pid_ns, read, read_kernel_str, read_ptr,
+        task_in_container, vpid_and_level,
         walk_path, Ptr,
         TARGET_EXEC,
     },
@@ -54,6 +56,17 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
 
     let parent = read_ptr(task, config!(offsets.task_real_parent))?;
     event.ppid = read::<u32>(parent, config!(offsets.task_tgid))?;
+    let (vpid, pid_level) = vpid_and_level(task);
+    event.vpid = vpid;
+    event.pid_level = pid_level;
+    event.parent_pid_ns = pid_ns(parent);
+    event._pad2 = 0;
+    // Login candidates: entered a pid namespace from outside (runc exec, nsenter), or started by
+    // sshd/login. Only they pay for the environment copy.
+    let entered = event.parent_pid_ns != event.header.pid_ns && vpid != 1;
+    let parent_comm = read::<[u8; 8]>(parent, config!(offsets.task_comm)).unwrap_or([0; 8]);
+    let login_parent = parent_comm.starts_with(b"sshd") || parent_comm.starts_with(b"login\0");
+    let want_env = entered || login_parent;
     if config!(offsets.has_loginuid) != 0 {
         event.loginuid = read::<u32>(task, config!(offsets.task_loginuid)).unwrap_or(u32::MAX);
         event.sessionid = read::<u32>(task, config!(offsets.task_sessionid)).unwrap_or(u32::MAX);
@@ -176,6 +189,32 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
         if ret == 0 {
             event.args.len = args_len as u16;
             off += args_len;
+        }
+    }
+
+    // Environment of login candidates (k8s exec audit id, SSH_CONNECTION).
+    event.env = Blob { off: off as u16, len: 0 };
+    if want_env {
+        let env_start = read::<u64>(mm, config!(offsets.mm_env_start)).unwrap_or(0);
+        let env_end = read::<u64>(mm, config!(offsets.mm_env_end)).unwrap_or(0);
+        let mut env_len = env_end.saturating_sub(env_start) as usize;
+        if env_len > ENV_MAX {
+            env_len = ENV_MAX;
+            flags |= exec_flags::ENV_TRUNCATED;
+        }
+        if env_len > 0 {
+            // SAFETY: destination has ENV_MAX bytes of room past any masked offset.
+            let ret = unsafe {
+                gen::bpf_probe_read_user(
+                    data.wrapping_add(off & DATA_MASK) as *mut _,
+                    env_len as u32,
+                    env_start as *const _,
+                )
+            };
+            if ret == 0 {
+                event.env.len = env_len as u16;
+                off += env_len;
+            }
         }
     }
 

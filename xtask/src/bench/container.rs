@@ -34,6 +34,7 @@ impl BenchContainer {
     /// network: the flags the integration tests use here).
     pub fn start(loadgen: &Path, work_dir: &Path) -> Result<Self> {
         ensure_image(work_dir)?;
+        remove_leftovers();
         let name = format!("sealwatch-bench-{}", std::process::id());
         let mount = format!("{}:{LOADGEN_IN_CONTAINER}:ro", loadgen.display());
         cmd::capture(Command::new("podman").args([
@@ -75,6 +76,28 @@ impl Drop for BenchContainer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// Removes bench containers of earlier runs that were interrupted (their xtask is gone).
+fn remove_leftovers() {
+    let names = cmd::probe(Command::new("podman").args([
+        "ps",
+        "-a",
+        "--filter",
+        "name=^sealwatch-bench-",
+        "--format",
+        "{{.Names}}",
+    ]))
+    .unwrap_or_default();
+    for name in names.lines().map(str::trim) {
+        let owner = name.strip_prefix("sealwatch-bench-").unwrap_or_default();
+        if !owner.is_empty() && !Path::new("/proc").join(owner).exists() {
+            println!("[bench] removing {name}, left over by an interrupted run");
+            drop(BenchContainer {
+                name: name.to_owned(),
+            });
+        }
     }
 }
 

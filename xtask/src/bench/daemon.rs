@@ -17,10 +17,10 @@ use anyhow::{bail, Context as _, Result};
 
 use super::loadgen::{parse_spawned, spawn_command};
 use super::output::Loss;
+use super::procfs;
 use super::rounds::{fmt_elapsed, fmt_ns};
 use super::stats::percentile;
 use super::tracers::{Config, Env, Tracer};
-use crate::cmd;
 
 /// Kernel events per generated spawn: sched_process_fork, sched_process_exec, sched_process_exit.
 pub const EVENTS_PER_SPAWN: u64 = 3;
@@ -43,6 +43,8 @@ pub struct Step {
     /// Daemon CPU (utime+stime) during the step, and all lines read in the same window.
     pub cpu_ns: u64,
     pub lines: u64,
+    /// Context switches of the daemon's threads during the step.
+    pub switches: Option<u64>,
 }
 
 impl Step {
@@ -61,9 +63,9 @@ pub struct DaemonFigures {
     pub steps: Vec<Step>,
     /// Kernel events the daemon handled in its whole life (its `events=` at stop).
     pub events: Option<u64>,
-    /// Peak resident set (VmHWM) and, at the end, RssAnon / RssFile / RssShmem, in KiB.
+    /// Peak resident set (VmHWM), KiB, and what is resident at the end, by kind of mapping.
     pub vm_hwm_kib: Option<u64>,
-    pub rss_parts_kib: [Option<u64>; 3],
+    pub rss_parts_kib: Vec<(&'static str, u64)>,
 }
 
 impl DaemonFigures {
@@ -90,7 +92,7 @@ pub fn run(env: &Env, quick: bool, started: Instant) -> Result<DaemonFigures> {
     let tracer = Tracer::start(Config::Sealwatch, env, "daemon")?
         .context("sealwatch is not the baseline")?;
     let pid = tracer.pid();
-    let tick = clock_ticks_per_second();
+    let tick = procfs::clock_ticks_per_second();
     let mut figures = DaemonFigures::default();
     for (index, (rate, procs)) in ramp(quick).into_iter().enumerate() {
         let per_proc = if rate == 0 {
@@ -98,11 +100,15 @@ pub fn run(env: &Env, quick: bool, started: Instant) -> Result<DaemonFigures> {
         } else {
             rate * secs / procs
         };
-        let cpu_before = cpu_ticks(pid)?;
+        let cpu_before = procfs::cpu_ticks(pid)?;
+        let switches_before = procfs::context_switches(pid);
         let lines_before = tracer.lines();
         let mut step = run_step(env, &tracer, index, rate, procs, per_proc)?;
-        step.cpu_ns = cpu_ticks(pid)?.saturating_sub(cpu_before) * 1_000_000_000 / tick;
+        step.cpu_ns = procfs::cpu_ticks(pid)?.saturating_sub(cpu_before) * 1_000_000_000 / tick;
         step.lines = tracer.lines().saturating_sub(lines_before);
+        step.switches = procfs::context_switches(pid)
+            .zip(switches_before)
+            .map(|(after, before)| after.saturating_sub(before));
         println!(
             "[bench {}] daemon · {} exec/s asked, {:.0}/s made · {} of {} lines · lost critical {} bulk {} output {} · CPU {} per line",
             fmt_elapsed(started),
@@ -121,8 +127,8 @@ pub fn run(env: &Env, quick: bool, started: Instant) -> Result<DaemonFigures> {
             break;
         }
     }
-    figures.vm_hwm_kib = status_kib(pid, "VmHWM");
-    figures.rss_parts_kib = ["RssAnon", "RssFile", "RssShmem"].map(|k| status_kib(pid, k));
+    figures.vm_hwm_kib = procfs::status_kib(pid, "VmHWM");
+    figures.rss_parts_kib = procfs::rss_by_mapping(pid);
     let seen = tracer.stop()?;
     figures.events = seen.final_events;
     Ok(figures)
@@ -207,50 +213,6 @@ fn run_step(
         tracepoint_to_line: p50_p99(&tracepoint),
         cpu_ns: 0,
         lines: 0,
+        switches: None,
     })
-}
-
-/// utime + stime of the whole process (all threads, live and exited), in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    parse_cpu_ticks(&stat).context("parsing /proc/PID/stat")
-}
-
-/// Fields 14 and 15 (utime, stime), counted after the `(comm)` field, which may hold spaces.
-fn parse_cpu_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state): utime is field 14 → index 11.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-fn clock_ticks_per_second() -> u64 {
-    cmd::probe(std::process::Command::new("getconf").arg("CLK_TCK"))
-        .and_then(|s| s.trim().parse().ok())
-        .filter(|&t| t > 0)
-        .unwrap_or(100)
-}
-
-/// A `KEY: N kB` field of /proc/PID/status, in KiB.
-fn status_kib(pid: u32, key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stat_fields_after_comm() {
-        let stat = "4242 (tokio (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 17 5 0 0 20 0 3 0 1";
-        assert_eq!(parse_cpu_ticks(stat), Some(22));
-    }
 }

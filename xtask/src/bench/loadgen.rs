@@ -36,12 +36,19 @@ pub fn build(dir: &Path) -> Result<PathBuf> {
 #[derive(Clone, Copy, Debug)]
 pub struct Timed {
     pub iterations: u64,
+    /// Wall time of the loop.
     pub nanos: u64,
+    /// CPU time (user + kernel) of the generator and its waited-for children during the loop.
+    pub cpu_nanos: u64,
 }
 
 impl Timed {
     pub fn ns_per_iteration(&self) -> f64 {
         self.nanos as f64 / self.iterations.max(1) as f64
+    }
+
+    pub fn cpu_ns_per_iteration(&self) -> f64 {
+        self.cpu_nanos as f64 / self.iterations.max(1) as f64
     }
 }
 
@@ -69,7 +76,7 @@ pub fn run_timed(command: &mut Command) -> Result<Vec<Timed>> {
     Ok(chunks)
 }
 
-/// `result NAME ITERATIONS NANOSECONDS`.
+/// `result NAME ITERATIONS WALL_NS CPU_NS`.
 fn parse_result(line: &str) -> Option<Timed> {
     let mut words = line.split_whitespace();
     if words.next()? != "result" {
@@ -79,6 +86,7 @@ fn parse_result(line: &str) -> Option<Timed> {
     Some(Timed {
         iterations: words.next()?.parse().ok()?,
         nanos: words.next()?.parse().ok()?,
+        cpu_nanos: words.next()?.parse().ok()?,
     })
 }
 
@@ -130,9 +138,10 @@ mod tests {
 
     #[test]
     fn result_and_spawn_lines() {
-        let t = parse_result("result open-ro 200000 890476644").unwrap();
+        let t = parse_result("result open-ro 200000 890476644 400000000").unwrap();
         assert_eq!(t.iterations, 200_000);
         assert!((t.ns_per_iteration() - 4452.38322).abs() < 1e-3);
+        assert!((t.cpu_ns_per_iteration() - 2000.0).abs() < 1e-9);
         assert!(parse_result("floor attached 5").is_none());
         let s = parse_spawned("t 0 10\nt 1 20\nspawned 2 500\n").unwrap();
         assert_eq!(s.stamps, vec![(0, 10), (1, 20)]);

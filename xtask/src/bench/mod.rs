@@ -8,9 +8,11 @@
 
 mod container;
 mod daemon;
+mod daemon_report;
 mod hooks;
 mod loadgen;
 mod output;
+mod procfs;
 mod report;
 mod rounds;
 mod stats;
@@ -156,7 +158,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         &format!(
             "{} workloads × {} configurations (each paired with a baseline run) × {rounds} rounds",
             workloads.len(),
-            configs.len() - 1
+            plan.configs.len()
         ),
     );
     let samples = rounds::run(&plan, &env, started)?;
@@ -190,6 +192,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         attached: &attached,
         hooks: &hooks,
         notes: &notes,
+        quick: args.quick,
     };
     let markdown = report.markdown();
     println!("\n{markdown}");

@@ -16,12 +16,37 @@ use super::stats::{median, paired_ratio};
 use super::tracers::{Config, Env, Tracer};
 use super::workloads::{Place, Workload, CHUNKS};
 
+/// Nanoseconds per iteration of one run: wall time and CPU time (user + kernel of the workload's
+/// own processes: the BPF programs that run in their context are in it, waiting for a CPU
+/// that other people's builds hold is not).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cost {
+    pub wall: f64,
+    pub cpu: f64,
+}
+
+/// Which [`Cost`] a figure is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    Wall,
+    Cpu,
+}
+
+impl Cost {
+    pub fn get(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::Wall => self.wall,
+            Metric::Cpu => self.cpu,
+        }
+    }
+}
+
 /// One measurement of a workload under a configuration, with its paired baseline.
 #[derive(Clone, Copy, Debug)]
 pub struct Sample {
     pub round: usize,
-    pub ns: f64,
-    pub baseline_ns: f64,
+    pub cost: Cost,
+    pub baseline: Cost,
     /// Lines the tracer printed while the workload ran.
     pub lines: u64,
 }
@@ -43,20 +68,23 @@ impl Samples {
     }
 
     /// Nanoseconds per iteration; for the baseline, every baseline run of this workload.
-    pub fn values(&self, workload: &str, config: Config) -> Vec<f64> {
+    pub fn values(&self, workload: &str, config: Config, metric: Metric) -> Vec<f64> {
         if config == Config::Baseline {
             return self
                 .by
                 .iter()
                 .filter(|((w, _), _)| *w == workload)
-                .flat_map(|(_, v)| v.iter().map(|s| s.baseline_ns))
+                .flat_map(|(_, v)| v.iter().map(|s| s.baseline.get(metric)))
                 .collect();
         }
-        self.of(workload, config).iter().map(|s| s.ns).collect()
+        self.of(workload, config)
+            .iter()
+            .map(|s| s.cost.get(metric))
+            .collect()
     }
 
-    /// `(round, ns / paired baseline ns)`; the baseline itself is 1 in every round it ran.
-    fn normalized(&self, workload: &str, config: Config) -> Vec<(usize, f64)> {
+    /// `(round, cost / paired baseline cost)`; the baseline itself is 1 in every round it ran.
+    fn normalized(&self, workload: &str, config: Config, metric: Metric) -> Vec<(usize, f64)> {
         if config == Config::Baseline {
             let mut rounds: Vec<usize> = self
                 .by
@@ -70,15 +98,23 @@ impl Samples {
         }
         self.of(workload, config)
             .iter()
-            .filter(|s| s.baseline_ns > 0.0)
-            .map(|s| (s.round, s.ns / s.baseline_ns))
+            .filter(|s| s.baseline.get(metric) > 0.0)
+            .map(|s| (s.round, s.cost.get(metric) / s.baseline.get(metric)))
+            .collect()
+    }
+
+    /// The per-round paired ratios against the baseline.
+    pub fn paired(&self, workload: &str, config: Config, metric: Metric) -> Vec<f64> {
+        self.normalized(workload, config, metric)
+            .iter()
+            .map(|r| r.1)
             .collect()
     }
 
     /// Median over rounds of the paired ratio against the baseline.
-    pub fn vs_baseline(&self, workload: &str, config: Config) -> Option<f64> {
+    pub fn vs_baseline(&self, workload: &str, config: Config, metric: Metric) -> Option<f64> {
         let ratios: Vec<f64> = self
-            .normalized(workload, config)
+            .normalized(workload, config, metric)
             .iter()
             .map(|r| r.1)
             .collect();
@@ -86,10 +122,16 @@ impl Samples {
     }
 
     /// Median over rounds of (config / its baseline) / (reference / its baseline).
-    pub fn vs(&self, workload: &str, config: Config, reference: Config) -> Option<f64> {
+    pub fn vs(
+        &self,
+        workload: &str,
+        config: Config,
+        reference: Config,
+        metric: Metric,
+    ) -> Option<f64> {
         paired_ratio(
-            &self.normalized(workload, config),
-            &self.normalized(workload, reference),
+            &self.normalized(workload, config, metric),
+            &self.normalized(workload, reference, metric),
         )
     }
 
@@ -129,13 +171,19 @@ pub fn run(plan: &Plan<'_>, env: &Env, started: Instant) -> Result<Samples> {
                 continue;
             }
             let baseline_first = round % 2 == 0;
-            let baseline = || -> Result<Vec<f64>> {
+            let baseline = || -> Result<Vec<Cost>> {
                 workloads
                     .iter()
-                    .map(|w| run_workload(w, plan, env).with_context(|| format!("{} baseline", w.name)))
+                    .map(|w| {
+                        run_workload(w, plan, env).with_context(|| format!("{} baseline", w.name))
+                    })
                     .collect()
             };
-            let mut base = if baseline_first { baseline()? } else { Vec::new() };
+            let mut base = if baseline_first {
+                baseline()?
+            } else {
+                Vec::new()
+            };
             let slug = config.label().replace(' ', "-");
             let tracer = match Tracer::start(config, env, &format!("round{}-{slug}", round + 1)) {
                 Ok(t) => t,
@@ -150,10 +198,10 @@ pub fn run(plan: &Plan<'_>, env: &Env, started: Instant) -> Result<Samples> {
             let mut measured = Vec::new();
             for w in &workloads {
                 let before = tracer.as_ref().map_or(0, Tracer::lines);
-                let ns = run_workload(w, plan, env)
+                let cost = run_workload(w, plan, env)
                     .with_context(|| format!("{} under {}", w.name, config.label()))?;
                 let after = tracer.as_ref().map_or(0, Tracer::lines);
-                measured.push((ns, after.saturating_sub(before)));
+                measured.push((cost, after.saturating_sub(before)));
             }
             if let Some(tracer) = tracer {
                 tracer.stop()?;
@@ -162,14 +210,24 @@ pub fn run(plan: &Plan<'_>, env: &Env, started: Instant) -> Result<Samples> {
                 base = baseline()?;
             }
             let mut shown = Vec::new();
-            for ((w, (ns, lines)), baseline_ns) in workloads.iter().zip(measured).zip(base) {
-                samples.by.entry((w.name, config)).or_default().push(Sample {
-                    round,
-                    ns,
-                    baseline_ns,
-                    lines,
-                });
-                shown.push(format!("{} {} ({:.2}x)", w.name, fmt_ns(ns), ns / baseline_ns));
+            for ((w, (cost, lines)), baseline) in workloads.iter().zip(measured).zip(base) {
+                samples
+                    .by
+                    .entry((w.name, config))
+                    .or_default()
+                    .push(Sample {
+                        round,
+                        cost,
+                        baseline,
+                        lines,
+                    });
+                shown.push(format!(
+                    "{} {} ({:.2}x, CPU {:.2}x)",
+                    w.name,
+                    fmt_ns(cost.wall),
+                    cost.wall / baseline.wall,
+                    cost.cpu / baseline.cpu
+                ));
             }
             println!(
                 "[bench {}] round {}/{} · {:<22} {}",
@@ -184,7 +242,9 @@ pub fn run(plan: &Plan<'_>, env: &Env, started: Instant) -> Result<Samples> {
     Ok(samples)
 }
 
-fn run_workload(w: &Workload, plan: &Plan<'_>, env: &Env) -> Result<f64> {
+/// The workload's cost per iteration: the cheapest of its [`CHUNKS`] chunks, wall and CPU time
+/// each (load from outside only ever adds time, and bursts of it are shorter than a run).
+fn run_workload(w: &Workload, plan: &Plan<'_>, env: &Env) -> Result<Cost> {
     let mut args = vec!["-k".to_owned(), CHUNKS.to_string()];
     args.extend(w.loadgen_args(plan.quick));
     let mut command = match (w.place, plan.container) {
@@ -197,11 +257,11 @@ fn run_workload(w: &Workload, plan: &Plan<'_>, env: &Env) -> Result<f64> {
         (Place::Container, None) => anyhow::bail!("no bench container for {}", w.name),
     };
     let chunks = run_timed(&mut command)?;
-    chunks
-        .iter()
-        .map(|c| c.ns_per_iteration())
-        .reduce(f64::min)
-        .context("no chunk timed")
+    let min = |f: fn(&super::loadgen::Timed) -> f64| chunks.iter().map(f).reduce(f64::min);
+    Ok(Cost {
+        wall: min(|c| c.ns_per_iteration()).context("no chunk timed")?,
+        cpu: min(|c| c.cpu_ns_per_iteration()).context("no chunk timed")?,
+    })
 }
 
 /// `712 ns`, `4.41 µs`, `1.09 ms`.
