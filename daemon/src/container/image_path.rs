@@ -72,7 +72,12 @@ fn overlay_options(options: &str) -> RootfsLayers {
             layers.lower = lower
                 .replace("\\:", "\u{0}")
                 .split(':')
-                .map(|dir| PathBuf::from(String::from_utf8_lossy(&unescape_octal(&dir.replace('\u{0}', ":"))).into_owned()))
+                .map(|dir| {
+                    PathBuf::from(
+                        String::from_utf8_lossy(&unescape_octal(&dir.replace('\u{0}', ":")))
+                            .into_owned(),
+                    )
+                })
                 .collect();
         } else if let Some(upper) = option.strip_prefix("upperdir=") {
             layers.upper = Some(PathBuf::from(
@@ -105,11 +110,7 @@ fn unescape_octal(text: &str) -> Vec<u8> {
 impl RootfsLayers {
     /// Where `path` (absolute, as seen in the container) comes from.
     pub fn origin(&self, path: &[u8]) -> PathOrigin {
-        if self
-            .mounts
-            .iter()
-            .any(|mount| under(path, mount))
-        {
+        if self.mounts.iter().any(|mount| under(path, mount)) {
             return PathOrigin::Volume;
         }
         let relative = Path::new(std::ffi::OsStr::from_bytes(
@@ -156,9 +157,15 @@ mod tests {
     #[test]
     fn parses_layers_and_mounts() {
         let layers = parse_rootfs(MOUNTINFO).unwrap();
-        assert_eq!(layers.lower, vec![PathBuf::from("/L/top"), PathBuf::from("/L/base")]);
+        assert_eq!(
+            layers.lower,
+            vec![PathBuf::from("/L/top"), PathBuf::from("/L/base")]
+        );
         assert_eq!(layers.upper, Some(PathBuf::from("/U/diff")));
-        assert_eq!(layers.mounts, vec![b"/proc".to_vec(), b"/data dir".to_vec()]);
+        assert_eq!(
+            layers.mounts,
+            vec![b"/proc".to_vec(), b"/data dir".to_vec()]
+        );
         assert_eq!(layers.origin(b"/data dir/x"), PathOrigin::Volume);
         assert_eq!(layers.origin(b"/proc"), PathOrigin::Volume);
     }
@@ -171,7 +178,11 @@ mod tests {
     #[test]
     fn origin_checks_layers_in_order() {
         let root = tempfile::tempdir().unwrap();
-        let (top, base, upper) = (root.path().join("top"), root.path().join("base"), root.path().join("up"));
+        let (top, base, upper) = (
+            root.path().join("top"),
+            root.path().join("base"),
+            root.path().join("up"),
+        );
         for dir in [&top, &base, &upper] {
             std::fs::create_dir_all(dir.join("etc")).unwrap();
         }

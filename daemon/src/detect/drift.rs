@@ -37,7 +37,9 @@ pub fn interpreter_script(exe: &[u8], args: &[Vec<u8>]) -> Option<Vec<u8>> {
     let mut rest = args.get(1..).unwrap_or_default();
     if name == "busybox" {
         // The applet is argv[0] (symlink) or argv[1] (`busybox sh`).
-        let applet = args.first().map(|a| String::from_utf8_lossy(&base(a)).into_owned());
+        let applet = args
+            .first()
+            .map(|a| String::from_utf8_lossy(&base(a)).into_owned());
         match applet.as_deref() {
             Some("busybox") => {
                 name = String::from_utf8_lossy(&base(rest.first()?)).into_owned();
@@ -48,7 +50,10 @@ pub fn interpreter_script(exe: &[u8], args: &[Vec<u8>]) -> Option<Vec<u8>> {
         }
     }
     let name = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    if !INTERPRETERS.iter().any(|i| i.trim_end_matches(|c: char| c.is_ascii_digit()) == name) {
+    if !INTERPRETERS
+        .iter()
+        .any(|i| i.trim_end_matches(|c: char| c.is_ascii_digit()) == name)
+    {
         return None;
     }
     for arg in rest {
@@ -99,8 +104,14 @@ mod tests {
             interpreter_script(b"/bin/busybox", &args(&["sh", "/tmp/x.sh"])),
             Some(b"/tmp/x.sh".to_vec())
         );
-        assert_eq!(interpreter_script(b"/bin/busybox", &args(&["sh", "-c", "id"])), None);
-        assert_eq!(interpreter_script(b"/bin/busybox", &args(&["ls", "/tmp"])), None);
+        assert_eq!(
+            interpreter_script(b"/bin/busybox", &args(&["sh", "-c", "id"])),
+            None
+        );
+        assert_eq!(
+            interpreter_script(b"/bin/busybox", &args(&["ls", "/tmp"])),
+            None
+        );
         assert_eq!(
             interpreter_script(b"/usr/bin/python3.11", &args(&["python3", "-u", "app.py"])),
             Some(b"app.py".to_vec())
@@ -116,7 +127,17 @@ mod tests {
         assert!(judge("/tmp/x", ExeLayer::Upper, None).is_some());
         assert!(judge("/memfd:x", ExeLayer::Memfd, None).is_some());
         assert!(judge("/bin/busybox", ExeLayer::Lower, None).is_none());
-        assert!(judge("/bin/busybox", ExeLayer::Lower, Some(("/tmp/s.sh", PathOrigin::Upper))).is_some());
-        assert!(judge("/bin/busybox", ExeLayer::Lower, Some(("/etc/s.sh", PathOrigin::Image))).is_none());
+        assert!(judge(
+            "/bin/busybox",
+            ExeLayer::Lower,
+            Some(("/tmp/s.sh", PathOrigin::Upper))
+        )
+        .is_some());
+        assert!(judge(
+            "/bin/busybox",
+            ExeLayer::Lower,
+            Some(("/etc/s.sh", PathOrigin::Image))
+        )
+        .is_none());
     }
 }

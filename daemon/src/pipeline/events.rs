@@ -109,7 +109,10 @@ impl Pipeline {
     fn warm_up_layers(&mut self, cgroup_id: u64, pid: u32) {
         if let CgroupLookup::Container(entry) = self.containers.lookup(cgroup_id) {
             let container_id = entry.info.id.clone();
-            if self.asked_origins.insert((container_id.clone(), Vec::new())) {
+            if self
+                .asked_origins
+                .insert((container_id.clone(), Vec::new()))
+            {
                 self.requests.push(Request::PathOrigins {
                     container_id,
                     pid,
@@ -172,7 +175,10 @@ impl Pipeline {
                 let container_id = entry.info.id.clone();
                 let mut missing = Vec::new();
                 for path in held.paths() {
-                    if self.asked_origins.insert((container_id.clone(), path.to_vec())) {
+                    if self
+                        .asked_origins
+                        .insert((container_id.clone(), path.to_vec()))
+                    {
                         missing.push(path.to_vec());
                     }
                 }
@@ -188,7 +194,11 @@ impl Pipeline {
     }
 
     /// Emits held events that are resolved, or that `force` says must go now.
-    pub(super) fn release(&mut self, sink: &mut dyn LineSink, mut force: impl FnMut(&Held) -> bool) {
+    pub(super) fn release(
+        &mut self,
+        sink: &mut dyn LineSink,
+        mut force: impl FnMut(&Held) -> bool,
+    ) {
         if self.held.is_empty() {
             return;
         }
@@ -242,20 +252,20 @@ impl Pipeline {
             let origin = self.origin(exec.task.cgroup_id, path);
             (String::from_utf8_lossy(path).into_owned(), origin)
         });
-        let mut verdicts = if self.is_runtime_setup(exec.task.cgroup_id, exec.task.mnt_ns, exec.host_root)
-        {
-            // runc init and friends: attributed to the container, but not its workload.
-            Vec::new()
-        } else {
-            self.detector.on_exec(&ExecFacts {
-                uid: exec.task.uid,
-                exe: &process.exe,
-                args: &process.args,
-                container: container.as_ref().map(container_facts),
-                exe_layer,
-                script: script_origin.as_ref().map(|(p, o)| (p.as_str(), *o)),
-            })
-        };
+        let mut verdicts =
+            if self.is_runtime_setup(exec.task.cgroup_id, exec.task.mnt_ns, exec.host_root) {
+                // runc init and friends: attributed to the container, but not its workload.
+                Vec::new()
+            } else {
+                self.detector.on_exec(&ExecFacts {
+                    uid: exec.task.uid,
+                    exe: &process.exe,
+                    args: &process.args,
+                    container: container.as_ref().map(container_facts),
+                    exe_layer,
+                    script: script_origin.as_ref().map(|(p, o)| (p.as_str(), *o)),
+                })
+            };
         let escaped = texts.into_escaped();
         if let Some(start) = login {
             // The session line comes first: the exec line that opened it refers to it.
@@ -297,8 +307,12 @@ impl Pipeline {
             .and_then(|e| self.procs.get(e.ppid))
             .map(|p| p.exe.clone());
         let mut texts = TextFields::default();
-        let process =
-            render::process_from_table(&file.task, entry.as_ref(), parent_exe.as_deref(), &mut texts);
+        let process = render::process_from_table(
+            &file.task,
+            entry.as_ref(),
+            parent_exe.as_deref(),
+            &mut texts,
+        );
         let makes_executable = match file.op {
             FileOp::Create => true,
             FileOp::Chmod => file.mode & 0o111 != 0,
@@ -345,7 +359,12 @@ impl Pipeline {
         };
         let mut repeats = 0;
         if let (Some(c), Some(first)) = (&container, verdicts.first()) {
-            let key = (c.id.clone(), first.rule.as_str(), file.op.as_str(), path.clone());
+            let key = (
+                c.id.clone(),
+                first.rule.as_str(),
+                file.op.as_str(),
+                path.clone(),
+            );
             let now = file.task.ktime_ns;
             match self.repeats.get_mut(&key) {
                 Some((last, held_back)) if now.saturating_sub(*last) < REPEAT_WINDOW_NS => {
@@ -370,9 +389,12 @@ impl Pipeline {
                 FileOrigin::Upper => "upper",
                 _ => "none",
             },
-            mode: matches!(file.op, FileOp::Chmod | FileOp::Create | FileOp::OpenWrite | FileOp::Truncate)
-                .then_some(file.mode)
-                .filter(|mode| *mode != 0),
+            mode: matches!(
+                file.op,
+                FileOp::Chmod | FileOp::Create | FileOp::OpenWrite | FileOp::Truncate
+            )
+            .then_some(file.mode)
+            .filter(|mode| *mode != 0),
         };
         let line = EventLine {
             schema: SCHEMA,
@@ -418,7 +440,11 @@ impl Pipeline {
         repeats: u64,
         sink: &mut dyn LineSink,
     ) {
-        if line.container.as_ref().is_some_and(|c| c.metadata == "pending") {
+        if line
+            .container
+            .as_ref()
+            .is_some_and(|c| c.metadata == "pending")
+        {
             self.stats.metadata_pending += 1;
         }
         if verdicts.is_empty() {

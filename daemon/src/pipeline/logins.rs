@@ -29,7 +29,11 @@ fn basename(path: &[u8]) -> &[u8] {
 /// An interactive shell: its exe, or (busybox) its argv[0], names a shell.
 fn is_shell(exec: &ExecRecord) -> bool {
     let named = |name: &[u8]| SHELLS.iter().any(|s| s.as_bytes() == name);
-    named(basename(&exec.exe)) || exec.args.first().is_some_and(|arg0| named(basename(arg0).strip_prefix(b"-").unwrap_or(basename(arg0))))
+    named(basename(&exec.exe))
+        || exec
+            .args
+            .first()
+            .is_some_and(|arg0| named(basename(arg0).strip_prefix(b"-").unwrap_or(basename(arg0))))
 }
 
 impl Pipeline {
@@ -54,28 +58,57 @@ impl Pipeline {
         if runtime_setup {
             return None;
         }
-        let tty = exec.tty.as_deref().map(|t| String::from_utf8_lossy(&render::tty_name(t)).into_owned());
-        let entered = exec.parent_pid_ns != 0
-            && exec.parent_pid_ns != exec.task.pid_ns
-            && exec.vpid != 1;
+        let tty = exec
+            .tty
+            .as_deref()
+            .map(|t| String::from_utf8_lossy(&render::tty_name(t)).into_owned());
+        let entered =
+            exec.parent_pid_ns != 0 && exec.parent_pid_ns != exec.task.pid_ns && exec.vpid != 1;
         let container_cgroup = self.container_cgroup(exec);
         let parent = parent_exe.map(basename).unwrap_or_default();
         let exe = basename(&exec.exe);
         let (kind, rule, what) = if let (Some(_), true) = (container_cgroup, exec.pid_level > 0) {
             let already = self.sessions.of(exec.task.pid).is_some();
             match (entered, tty.is_some()) {
-                (true, true) => (SessionType::ContainerExec, RuleId::InteractiveSessionInContainer, "entered the container with a terminal"),
-                (true, false) => (SessionType::ContainerExec, RuleId::ContainerExec, "entered the container from outside"),
-                (false, true) if is_shell(exec) && !already => (SessionType::ContainerExec, RuleId::InteractiveSessionInContainer, "a shell attached to a terminal runs in the container"),
+                (true, true) => (
+                    SessionType::ContainerExec,
+                    RuleId::InteractiveSessionInContainer,
+                    "entered the container with a terminal",
+                ),
+                (true, false) => (
+                    SessionType::ContainerExec,
+                    RuleId::ContainerExec,
+                    "entered the container from outside",
+                ),
+                (false, true) if is_shell(exec) && !already => (
+                    SessionType::ContainerExec,
+                    RuleId::InteractiveSessionInContainer,
+                    "a shell attached to a terminal runs in the container",
+                ),
                 _ => return None,
             }
         } else if exec.pid_level == 0 && container_cgroup.is_none() {
             if exec.parent_pid_ns != 0 && exec.parent_pid_ns != exec.task.pid_ns {
-                (SessionType::Nsenter, RuleId::NodeInteractiveLogin, "left a container into the host's namespaces")
-            } else if (parent == b"sshd" || parent == b"sshd-session") && exe != b"sshd" && exe != b"sshd-session" {
-                (SessionType::Ssh, RuleId::NodeInteractiveLogin, "logged in to the node over SSH")
+                (
+                    SessionType::Nsenter,
+                    RuleId::NodeInteractiveLogin,
+                    "left a container into the host's namespaces",
+                )
+            } else if (parent == b"sshd" || parent == b"sshd-session")
+                && exe != b"sshd"
+                && exe != b"sshd-session"
+            {
+                (
+                    SessionType::Ssh,
+                    RuleId::NodeInteractiveLogin,
+                    "logged in to the node over SSH",
+                )
             } else if parent == b"login" && exe != b"login" {
-                (SessionType::Console, RuleId::NodeInteractiveLogin, "logged in on the node's console")
+                (
+                    SessionType::Console,
+                    RuleId::NodeInteractiveLogin,
+                    "logged in on the node's console",
+                )
             } else {
                 return None;
             }
@@ -83,24 +116,33 @@ impl Pipeline {
             return None;
         };
         let exe_text = String::from_utf8_lossy(&exec.exe).into_owned();
-        let args: Vec<String> = exec.args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let args: Vec<String> = exec
+            .args
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
         let container = container_cgroup.and_then(|cgroup| self.container_json(cgroup));
         let message = format!(
             "{exe_text} {what} (uid {}{})",
             exec.task.uid,
-            tty.as_deref().map(|t| format!(", tty {t}")).unwrap_or_default()
+            tty.as_deref()
+                .map(|t| format!(", tty {t}"))
+                .unwrap_or_default()
         );
         let verdict = self.detector.on_login(
             rule,
             message,
             &exe_text,
             &args,
-            container.as_ref().map(|c| ContainerFacts {
-                id: &c.id,
-                name: c.name.as_deref(),
-                image: c.image.as_deref(),
-                pod_namespace: c.pod.as_ref().and_then(|p| p.namespace.as_deref()),
-            }).as_ref(),
+            container
+                .as_ref()
+                .map(|c| ContainerFacts {
+                    id: &c.id,
+                    name: c.name.as_deref(),
+                    image: c.image.as_deref(),
+                    pod_namespace: c.pod.as_ref().and_then(|p| p.namespace.as_deref()),
+                })
+                .as_ref(),
         )?;
         let text = |value: &[u8]| String::from_utf8_lossy(value).into_owned();
         let remote = exec.login_var("SSH_CONNECTION").and_then(|conn| {
@@ -146,7 +188,10 @@ impl Pipeline {
         };
         let line = EventLine {
             schema: SCHEMA,
-            time: self.config.clock.rfc3339(ended_ns.unwrap_or(session.started_ns)),
+            time: self
+                .config
+                .clock
+                .rfc3339(ended_ns.unwrap_or(session.started_ns)),
             node: self.config.node.clone(),
             kind: "session",
             process: Some(process),
@@ -190,6 +235,12 @@ impl Pipeline {
             comm: entry.as_ref().map(|e| e.comm.clone()).unwrap_or_default(),
         };
         let process = render::process_from_table(&task, entry.as_ref(), None, &mut texts);
-        self.emit_session(&session, Some(ktime_ns), process, texts.into_escaped(), sink);
+        self.emit_session(
+            &session,
+            Some(ktime_ns),
+            process,
+            texts.into_escaped(),
+            sink,
+        );
     }
 }

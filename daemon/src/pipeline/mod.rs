@@ -198,10 +198,13 @@ impl Pipeline {
             }
             Input::Tick { ktime_ns, drops } => {
                 self.procs.sweep(ktime_ns);
-                self.repeats
-                    .retain(|_, (last, _)| ktime_ns.saturating_sub(*last) < events::REPEAT_WINDOW_NS);
+                self.repeats.retain(|_, (last, _)| {
+                    ktime_ns.saturating_sub(*last) < events::REPEAT_WINDOW_NS
+                });
                 let hold_ns = self.config.hold_ns;
-                self.release(sink, |held| ktime_ns.saturating_sub(held.ktime_ns) >= hold_ns);
+                self.release(sink, |held| {
+                    ktime_ns.saturating_sub(held.ktime_ns) >= hold_ns
+                });
                 self.report_loss(ktime_ns, drops, sink);
             }
         }

@@ -117,7 +117,10 @@ mod tests {
         tracker.fork(100, 101);
         assert_eq!(tracker.exec(101), Some(started.id.clone()));
         assert_eq!(tracker.exec(555), None);
-        assert!(tracker.exit(101).is_none(), "a member's exit does not end it");
+        assert!(
+            tracker.exit(101).is_none(),
+            "a member's exit does not end it"
+        );
         let ended = tracker.exit(100).map(|s| s.commands);
         assert_eq!(ended, Some(2));
         assert!(tracker.is_empty());

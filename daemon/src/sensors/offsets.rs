@@ -214,7 +214,10 @@ mod tests {
             "struct mount embeds vfsmount after its hash links"
         );
         assert!(off.dentry_d_name_name > 0);
-        assert_eq!(off.has_ovl, 1, "this machine's overlayfs is built in (PLATFORM.md)");
+        assert_eq!(
+            off.has_ovl, 1,
+            "this machine's overlayfs is built in (PLATFORM.md)"
+        );
         assert!(off.ovl_inode_upperdentry > off.ovl_inode_vfs_inode);
     }
 

@@ -246,7 +246,10 @@ fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, makes_executable: bool) -> 
         header_flags |= file_flags::PATH_TRUNCATED;
     }
     fixed.header.flags = header_flags;
-    fixed.path = Blob { off: 0, len: walk.len as u16 };
+    fixed.path = Blob {
+        off: 0,
+        len: walk.len as u16,
+    };
     fixed.base = Blob::default();
     fixed.name = Blob::default();
     fixed.name2 = Blob::default();
@@ -303,9 +306,15 @@ fn report_path_op(
     // The user's path strings first: they decide whether a base directory is needed.
     let name_ptr = ctx_arg::<u64>(ctx, name_arg)?;
     let n = read_user_str(data, off, name_ptr);
-    fixed.name = Blob { off: off as u16, len: n as u16 };
+    fixed.name = Blob {
+        off: off as u16,
+        len: n as u16,
+    };
     off += n;
-    fixed.name2 = Blob { off: off as u16, len: 0 };
+    fixed.name2 = Blob {
+        off: off as u16,
+        len: 0,
+    };
     if let Some(index) = name2_arg {
         let n2 = read_user_str(data, off, ctx_arg::<u64>(ctx, index)?);
         fixed.name2.len = n2 as u16;
@@ -313,7 +322,10 @@ fn report_path_op(
     }
     // Relative paths are resolved against the directory descriptor or the cwd. (For renames
     // both names share it unless they use different descriptors: rare, and then the cwd wins.)
-    fixed.base = Blob { off: off as u16, len: 0 };
+    fixed.base = Blob {
+        off: off as u16,
+        len: 0,
+    };
     let first = if n > 0 {
         // SAFETY: inside the scratch data area (masked like every store).
         unsafe { *data.wrapping_add(fixed.name.off as usize & DATA_MASK) }
@@ -411,29 +423,146 @@ macro_rules! path_syscall {
     };
 }
 
-path_syscall!(sys_enter_unlinkat, sys_exit_unlinkat, "sys_enter_unlinkat", "sys_exit_unlinkat",
-    file_op::UNLINK, Some(0), 1, None, None);
-path_syscall!(sys_enter_unlink, sys_exit_unlink, "sys_enter_unlink", "sys_exit_unlink",
-    file_op::UNLINK, None, 0, None, None);
-path_syscall!(sys_enter_rmdir, sys_exit_rmdir, "sys_enter_rmdir", "sys_exit_rmdir",
-    file_op::UNLINK, None, 0, None, None);
-path_syscall!(sys_enter_renameat2, sys_exit_renameat2, "sys_enter_renameat2", "sys_exit_renameat2",
-    file_op::RENAME, Some(0), 1, Some(3), None);
-path_syscall!(sys_enter_renameat, sys_exit_renameat, "sys_enter_renameat", "sys_exit_renameat",
-    file_op::RENAME, Some(0), 1, Some(3), None);
-path_syscall!(sys_enter_rename, sys_exit_rename, "sys_enter_rename", "sys_exit_rename",
-    file_op::RENAME, None, 0, Some(1), None);
-path_syscall!(sys_enter_fchmodat, sys_exit_fchmodat, "sys_enter_fchmodat", "sys_exit_fchmodat",
-    file_op::CHMOD, Some(0), 1, None, Some(2));
-path_syscall!(sys_enter_fchmodat2, sys_exit_fchmodat2, "sys_enter_fchmodat2", "sys_exit_fchmodat2",
-    file_op::CHMOD, Some(0), 1, None, Some(2));
-path_syscall!(sys_enter_chmod, sys_exit_chmod, "sys_enter_chmod", "sys_exit_chmod",
-    file_op::CHMOD, None, 0, None, Some(1));
-path_syscall!(sys_enter_fchownat, sys_exit_fchownat, "sys_enter_fchownat", "sys_exit_fchownat",
-    file_op::CHOWN, Some(0), 1, None, None);
-path_syscall!(sys_enter_chown, sys_exit_chown, "sys_enter_chown", "sys_exit_chown",
-    file_op::CHOWN, None, 0, None, None);
-path_syscall!(sys_enter_lchown, sys_exit_lchown, "sys_enter_lchown", "sys_exit_lchown",
-    file_op::CHOWN, None, 0, None, None);
-path_syscall!(sys_enter_truncate, sys_exit_truncate, "sys_enter_truncate", "sys_exit_truncate",
-    file_op::TRUNCATE, None, 0, None, None);
+path_syscall!(
+    sys_enter_unlinkat,
+    sys_exit_unlinkat,
+    "sys_enter_unlinkat",
+    "sys_exit_unlinkat",
+    file_op::UNLINK,
+    Some(0),
+    1,
+    None,
+    None
+);
+path_syscall!(
+    sys_enter_unlink,
+    sys_exit_unlink,
+    "sys_enter_unlink",
+    "sys_exit_unlink",
+    file_op::UNLINK,
+    None,
+    0,
+    None,
+    None
+);
+path_syscall!(
+    sys_enter_rmdir,
+    sys_exit_rmdir,
+    "sys_enter_rmdir",
+    "sys_exit_rmdir",
+    file_op::UNLINK,
+    None,
+    0,
+    None,
+    None
+);
+path_syscall!(
+    sys_enter_renameat2,
+    sys_exit_renameat2,
+    "sys_enter_renameat2",
+    "sys_exit_renameat2",
+    file_op::RENAME,
+    Some(0),
+    1,
+    Some(3),
+    None
+);
+path_syscall!(
+    sys_enter_renameat,
+    sys_exit_renameat,
+    "sys_enter_renameat",
+    "sys_exit_renameat",
+    file_op::RENAME,
+    Some(0),
+    1,
+    Some(3),
+    None
+);
+path_syscall!(
+    sys_enter_rename,
+    sys_exit_rename,
+    "sys_enter_rename",
+    "sys_exit_rename",
+    file_op::RENAME,
+    None,
+    0,
+    Some(1),
+    None
+);
+path_syscall!(
+    sys_enter_fchmodat,
+    sys_exit_fchmodat,
+    "sys_enter_fchmodat",
+    "sys_exit_fchmodat",
+    file_op::CHMOD,
+    Some(0),
+    1,
+    None,
+    Some(2)
+);
+path_syscall!(
+    sys_enter_fchmodat2,
+    sys_exit_fchmodat2,
+    "sys_enter_fchmodat2",
+    "sys_exit_fchmodat2",
+    file_op::CHMOD,
+    Some(0),
+    1,
+    None,
+    Some(2)
+);
+path_syscall!(
+    sys_enter_chmod,
+    sys_exit_chmod,
+    "sys_enter_chmod",
+    "sys_exit_chmod",
+    file_op::CHMOD,
+    None,
+    0,
+    None,
+    Some(1)
+);
+path_syscall!(
+    sys_enter_fchownat,
+    sys_exit_fchownat,
+    "sys_enter_fchownat",
+    "sys_exit_fchownat",
+    file_op::CHOWN,
+    Some(0),
+    1,
+    None,
+    None
+);
+path_syscall!(
+    sys_enter_chown,
+    sys_exit_chown,
+    "sys_enter_chown",
+    "sys_exit_chown",
+    file_op::CHOWN,
+    None,
+    0,
+    None,
+    None
+);
+path_syscall!(
+    sys_enter_lchown,
+    sys_exit_lchown,
+    "sys_enter_lchown",
+    "sys_exit_lchown",
+    file_op::CHOWN,
+    None,
+    0,
+    None,
+    None
+);
+path_syscall!(
+    sys_enter_truncate,
+    sys_exit_truncate,
+    "sys_enter_truncate",
+    "sys_exit_truncate",
+    file_op::TRUNCATE,
+    None,
+    0,
+    None,
+    None
+);

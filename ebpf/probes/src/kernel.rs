@@ -4,7 +4,9 @@ use aya_ebpf::helpers::{
     bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
     bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, bpf_probe_read_kernel, generated as gen,
 };
-use sealwatch_abi::{layer, Header, DATA_MASK, NAME_MAX, OVERLAYFS_SUPER_MAGIC, PATH_DEPTH_MAX, PATH_MAX};
+use sealwatch_abi::{
+    layer, Header, DATA_MASK, NAME_MAX, OVERLAYFS_SUPER_MAGIC, PATH_DEPTH_MAX, PATH_MAX,
+};
 
 use crate::maps::{config, FILE_SCRATCH, SCRATCH, WALK};
 

@@ -7,17 +7,14 @@ use aya_ebpf::{
 };
 use sealwatch_abi::{
     exec_flags, kind, lane, layer, Blob, ExecEvent, ExitEvent, ForkEvent, ARGS_MAX, DATA_MASK,
-    ENV_MAX,
-    EXEC_FIXED_SIZE, NAME_MAX,
+    ENV_MAX, EXEC_FIXED_SIZE, NAME_MAX,
 };
 
 use crate::{
     emit::{count_drop, output_bytes, submit},
     kernel::{
         fill_header, inode_layer, is_self, pid_ns, read, read_kernel_str, read_ptr,
-        task_in_container, vpid_and_level,
-        walk_path, Ptr,
-        TARGET_EXEC,
+        task_in_container, vpid_and_level, walk_path, Ptr, TARGET_EXEC,
     },
     maps::{config, SCRATCH},
 };
@@ -157,7 +154,10 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
     }
 
     // The interpreter a binfmt handler chose (differs from filename for `#!` scripts).
-    event.interp = Blob { off: off as u16, len: 0 };
+    event.interp = Blob {
+        off: off as u16,
+        len: 0,
+    };
     if let Ok(interp) = read_ptr(bprm, config!(offsets.binprm_interp)) {
         let n = read_kernel_str(data.wrapping_add(off & DATA_MASK), NAME_MAX as u32, interp);
         event.interp.len = n as u16;
@@ -193,7 +193,10 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
     }
 
     // Environment of login candidates (k8s exec audit id, SSH_CONNECTION).
-    event.env = Blob { off: off as u16, len: 0 };
+    event.env = Blob {
+        off: off as u16,
+        len: 0,
+    };
     if want_env {
         let env_start = read::<u64>(mm, config!(offsets.mm_env_start)).unwrap_or(0);
         let env_end = read::<u64>(mm, config!(offsets.mm_env_end)).unwrap_or(0);
