@@ -27,7 +27,7 @@ pub use recorder::{feed, Recorder, RecorderOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}")]
     Open {
         path: PathBuf,
         source: std::io::Error,
@@ -38,7 +38,7 @@ pub enum CaptureError {
     Version { path: PathBuf, version: u32 },
     #[error("{0} holds no capture files (capture-*.swc)")]
     Empty(PathBuf),
-    #[error("capture directory {path}: {source}")]
+    #[error("capture directory {path}")]
     Directory {
         path: PathBuf,
         source: std::io::Error,

@@ -174,16 +174,15 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
             _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); break; }
             _ = sighup.recv() => {
-                let reloaded = reloader.reload("SIGHUP", &mut pipeline, &metrics);
-                if let Some(recorder) = recorder.as_mut().filter(|_| reloaded) {
-                    recorder.policy_changed(pipeline.policy());
+                if reloader.reload("SIGHUP", &mut pipeline, &metrics) {
+                    policy_changed(&mut sensors, pipeline.policy(), recorder.as_mut());
                 }
             }
             _ = policy_poll.tick() => {
-                let reloaded = reloader.changed()
-                    && reloader.reload("policy file changed", &mut pipeline, &metrics);
-                if let Some(recorder) = recorder.as_mut().filter(|_| reloaded) {
-                    recorder.policy_changed(pipeline.policy());
+                if reloader.changed()
+                    && reloader.reload("policy file changed", &mut pipeline, &metrics)
+                {
+                    policy_changed(&mut sensors, pipeline.policy(), recorder.as_mut());
                 }
             }
             _ = tick.tick() => {
@@ -290,4 +289,20 @@ fn host_mnt_ns() -> u32 {
     std::fs::metadata("/proc/1/ns/mnt")
         .map(|meta| meta.ino() as u32)
         .unwrap_or(0)
+}
+
+/// What a new policy changes outside the pipeline: the kernel's host-write reporting and the
+/// capture's record of the policy in force.
+fn policy_changed(
+    sensors: &mut Sensors,
+    policy: &Policy,
+    recorder: Option<&mut capture::Recorder>,
+) {
+    let host_watch = policy.rule(crate::policy::RuleId::HostFileModified).enabled;
+    if let Err(err) = sensors.set_host_watch(host_watch) {
+        tracing::error!(%err, "could not apply host-file-modified to the file sensor");
+    }
+    if let Some(recorder) = recorder {
+        recorder.policy_changed(policy);
+    }
 }

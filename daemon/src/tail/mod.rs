@@ -57,7 +57,7 @@ pub struct TailArgs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TailError {
-    #[error("tail socket {path}: {source}")]
+    #[error("tail socket {path}")]
     Socket {
         path: PathBuf,
         source: std::io::Error,
@@ -66,7 +66,7 @@ pub enum TailError {
     InUse(PathBuf),
     #[error("{0} exists and is not a socket; refusing to replace it")]
     NotASocket(PathBuf),
-    #[error("cannot connect to the sealwatch daemon at {path} ({source}); is `sealwatch run` running, with this --tail-socket, and are you root?")]
+    #[error("cannot connect to the sealwatch daemon at {path} (is `sealwatch run` running with this --tail-socket, and are you root?)")]
     Connect {
         path: PathBuf,
         source: std::io::Error,

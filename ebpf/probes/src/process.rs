@@ -172,25 +172,12 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let mm = read_ptr(task, config!(offsets.task_mm))?;
     let arg_start = read::<u64>(mm, config!(offsets.mm_arg_start))?;
     let arg_end = read::<u64>(mm, config!(offsets.mm_arg_end))?;
-    let mut args_len = arg_end.saturating_sub(arg_start) as usize;
-    if args_len > ARGS_MAX {
-        args_len = ARGS_MAX;
+    let (args_len, args_cut) = copy_user_area(data, off, arg_start, arg_end, ARGS_MAX);
+    if args_cut {
         flags |= exec_flags::ARGS_TRUNCATED;
     }
-    if args_len > 0 {
-        // SAFETY: destination has ARGS_MAX bytes of room past any masked offset.
-        let ret = unsafe {
-            gen::bpf_probe_read_user(
-                data.wrapping_add(off & DATA_MASK) as *mut _,
-                args_len as u32,
-                arg_start as *const _,
-            )
-        };
-        if ret == 0 {
-            event.args.len = args_len as u16;
-            off += args_len;
-        }
-    }
+    event.args.len = args_len as u16;
+    off += args_len;
 
     // Environment of login candidates (k8s exec audit id, SSH_CONNECTION).
     event.env = Blob {
@@ -200,25 +187,12 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
     if want_env {
         let env_start = read::<u64>(mm, config!(offsets.mm_env_start)).unwrap_or(0);
         let env_end = read::<u64>(mm, config!(offsets.mm_env_end)).unwrap_or(0);
-        let mut env_len = env_end.saturating_sub(env_start) as usize;
-        if env_len > ENV_MAX {
-            env_len = ENV_MAX;
+        let (env_len, env_cut) = copy_user_area(data, off, env_start, env_end, ENV_MAX);
+        if env_cut {
             flags |= exec_flags::ENV_TRUNCATED;
         }
-        if env_len > 0 {
-            // SAFETY: destination has ENV_MAX bytes of room past any masked offset.
-            let ret = unsafe {
-                gen::bpf_probe_read_user(
-                    data.wrapping_add(off & DATA_MASK) as *mut _,
-                    env_len as u32,
-                    env_start as *const _,
-                )
-            };
-            if ret == 0 {
-                event.env.len = env_len as u16;
-                off += env_len;
-            }
-        }
+        event.env.len = env_len as u16;
+        off += env_len;
     }
 
     event.header.flags = flags;
@@ -277,4 +251,31 @@ fn try_sched_process_exit(ctx: &BtfTracePointContext) -> Result<(), i64> {
         Ok(())
     });
     Ok(())
+}
+
+/// Copies the user memory area `[start, end)` (argv or environment of the new image) into the
+/// data area at `off`, at most `max` bytes. Returns the bytes copied and whether it was cut.
+#[inline(always)]
+fn copy_user_area(data: *mut u8, off: usize, start: u64, end: u64, max: usize) -> (usize, bool) {
+    let mut len = end.saturating_sub(start) as usize;
+    let cut = len > max;
+    if cut {
+        len = max;
+    }
+    if len == 0 {
+        return (0, cut);
+    }
+    // SAFETY: the data area has `max` bytes of room past any masked offset.
+    let ret = unsafe {
+        gen::bpf_probe_read_user(
+            data.wrapping_add(off & DATA_MASK) as *mut _,
+            len as u32,
+            start as *const _,
+        )
+    };
+    if ret == 0 {
+        (len, cut)
+    } else {
+        (0, cut)
+    }
 }

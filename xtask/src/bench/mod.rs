@@ -218,7 +218,7 @@ fn sealwatch_args(bin: &std::path::Path) -> Vec<String> {
 }
 
 /// `12 (sched_process_exec, syscalls/sys_enter_openat, ...)`, compact.
-pub fn describe(hooks: &[Hook]) -> String {
+fn describe(hooks: &[Hook]) -> String {
     hooks.iter().map(Hook::name).collect::<Vec<_>>().join(", ")
 }
 
