@@ -23,9 +23,11 @@ pub mod events;
 pub mod image;
 pub mod leftovers;
 pub mod prometheus;
+pub mod pty;
 pub mod runtime;
 pub mod schema;
 pub mod services;
+pub mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -34,6 +34,14 @@ const BUSYBOX: &str = "/bin/busybox";
 /// The daemon's repeat window for identical file violations (`violation.repeats`).
 const REPEAT_WINDOW: Duration = Duration::from_secs(10);
 
+/// Starts the daemon without the metrics endpoint and the tail socket (other daemons on this
+/// machine may hold their default addresses; neither is under test here).
+fn start_daemon(extra: &[&str]) -> Result<Daemon> {
+    let mut args = vec!["--metrics-addr", "none", "--tail-socket", "none"];
+    args.extend_from_slice(extra);
+    Daemon::start(&args)
+}
+
 /// A long-running container of `rt` from the test image.
 fn start_container(rt: Runtime, opts: &RunOptions) -> Result<Container> {
     rt.run_detached_with(&unique_name("sw-imm"), opts, &["sleep", "300"])
@@ -115,7 +123,7 @@ fn wait_exec_in(daemon: &mut Daemon, c: &Container, argv: &[&str]) -> Result<Val
 /// the writing shell.
 fn append_to_image_file(rt: Runtime) -> Result<()> {
     rt.ensure_ready()?;
-    let mut daemon = Daemon::start(&[])?;
+    let mut daemon = start_daemon(&[])?;
     let c = start_container(rt, &RunOptions::default())?;
     let marker = unique_name("sw-imm-append");
     let script = format!("echo {marker} >> /etc/passwd");
@@ -165,7 +173,7 @@ fn docker_append_to_image_file() -> Result<()> {
 fn each_change_of_an_image_file_is_one_violation() -> Result<()> {
     let rt = Runtime::Podman;
     rt.ensure_ready()?;
-    let mut daemon = Daemon::start(&[])?;
+    let mut daemon = start_daemon(&[])?;
     let c = start_container(rt, &RunOptions::default())?;
     let [sed_file, rm_file, chmod_file, trunc_file] = [
         FIXTURE_FILES[0],
@@ -231,7 +239,7 @@ fn each_change_of_an_image_file_is_one_violation() -> Result<()> {
 fn repeated_changes_of_an_image_file_are_counted() -> Result<()> {
     let rt = Runtime::Podman;
     rt.ensure_ready()?;
-    let mut daemon = Daemon::start(&[])?;
+    let mut daemon = start_daemon(&[])?;
     let c = start_container(rt, &RunOptions::default())?;
     let path = FIXTURE_FILES[4];
     let marker = unique_name("sw-imm-repeat");
@@ -289,13 +297,14 @@ fn repeated_changes_of_an_image_file_are_counted() -> Result<()> {
 
 // ---- new-executable and drift-exec --------------------------------------------------------
 
-/// `cp /bin/busybox /tmp/x && /tmp/x true`: `new-executable` (create) for the copy, and
+/// `cp /bin/busybox /tmp/x && /tmp/x echo <marker>`: `new-executable` (create) for the copy, and
 /// `drift-exec` when it runs, with `exe_layer: upper`.
 fn copied_binary_is_drift(rt: Runtime) -> Result<()> {
     rt.ensure_ready()?;
-    let mut daemon = Daemon::start(&[])?;
+    let mut daemon = start_daemon(&[])?;
     let c = start_container(rt, &RunOptions::default())?;
-    let copy = format!("/tmp/{}", unique_name("sw-copy"));
+    // busybox runs the applet named by argv[0], or by argv[1] when argv[0] starts with "busybox".
+    let copy = format!("/tmp/{}", unique_name("busybox-sw-copy"));
     c.exec(&["cp", BUSYBOX, &copy])?;
     let marker = unique_name("sw-drift-marker");
     assert_eq!(c.exec(&[&copy, "echo", &marker])?, marker);
@@ -349,7 +358,7 @@ fn docker_copied_binary_is_drift() -> Result<()> {
 fn new_script_through_image_interpreter_is_drift() -> Result<()> {
     let rt = Runtime::Podman;
     rt.ensure_ready()?;
-    let mut daemon = Daemon::start(&[])?;
+    let mut daemon = start_daemon(&[])?;
     let c = start_container(rt, &RunOptions::default())?;
     let marker = unique_name("sw-script");
     let shebang = format!("/tmp/{marker}-s.sh");
@@ -432,7 +441,7 @@ fn new_script_through_image_interpreter_is_drift() -> Result<()> {
 fn memfd_and_deleted_binary_are_drift() -> Result<()> {
     let rt = Runtime::Podman;
     rt.ensure_ready()?;
-    let mut daemon = Daemon::start(&[])?;
+    let mut daemon = start_daemon(&[])?;
     let c = start_container(rt, &RunOptions::default())?;
     c.exec(&[EXEC_HELPER, "memfd"])?;
     let helper = wait_exec_in(&mut daemon, &c, &[EXEC_HELPER, "memfd"])?;
@@ -526,7 +535,7 @@ fn own_files_volumes_host_and_image_binaries_are_no_violation() -> Result<()> {
     let rt = Runtime::Podman;
     rt.ensure_ready()?;
     let volume = host_volume_dir()?;
-    let mut daemon = Daemon::start(&[])?;
+    let mut daemon = start_daemon(&[])?;
     let opts = RunOptions {
         volumes: vec![format!("{}:/vol", volume.path().display())],
         ..RunOptions::default()
@@ -615,7 +624,7 @@ fn host_file_modified_when_enabled() -> Result<()> {
           version: 1\nrules:\n  host-file-modified:\n    enabled: true\n",
     )?;
     let policy_path = policy.path().to_str().context("temp path is not UTF-8")?;
-    let mut daemon = Daemon::start(&["--policy", policy_path])?;
+    let mut daemon = start_daemon(&["--policy", policy_path])?;
 
     let marker = unique_name("sealwatch-test");
     let outside = tempfile::Builder::new().prefix(&marker).tempdir()?;

@@ -59,6 +59,18 @@ pub enum CaptureError {
     Writer(String),
 }
 
+/// An error with its causes, `a: b: c`, for log lines (`Display` shows only the first).
+pub fn describe(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
+}
+
 impl CaptureError {
     /// sysexits `EX_DATAERR`: the input data (a capture) is bad.
     pub const EXIT_DATA: u8 = 65;

@@ -90,7 +90,10 @@ impl WriterThread {
             Ok(())
         });
         if let Err(err) = &result {
-            tracing::error!(%err, "capture: writer stopped; inputs are no longer recorded");
+            tracing::error!(
+                err = super::describe(err),
+                "capture: writer stopped; inputs are no longer recorded"
+            );
         }
         result
     }

@@ -45,7 +45,9 @@ pub enum ReplayError {
     Filter(#[from] FilterError),
     #[error(transparent)]
     Policy(Box<PolicyError>),
-    #[error("the policy recorded in {path} does not load with this sealwatch (pass --policy FILE)")]
+    #[error(
+        "the policy recorded in {path} does not load with this sealwatch (pass --policy FILE)"
+    )]
     RecordedPolicy {
         path: PathBuf,
         source: Box<PolicyError>,

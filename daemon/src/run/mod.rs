@@ -220,7 +220,8 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
     capture::feed(&mut pipeline, recorder.as_mut(), input, &mut writer);
     pipeline.finish(&mut writer);
     if let Some(Err(err)) = recorder.take().map(Recorder::finish) {
-        tracing::error!(%err, "capture: closing the last file failed");
+        let err = capture::describe(&err);
+        tracing::error!(err, "capture: closing the last file failed");
     }
     let stats = pipeline.stats().clone();
     writer.finish().context("flushing stdout")?;

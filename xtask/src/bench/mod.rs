@@ -42,7 +42,7 @@ pub struct BenchArgs {
     /// target/bench/BENCHMARKS.partial.md instead of BENCHMARKS.md.
     #[arg(long, value_name = "WORKLOAD")]
     only: Vec<String>,
-    /// Rounds per configuration (default 5, or 3 with --quick).
+    /// Rounds per configuration (default 5, or 2 with --quick).
     #[arg(long)]
     rounds: Option<usize>,
     /// Benchmark this sealwatch binary instead of building one (`cargo build --release -p
@@ -58,7 +58,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let started = Instant::now();
     let load_at_start = loadavg();
     let (workloads, with_daemon) = workloads::select(&args.only)?;
-    let rounds = args.rounds.unwrap_or(if args.quick { 3 } else { 5 }).max(1);
+    let rounds = args.rounds.unwrap_or(if args.quick { 2 } else { 5 }).max(1);
     let mut notes = Vec::new();
 
     // The configurations in use, minus those whose tool is missing (noted in the report).

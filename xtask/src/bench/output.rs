@@ -31,6 +31,15 @@ pub struct Loss {
 }
 
 impl Loss {
+    pub fn plus(&self, other: &Loss) -> Loss {
+        Loss {
+            kernel_critical: self.kernel_critical + other.kernel_critical,
+            kernel_bulk: self.kernel_bulk + other.kernel_bulk,
+            decode: self.decode + other.decode,
+            output: self.output + other.output,
+        }
+    }
+
     pub fn since(&self, earlier: &Loss) -> Loss {
         Loss {
             kernel_critical: self.kernel_critical.saturating_sub(earlier.kernel_critical),

@@ -46,11 +46,30 @@ impl Report<'_> {
              ratio, \"vs floor\" the median over rounds of the two paired ratios' quotient.\n"
         );
         let sensors = self.sensors();
+        let of_kind = |keep: fn(&Hook) -> bool| -> Vec<&str> {
+            self.hooks
+                .iter()
+                .filter(|h| keep(h))
+                .map(Hook::name)
+                .collect()
+        };
+        let raw = of_kind(|h| matches!(h, Hook::Raw(_)));
+        let classic = of_kind(|h| matches!(h, Hook::Tracepoint(_)));
+        let other = of_kind(|h| matches!(h, Hook::Other(_)));
         let _ = writeln!(
             md,
-            "sealwatch's BPF links ({}): `{}`. Its loader logged: {}.\n",
-            self.hooks.len(),
-            super::describe(self.hooks).replace(", ", "`, `"),
+            "What sealwatch attached (its BPF links, read from the kernel; the floor mirrors \
+             them): {} raw tracepoints ({}); {} classic tracepoints ({}){}. Its loader logged: \
+             {}.\n",
+            raw.len(),
+            raw.join(", "),
+            classic.len(),
+            classic.join(", "),
+            if other.is_empty() {
+                String::new()
+            } else {
+                format!("; not mirrored by the floor: {}", other.join(", "))
+            },
             if sensors.is_empty() {
                 "nothing".into()
             } else {
@@ -238,6 +257,13 @@ impl Report<'_> {
                 );
             }
         }
+        let l = &self.samples.sealwatch_loss;
+        let _ = writeln!(
+            md,
+            "\nEvents sealwatch reported lost (its `loss` lines) over all its overhead sessions: \
+             kernel critical {}, kernel bulk {}, decode {}, output {}.",
+            l.kernel_critical, l.kernel_bulk, l.decode, l.output
+        );
         md.push('\n');
     }
 

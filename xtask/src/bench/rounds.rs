@@ -12,6 +12,7 @@ use anyhow::{Context as _, Result};
 
 use super::container::BenchContainer;
 use super::loadgen::run_timed;
+use super::output::Loss;
 use super::stats::{median, paired_ratio};
 use super::tracers::{Config, Env, Tracer};
 use super::workloads::{Place, Workload, CHUNKS};
@@ -57,6 +58,8 @@ pub struct Samples {
     pub by: BTreeMap<(&'static str, Config), Vec<Sample>>,
     /// Configurations that could not run in some round, and why.
     pub problems: Vec<String>,
+    /// Drops sealwatch reported (its `loss` lines) during all its overhead sessions.
+    pub sealwatch_loss: Loss,
 }
 
 impl Samples {
@@ -204,7 +207,10 @@ pub fn run(plan: &Plan<'_>, env: &Env, started: Instant) -> Result<Samples> {
                 measured.push((cost, after.saturating_sub(before)));
             }
             if let Some(tracer) = tracer {
-                tracer.stop()?;
+                let seen = tracer.stop()?;
+                if config == Config::Sealwatch {
+                    samples.sealwatch_loss = samples.sealwatch_loss.plus(&seen.loss);
+                }
             }
             if !baseline_first {
                 base = baseline()?;

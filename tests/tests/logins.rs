@@ -1,0 +1,940 @@
+//! Never log in: entering a container (`podman exec -it` on a real pty, `docker exec`, `nsenter`,
+//! an interactive entrypoint), logging in to the node over SSH (a real sshd on a loopback port),
+//! sessions (start line, the id on every exec inside, end line with duration and command count),
+//! the Kubernetes exec audit id, probes excepted by policy, and what is not a login (entrypoints,
+//! non-interactive entrypoint shells, host processes).
+//!
+//! Every test that starts the daemon ends with `Daemon::stop()`, which requires exit status 0 and
+//! validates every line the daemon printed against `schema/sealwatch.event.v1.json`. The daemons
+//! run without a metrics endpoint or tail socket, so a daemon running elsewhere on the machine
+//! (a benchmark) does not collide with them; every assertion is scoped to the test's own
+//! containers, markers or SSH connection, since such a daemon's workload may log in too.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
+use std::collections::BTreeSet;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use serde_json::{json, Value};
+
+use sealwatch_tests::daemon::{Daemon, Stopped, EVENT_TIMEOUT};
+use sealwatch_tests::events::{self, check_fields, container_id, is_exec_of, violation_rule};
+use sealwatch_tests::pty::Pty;
+use sealwatch_tests::runtime::{self, Runtime};
+use sealwatch_tests::sshd::Sshd;
+use sealwatch_tests::{cmd, require_root, unique_name};
+
+const CONTAINER_EXEC: &str = "container-exec";
+const INTERACTIVE: &str = "interactive-session-in-container";
+const NODE_LOGIN: &str = "node-interactive-login";
+const LOGIN_RULES: [&str; 3] = [CONTAINER_EXEC, INTERACTIVE, NODE_LOGIN];
+/// The daemon's extra flags in every test here: nothing that another daemon could hold.
+const DAEMON_FLAGS: [&str; 4] = ["--metrics-addr", "none", "--tail-socket", "none"];
+/// What a terminal session may take (a shell prompt, a typed command).
+const TERMINAL_TIMEOUT: Duration = Duration::from_secs(60);
+/// podman's flags for containers started outside `runtime` (see `runtime::PODMAN_RUN_FLAGS`).
+const PODMAN_FLAGS: [&str; 7] = [
+    "--runtime",
+    "runc",
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+    "--network=none",
+];
+
+fn start_daemon(extra: &[&str]) -> Result<Daemon> {
+    let mut args: Vec<&str> = DAEMON_FLAGS.to_vec();
+    args.extend_from_slice(extra);
+    Daemon::start(&args)
+}
+
+/// A marker and how to type it so that the terminal's echo of the typed line does not contain
+/// it: `'sw-x''-123-4'` (the shell joins the quoted halves).
+fn split_marker(prefix: &str) -> (String, String) {
+    let marker = unique_name(prefix);
+    let half = prefix.len() / 2;
+    let typed = format!("'{}''{}'", &marker[..half], &marker[half..]);
+    (marker, typed)
+}
+
+fn is_session_line(ev: &Value, state: &str) -> bool {
+    ev["kind"] == "session" && ev["session"]["state"] == state
+}
+
+fn session_of(ev: &Value) -> Option<&str> {
+    ev["session"]["id"].as_str()
+}
+
+fn login_rule(ev: &Value) -> Option<&str> {
+    violation_rule(ev).filter(|rule| LOGIN_RULES.contains(rule))
+}
+
+fn args_contain(ev: &Value, needle: &str) -> bool {
+    events::args(ev).iter().any(|arg| arg.contains(needle))
+}
+
+/// A controlling terminal as the daemon names a pseudo-terminal: `pts/<n>`.
+fn is_pts(value: &Value) -> bool {
+    value
+        .as_str()
+        .and_then(|tty| tty.strip_prefix("pts/"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Waits for the end line of a session whose line satisfies `matches`.
+fn wait_session_end(
+    daemon: &mut Daemon,
+    what: &str,
+    matches: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    daemon.wait_for(&format!("session end line of {what}"), EVENT_TIMEOUT, |ev| {
+        is_session_line(ev, "end") && matches(ev)
+    })
+}
+
+/// The terminal a session must have.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Tty {
+    /// `null`.
+    None,
+    /// `pts/<n>`.
+    Pts,
+}
+
+/// What one session must look like.
+struct Expected<'a> {
+    kind: &'a str,
+    rule: &'a str,
+    severity: &'a str,
+    user: &'a str,
+    tty: Tty,
+    remote: Option<&'a str>,
+    container: Option<&'a str>,
+    k8s_audit_id: Option<&'a str>,
+}
+
+/// A session as checked by [`check_session`].
+struct Session {
+    id: String,
+    /// The start line.
+    start: Value,
+    /// The end line.
+    end: Value,
+    /// Every exec line that carries the id (violation lines of one exec counted once).
+    execs: Vec<Value>,
+}
+
+impl Session {
+    /// The exec lines inside the session with exactly this argv.
+    fn execs_of(&self, argv: &[&str]) -> Vec<&Value> {
+        self.execs.iter().filter(|ev| is_exec_of(ev, argv)).collect()
+    }
+}
+
+/// Checks session `id` in the whole stream: exactly one start line, then the exec line that
+/// opened it (the only login violation of the session, `want.rule`), exactly one end line after
+/// it with the same facts, a duration, and a command count equal to the execs carrying the id.
+fn check_session(events: &[Value], id: &str, want: &Expected<'_>) -> Result<Session> {
+    let positions = |state: &str| -> Vec<usize> {
+        events
+            .iter()
+            .enumerate()
+            .filter(|(_, ev)| is_session_line(ev, state) && session_of(ev) == Some(id))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let (starts, ends) = (positions("start"), positions("end"));
+    ensure!(
+        starts.len() == 1 && ends.len() == 1,
+        "session {id}: {} start lines and {} end lines, expected one of each",
+        starts.len(),
+        ends.len()
+    );
+    let (start_at, end_at) = (starts[0], ends[0]);
+    let (start, end) = (&events[start_at], &events[end_at]);
+
+    let tty = start["session"]["tty"].clone();
+    match want.tty {
+        Tty::None => ensure!(tty.is_null(), "session {id} has a terminal: {start}"),
+        Tty::Pts => ensure!(is_pts(&tty), "session {id} has no pts terminal: {start}"),
+    }
+    let container = match want.container {
+        Some(cid) => ("/container/id", json!(cid)),
+        None => ("/container", Value::Null),
+    };
+    let common = [
+        ("/session/type", json!(want.kind)),
+        ("/session/user", json!(want.user)),
+        ("/session/tty", tty.clone()),
+        ("/session/remote", json!(want.remote)),
+        container.clone(),
+    ];
+    for (line, state) in [(start, "start"), (end, "end")] {
+        check_fields(line, &common)
+            .and_then(|()| check_fields(line, &[("/session/state", json!(state))]))
+            .with_context(|| format!("session {id}, {state} line"))?;
+        ensure!(
+            line.get("violation").is_none(),
+            "a session line carries a violation: {line}"
+        );
+        match want.k8s_audit_id {
+            Some(audit) => check_fields(line, &[("/session/k8s_audit_id", json!(audit))])?,
+            None => ensure!(
+                line["session"].get("k8s_audit_id").is_none(),
+                "session {id} has a k8s_audit_id nobody set: {line}"
+            ),
+        }
+    }
+    ensure!(
+        start["session"].get("duration_seconds").is_none()
+            && start["session"].get("commands").is_none(),
+        "the start line already has a duration or command count: {start}"
+    );
+
+    // The exec lines carrying the id, in order; the opening one is the only login violation.
+    let lines: Vec<(usize, &Value)> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, ev)| events::is_exec(ev) && session_of(ev) == Some(id))
+        .collect();
+    let logins: Vec<&(usize, &Value)> = lines
+        .iter()
+        .filter(|(_, ev)| login_rule(ev).is_some())
+        .collect();
+    ensure!(
+        logins.len() == 1,
+        "session {id}: {} exec lines with a login rule, expected exactly the opening one: {logins:?}",
+        logins.len()
+    );
+    let (open_at, open) = *logins[0];
+    check_fields(
+        open,
+        &[
+            ("/violation/rule", json!(want.rule)),
+            ("/violation/severity", json!(want.severity)),
+            ("/process/pid", start["process"]["pid"].clone()),
+            ("/process/args", start["process"]["args"].clone()),
+            ("/process/tty", tty.clone()),
+            ("/process/uid", json!(want.user.parse::<u32>()?)),
+            container,
+        ],
+    )
+    .with_context(|| format!("the exec line that opened session {id}"))?;
+    ensure!(
+        lines.iter().all(|(at, _)| *at > start_at),
+        "an exec line of session {id} comes before its start line (line {start_at})"
+    );
+    ensure!(
+        end_at > open_at,
+        "session {id} ends (line {end_at}) before the exec that opened it (line {open_at})"
+    );
+
+    // One exec may be printed once per violation: count each exec once.
+    let mut seen = BTreeSet::new();
+    let execs: Vec<Value> = lines
+        .iter()
+        .filter(|(_, ev)| {
+            seen.insert((
+                ev["process"]["pid"].to_string(),
+                ev["time"].to_string(),
+                ev["process"]["args"].to_string(),
+            ))
+        })
+        .map(|(_, ev)| (*ev).clone())
+        .collect();
+    let duration = end["session"]["duration_seconds"].as_f64();
+    ensure!(
+        duration.is_some_and(|d| d.is_finite() && d >= 0.0),
+        "session {id} end has no valid duration_seconds: {end}"
+    );
+    check_fields(end, &[("/session/commands", json!(execs.len()))]).with_context(|| {
+        format!(
+            "session {id}: commands must count the {} execs that carry its id: {:?}",
+            execs.len(),
+            execs.iter().map(events::args).collect::<Vec<_>>()
+        )
+    })?;
+    Ok(Session {
+        id: id.to_owned(),
+        start: start.clone(),
+        end: end.clone(),
+        execs,
+    })
+}
+
+/// Checks that `argv` was executed exactly once in `session`, on its terminal, without a
+/// violation of its own.
+fn check_command_in_session(session: &Session, argv: &[&str]) -> Result<()> {
+    let found = session.execs_of(argv);
+    ensure!(
+        found.len() == 1,
+        "{argv:?} should run once in session {}, found {} exec lines with its id",
+        session.id,
+        found.len()
+    );
+    check_fields(
+        found[0],
+        &[
+            ("/process/tty", session.start["session"]["tty"].clone()),
+            ("/container", session.start["container"].clone()),
+        ],
+    )?;
+    ensure!(
+        login_rule(found[0]).is_none(),
+        "a command inside session {} is a login of its own: {}",
+        session.id,
+        found[0]
+    );
+    Ok(())
+}
+
+/// The exec lines of `argv` anywhere in the stream, requiring at least one.
+fn execs_of<'a>(stopped: &'a Stopped, argv: &[&str]) -> Result<Vec<&'a Value>> {
+    let found: Vec<&Value> = stopped
+        .events
+        .iter()
+        .filter(|ev| is_exec_of(ev, argv))
+        .collect();
+    ensure!(!found.is_empty(), "no exec line of {argv:?}");
+    Ok(found)
+}
+
+/// The session id of a (start or end) line.
+fn id_of(line: &Value) -> Result<String> {
+    session_of(line)
+        .map(str::to_owned)
+        .with_context(|| format!("no session.id in {line}"))
+}
+
+fn random_uuid() -> Result<String> {
+    Ok(std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+        .context("reading a random uuid")?
+        .trim()
+        .to_owned())
+}
+
+/// Removes a podman container by name when dropped (containers started outside `runtime`).
+struct RemoveOnDrop(&'static str, String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if self.0 == "podman" {
+            runtime::remove_quietly(Runtime::Podman, &self.1);
+        }
+    }
+}
+
+/// Types a command line into the shell on `pty` and waits until it printed `marker`.
+fn type_and_wait(pty: &mut Pty, line: &str, marker: &str) -> Result<()> {
+    pty.send(&format!("{line}\n"))?;
+    pty.wait_for_output(marker, TERMINAL_TIMEOUT)
+}
+
+/// `podman exec -it <c> sh` on a pseudo-terminal of the test: an interactive session in the
+/// container, with the full container id and the terminal; commands typed in it (also a nested
+/// shell, which opens no second session) carry its id; `exit` ends it.
+#[test]
+fn podman_exec_it_on_a_pty_is_an_interactive_session() -> Result<()> {
+    let rt = Runtime::Podman;
+    rt.ensure_ready()?;
+    let mut daemon = start_daemon(&[])?;
+    let c = rt.run_detached(&unique_name("sw-login"), &["sleep", "300"])?;
+    let mut pty = Pty::spawn("podman", &["exec", "-it", &c.id, "sh"])?;
+    pty.wait_for_output("# ", TERMINAL_TIMEOUT)
+        .context("waiting for the shell prompt")?;
+    let (echoed, typed) = split_marker("sw-pty-echo");
+    type_and_wait(&mut pty, &format!("/bin/echo {typed}"), &echoed)?;
+    let nested = unique_name("sw-pty-nested");
+    let (done, typed_done) = split_marker("sw-pty-done");
+    type_and_wait(
+        &mut pty,
+        &format!("/bin/sh -c '/bin/true {nested}'; /bin/echo {typed_done}"),
+        &done,
+    )?;
+    pty.send("exit\n")?;
+    let status = pty.wait(TERMINAL_TIMEOUT)?;
+    ensure!(
+        status.success(),
+        "podman exec -it exited with {status}; the terminal showed:\n{}",
+        pty.output()
+    );
+    let end = wait_session_end(&mut daemon, "the podman exec -it shell", |ev| {
+        container_id(ev) == Some(c.id.as_str())
+    })?;
+    let stopped = daemon.stop()?;
+
+    let session = check_session(
+        &stopped.events,
+        &id_of(&end)?,
+        &Expected {
+            kind: "container-exec",
+            rule: INTERACTIVE,
+            severity: "critical",
+            user: "0",
+            tty: Tty::Pts,
+            remote: None,
+            container: Some(&c.id),
+            k8s_audit_id: None,
+        },
+    )?;
+    check_fields(
+        &session.start,
+        &[
+            ("/process/args", json!(["sh"])),
+            ("/process/exe", json!("/bin/busybox")),
+            ("/container/runtime", json!("podman")),
+            ("/container/name", json!(c.name)),
+        ],
+    )?;
+    check_command_in_session(&session, &["/bin/echo", &echoed])?;
+    check_command_in_session(&session, &["/bin/true", &nested])?;
+    check_command_in_session(&session, &["/bin/sh", "-c", &format!("/bin/true {nested}")])?;
+    check_command_in_session(&session, &["/bin/echo", &done])?;
+    let commands = session.end["session"]["commands"].as_u64().unwrap_or(0);
+    ensure!(commands >= 2, "commands {commands} in {}", session.end);
+
+    // One session in this container, and only its opening exec is a login violation.
+    let starts: Vec<&Value> = stopped
+        .events
+        .iter()
+        .filter(|ev| is_session_line(ev, "start") && container_id(ev) == Some(c.id.as_str()))
+        .collect();
+    ensure!(
+        starts.len() == 1,
+        "{} sessions in the container, expected one: {starts:?}",
+        starts.len()
+    );
+    let logins: Vec<&Value> = stopped
+        .events
+        .iter()
+        .filter(|ev| login_rule(ev).is_some() && container_id(ev) == Some(c.id.as_str()))
+        .collect();
+    ensure!(
+        logins.len() == 1,
+        "{} login violations in the container, expected one: {logins:?}",
+        logins.len()
+    );
+    Ok(())
+}
+
+/// `docker exec` without a terminal: `container-exec` (high), no terminal, not interactive; the
+/// session holds exactly the one program that ran.
+#[test]
+fn docker_exec_without_terminal_is_container_exec() -> Result<()> {
+    let rt = Runtime::Docker;
+    rt.ensure_ready()?;
+    let mut daemon = start_daemon(&[])?;
+    let c = rt.run_detached(&unique_name("sw-login"), &["sleep", "300"])?;
+    let marker = unique_name("sw-docker-exec");
+    assert_eq!(c.exec(&["/bin/echo", &marker])?, marker);
+    let end = wait_session_end(&mut daemon, "docker exec", |ev| {
+        container_id(ev) == Some(c.id.as_str())
+    })?;
+    let stopped = daemon.stop()?;
+
+    let session = check_session(
+        &stopped.events,
+        &id_of(&end)?,
+        &Expected {
+            kind: "container-exec",
+            rule: CONTAINER_EXEC,
+            severity: "high",
+            user: "0",
+            tty: Tty::None,
+            remote: None,
+            container: Some(&c.id),
+            k8s_audit_id: None,
+        },
+    )?;
+    check_fields(
+        &session.start,
+        &[
+            ("/process/args", json!(["/bin/echo", marker])),
+            ("/container/runtime", json!("docker")),
+        ],
+    )?;
+    check_fields(&session.end, &[("/session/commands", json!(1))])?;
+    let interactive: Vec<&Value> = stopped
+        .events
+        .iter()
+        .filter(|ev| {
+            violation_rule(ev) == Some(INTERACTIVE) && container_id(ev) == Some(c.id.as_str())
+        })
+        .collect();
+    ensure!(
+        interactive.is_empty(),
+        "docker exec without -t is interactive: {interactive:?}"
+    );
+    Ok(())
+}
+
+/// `nsenter -t <container init pid> -m -u -i -n -p sh -c ...` from the host, without a
+/// controlling terminal: `container-exec` attributed to the container (full id) although the
+/// process stays in the host's cgroup; what it runs carries the session id; `nsenter` itself is
+/// a host process and no violation.
+#[test]
+fn nsenter_into_a_container_is_container_exec() -> Result<()> {
+    let rt = Runtime::Podman;
+    rt.ensure_ready()?;
+    let mut daemon = start_daemon(&[])?;
+    let c = rt.run_detached(&unique_name("sw-login"), &["sleep", "300"])?;
+    let pid = c.init_pid()?.to_string();
+    let marker = unique_name("sw-nsenter");
+    let script = format!("id >/dev/null; /bin/echo {marker}");
+    let mut command = cmd::command(
+        "nsenter",
+        &[
+            "-t", &pid, "-m", "-u", "-i", "-n", "-p", "sh", "-c", &script,
+        ],
+    );
+    // No controlling terminal, whatever the test runner has: this is the non-interactive case.
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid()?;
+            Ok(())
+        });
+    }
+    assert_eq!(cmd::run_ok(&mut command, cmd::DEFAULT_TIMEOUT)?, marker);
+    let end = wait_session_end(&mut daemon, "the nsenter'd shell", |ev| {
+        args_contain(ev, &marker)
+    })?;
+    let stopped = daemon.stop()?;
+
+    let session = check_session(
+        &stopped.events,
+        &id_of(&end)?,
+        &Expected {
+            kind: "container-exec",
+            rule: CONTAINER_EXEC,
+            severity: "high",
+            user: "0",
+            tty: Tty::None,
+            remote: None,
+            container: Some(&c.id),
+            k8s_audit_id: None,
+        },
+    )?;
+    check_fields(
+        &session.start,
+        &[
+            ("/process/args", json!(["sh", "-c", script])),
+            ("/container/name", json!(c.name)),
+        ],
+    )?;
+    check_command_in_session(&session, &["/bin/echo", &marker])?;
+    let nsenter: Vec<&Value> = execs_of(
+        &stopped,
+        &[
+            "nsenter", "-t", &pid, "-m", "-u", "-i", "-n", "-p", "sh", "-c", &script,
+        ],
+    )?;
+    for ev in nsenter {
+        check_fields(ev, &[("/container", Value::Null)])?;
+        ensure!(
+            ev.get("violation").is_none() && ev.get("session").is_none(),
+            "nsenter on the host is itself a login: {ev}"
+        );
+    }
+    Ok(())
+}
+
+/// `podman exec -e KUBERNETES_EXEC_AUDIT_ID=<uuid>` and `-e SPO_EXEC_REQUEST_UID=<uuid>` (behind
+/// other variables): the id is reported on the session's start and end lines; an exec without
+/// either has none.
+#[test]
+fn k8s_exec_audit_id_is_reported_on_the_session() -> Result<()> {
+    let rt = Runtime::Podman;
+    rt.ensure_ready()?;
+    let mut daemon = start_daemon(&[])?;
+    let c = rt.run_detached(&unique_name("sw-login"), &["sleep", "300"])?;
+    // Some ordinary variables first, as a pod's environment has them (about 1 KiB).
+    let padding: Vec<String> = (0..16)
+        .map(|i| format!("SW_PAD_{i:02}={}", "p".repeat(48)))
+        .collect();
+    let mut cases = Vec::new();
+    for (var, pad) in [
+        (Some("KUBERNETES_EXEC_AUDIT_ID"), false),
+        (Some("SPO_EXEC_REQUEST_UID"), true),
+        (None, false),
+    ] {
+        let marker = unique_name("sw-audit");
+        let uuid = random_uuid()?;
+        let mut args: Vec<String> = vec!["exec".into()];
+        if pad {
+            for p in &padding {
+                args.extend(["-e".to_owned(), p.clone()]);
+            }
+        }
+        if let Some(var) = var {
+            args.extend(["-e".to_owned(), format!("{var}={uuid}")]);
+        }
+        args.extend([c.id.clone(), "/bin/echo".into(), marker.clone()]);
+        assert_eq!(cmd::ok("podman", &args)?, marker);
+        cases.push((var, marker, var.map(|_| uuid)));
+    }
+    for (var, marker, _) in &cases {
+        wait_session_end(&mut daemon, &format!("the exec with {var:?}"), |ev| {
+            args_contain(ev, marker)
+        })?;
+    }
+    let stopped = daemon.stop()?;
+
+    for (var, marker, uuid) in &cases {
+        let end = stopped
+            .events
+            .iter()
+            .find(|ev| is_session_line(ev, "end") && args_contain(ev, marker))
+            .context("the end line vanished")?;
+        check_session(
+            &stopped.events,
+            &id_of(end)?,
+            &Expected {
+                kind: "container-exec",
+                rule: CONTAINER_EXEC,
+                severity: "high",
+                user: "0",
+                tty: Tty::None,
+                remote: None,
+                container: Some(&c.id),
+                k8s_audit_id: uuid.as_deref(),
+            },
+        )
+        .with_context(|| format!("the exec with {var:?}"))?;
+    }
+    Ok(())
+}
+
+/// The client port of the one connection `sshd` accepted, as `127.0.0.1:<port>`.
+fn ssh_remote(sshd: &Sshd) -> Result<String> {
+    let ports = sshd.accepted_ports();
+    ensure!(
+        ports.len() == 1,
+        "sshd accepted {} connections, expected one; its log:\n{}",
+        ports.len(),
+        sshd.log()
+    );
+    Ok(format!("127.0.0.1:{}", ports[0]))
+}
+
+/// `ssh -tt root@127.0.0.1 '<echo>; exit'` to a real sshd (started before the daemon, like a
+/// node's): `node-interactive-login` (critical) on the host with a pts terminal and the client's
+/// address and port; the command run in it carries the session id; logging out ends it.
+#[test]
+fn ssh_with_a_terminal_is_a_node_interactive_login() -> Result<()> {
+    require_root()?;
+    let sshd = Sshd::start()?;
+    let mut daemon = start_daemon(&[])?;
+    let (marker, typed) = split_marker("sw-ssh-tty");
+    let remote_cmd = format!("/bin/echo {typed}; exit");
+    let out = sshd.ssh(true, &remote_cmd)?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(stdout.contains(&marker), "ssh printed {stdout:?}");
+    let remote = ssh_remote(&sshd)?;
+    let end = wait_session_end(&mut daemon, "the ssh -tt login", |ev| {
+        ev["session"]["remote"] == remote.as_str()
+    })?;
+    let stopped = daemon.stop()?;
+
+    let session = check_session(
+        &stopped.events,
+        &id_of(&end)?,
+        &Expected {
+            kind: "ssh",
+            rule: NODE_LOGIN,
+            severity: "critical",
+            user: "0",
+            tty: Tty::Pts,
+            remote: Some(&remote),
+            container: None,
+            k8s_audit_id: None,
+        },
+    )?;
+    check_fields(
+        &session.start,
+        &[("/process/parent_exe", json!("/usr/sbin/sshd"))],
+    )?;
+    ensure!(
+        events::args(&session.start).last() == Some(&remote_cmd.as_str()),
+        "the session's first process is not the login shell running {remote_cmd:?}: {}",
+        session.start
+    );
+    check_command_in_session(&session, &["/bin/echo", &marker])?;
+    check_sshd_itself_is_no_login(&stopped)?;
+    Ok(())
+}
+
+/// `ssh root@127.0.0.1 true` without a terminal is a login too: `node-interactive-login`, tty
+/// null, the client's address and port.
+#[test]
+fn ssh_command_without_a_terminal_is_a_node_interactive_login() -> Result<()> {
+    require_root()?;
+    let sshd = Sshd::start()?;
+    let mut daemon = start_daemon(&[])?;
+    sshd.ssh(false, "true")?;
+    let remote = ssh_remote(&sshd)?;
+    let end = wait_session_end(&mut daemon, "the ssh command login", |ev| {
+        ev["session"]["remote"] == remote.as_str()
+    })?;
+    let stopped = daemon.stop()?;
+
+    let session = check_session(
+        &stopped.events,
+        &id_of(&end)?,
+        &Expected {
+            kind: "ssh",
+            rule: NODE_LOGIN,
+            severity: "critical",
+            user: "0",
+            tty: Tty::None,
+            remote: Some(&remote),
+            container: None,
+            k8s_audit_id: None,
+        },
+    )?;
+    check_fields(
+        &session.start,
+        &[("/process/parent_exe", json!("/usr/sbin/sshd"))],
+    )?;
+    ensure!(
+        events::args(&session.start).last() == Some(&"true"),
+        "the session's first process is not the shell running `true`: {}",
+        session.start
+    );
+    check_sshd_itself_is_no_login(&stopped)?;
+    Ok(())
+}
+
+/// sshd's own processes (the listener, its per-connection re-exec) are not logins.
+fn check_sshd_itself_is_no_login(stopped: &Stopped) -> Result<()> {
+    let own: Vec<&Value> = stopped
+        .events
+        .iter()
+        .filter(|ev| ev["process"]["exe"] == "/usr/sbin/sshd" && login_rule(ev).is_some())
+        .collect();
+    ensure!(own.is_empty(), "sshd itself reported as a login: {own:?}");
+    Ok(())
+}
+
+/// `podman run -it ... sh` on a pseudo-terminal of the test: the entrypoint is a shell attached
+/// to a terminal, an `interactive-session-in-container`; what is typed carries the session id.
+#[test]
+fn podman_run_it_shell_on_a_pty_is_an_interactive_session() -> Result<()> {
+    let rt = Runtime::Podman;
+    rt.ensure_ready()?;
+    let mut daemon = start_daemon(&[])?;
+    let name = unique_name("sw-login-it");
+    let _cleanup = RemoveOnDrop("podman", name.clone());
+    let dir = tempfile::tempdir()?;
+    let cidfile = dir.path().join("cid");
+    let cidfile_arg = cidfile.to_str().context("tempdir is not UTF-8")?;
+    let mut args = vec!["run", "-it", "--rm", "--cidfile", cidfile_arg];
+    args.extend(PODMAN_FLAGS);
+    args.extend(["--name", &name, rt.image(), "sh"]);
+    let mut pty = Pty::spawn("podman", &args)?;
+    pty.wait_for_output("# ", TERMINAL_TIMEOUT)
+        .context("waiting for the shell prompt")?;
+    let (marker, typed) = split_marker("sw-run-it");
+    type_and_wait(&mut pty, &format!("/bin/echo {typed}"), &marker)?;
+    pty.send("exit\n")?;
+    let status = pty.wait(TERMINAL_TIMEOUT)?;
+    ensure!(
+        status.success(),
+        "podman run -it exited with {status}; the terminal showed:\n{}",
+        pty.output()
+    );
+    let id = std::fs::read_to_string(&cidfile).context("reading the --cidfile")?;
+    let id = id.trim();
+    let end = wait_session_end(&mut daemon, "the podman run -it shell", |ev| {
+        container_id(ev) == Some(id)
+    })?;
+    let stopped = daemon.stop()?;
+
+    let session = check_session(
+        &stopped.events,
+        &id_of(&end)?,
+        &Expected {
+            kind: "container-exec",
+            rule: INTERACTIVE,
+            severity: "critical",
+            user: "0",
+            tty: Tty::Pts,
+            remote: None,
+            container: Some(id),
+            k8s_audit_id: None,
+        },
+    )?;
+    check_fields(
+        &session.start,
+        &[
+            ("/process/args", json!(["sh"])),
+            ("/container/name", json!(name)),
+        ],
+    )?;
+    check_command_in_session(&session, &["/bin/echo", &marker])?;
+    Ok(())
+}
+
+/// Not logins: a container's entrypoint and what it starts, a non-interactive entrypoint shell
+/// (`sh -c 'while true; do ...; done'`), and host processes (a shell job, a job in its own
+/// session like cron's, a daemonised one). None of them opens a session or carries a session id.
+#[test]
+fn entrypoints_and_host_processes_are_not_logins() -> Result<()> {
+    let rt = Runtime::Podman;
+    rt.ensure_ready()?;
+    let mut daemon = start_daemon(&[])?;
+    let looping = rt.run_detached(
+        &unique_name("sw-login-loop"),
+        &["sh", "-c", "while true; do /bin/sleep 1; done"],
+    )?;
+    let marker = unique_name("sw-entry");
+    let entry_script = format!("/bin/echo {marker}; /bin/ls / >/dev/null");
+    let finished = rt.run_rm(&unique_name("sw-login-entry"), &["sh", "-c", &entry_script])?;
+    assert_eq!(finished.stdout.lines().next(), Some(marker.as_str()));
+
+    let host_markers: Vec<String> = (0..3).map(|_| unique_name("sw-host-job")).collect();
+    let job = format!("sleep 0.1; /bin/echo {}", host_markers[0]);
+    let status = Command::new("sh").args(["-c", &job]).status()?;
+    ensure!(status.success(), "the host shell job failed: {status}");
+    let cron_like = format!("/bin/echo {}", host_markers[1]);
+    let status = Command::new("setsid")
+        .args(["-w", "sh", "-c", &cron_like])
+        .status()?;
+    ensure!(status.success(), "the setsid job failed: {status}");
+    let daemonised = format!("(sleep 0.1; /bin/echo {}) &", host_markers[2]);
+    let status = Command::new("setsid")
+        .args(["-f", "sh", "-c", &daemonised])
+        .status()?;
+    ensure!(status.success(), "the daemonised job failed: {status}");
+
+    let looping_id = looping.id.clone();
+    daemon.wait_for("two loop iterations", EVENT_TIMEOUT, {
+        let mut seen = 0;
+        move |ev| {
+            if is_exec_of(ev, &["/bin/sleep", "1"]) && container_id(ev) == Some(&looping_id) {
+                seen += 1;
+            }
+            seen >= 2
+        }
+    })?;
+    daemon.wait_for("the entrypoint's child", EVENT_TIMEOUT, |ev| {
+        is_exec_of(ev, &["/bin/echo", &marker])
+    })?;
+    for m in &host_markers {
+        daemon.wait_for(&format!("host job {m}"), EVENT_TIMEOUT, |ev| {
+            is_exec_of(ev, &["/bin/echo", m])
+        })?;
+    }
+    let stopped = daemon.stop()?;
+
+    let ours = |ev: &Value| -> bool {
+        let in_container = container_id(ev) == Some(looping.id.as_str())
+            || container_id(ev) == Some(finished.id.as_str());
+        in_container || host_markers.iter().any(|m| args_contain(ev, m))
+    };
+    let seen: Vec<&Value> = stopped.events.iter().filter(|ev| ours(ev)).collect();
+    for argv in [
+        vec!["sh", "-c", "while true; do /bin/sleep 1; done"],
+        vec!["sh", "-c", entry_script.as_str()],
+        vec!["/bin/ls", "/"],
+        vec!["sh", "-c", job.as_str()],
+        vec!["sh", "-c", daemonised.as_str()],
+    ] {
+        ensure!(
+            seen.iter().any(|ev| is_exec_of(ev, &argv)),
+            "no exec line of {argv:?}: the check below would prove nothing"
+        );
+    }
+    let logins: Vec<&&Value> = seen
+        .iter()
+        .filter(|ev| login_rule(ev).is_some() || ev["kind"] == "session" || ev.get("session").is_some())
+        .collect();
+    ensure!(
+        logins.is_empty(),
+        "entrypoints or host jobs reported as logins or sessions: {logins:?}"
+    );
+    Ok(())
+}
+
+/// A policy exception for a liveness probe (`container-exec`, by container name, exe and args):
+/// the probe gives no violation and no session; another exec in the same container still does.
+#[test]
+fn probe_excepted_by_policy_is_no_login() -> Result<()> {
+    let rt = Runtime::Podman;
+    rt.ensure_ready()?;
+    let name = unique_name("sw-login-probe");
+    let mut policy = tempfile::Builder::new()
+        .prefix("sw-login-policy-")
+        .suffix(".yaml")
+        .tempfile()?;
+    std::io::Write::write_all(
+        &mut policy,
+        format!(
+            "version: 1\n\
+             rules:\n  \
+               container-exec:\n    \
+                 exceptions:\n      \
+                   - container_name: \"{name}\"\n        \
+                     exe: \"/bin/busybox\"\n        \
+                     args: [\"*liveness*\"]\n        \
+                     reason: \"kubelet probe\"\n"
+        )
+        .as_bytes(),
+    )?;
+    let policy_path = policy.path().to_str().context("temp path is not UTF-8")?;
+    let mut daemon = start_daemon(&["--policy", policy_path])?;
+    let c = rt.run_detached(&name, &["sleep", "300"])?;
+    daemon.wait_for("the entrypoint's exec", EVENT_TIMEOUT, |ev| {
+        is_exec_of(ev, &["sleep", "300"]) && container_id(ev) == Some(c.id.as_str())
+    })?;
+    let probe_marker = unique_name("liveness");
+    let probe_script = format!("echo liveness; /bin/echo {probe_marker}");
+    assert_eq!(
+        c.exec(&["sh", "-c", &probe_script])?,
+        format!("liveness\n{probe_marker}")
+    );
+    let other = unique_name("sw-not-a-probe");
+    assert_eq!(c.exec(&["/bin/echo", &other])?, other);
+    let end = wait_session_end(&mut daemon, "the exec that is no probe", |ev| {
+        args_contain(ev, &other)
+    })?;
+    let stopped = daemon.stop()?;
+
+    check_session(
+        &stopped.events,
+        &id_of(&end)?,
+        &Expected {
+            kind: "container-exec",
+            rule: CONTAINER_EXEC,
+            severity: "high",
+            user: "0",
+            tty: Tty::None,
+            remote: None,
+            container: Some(&c.id),
+            k8s_audit_id: None,
+        },
+    )?;
+    let probe = execs_of(&stopped, &["sh", "-c", &probe_script])?;
+    let probe_child = execs_of(&stopped, &["/bin/echo", &probe_marker])?;
+    for ev in probe.iter().chain(&probe_child) {
+        check_fields(ev, &[("/container/id", json!(c.id))])?;
+        ensure!(
+            login_rule(ev).is_none() && ev.get("session").is_none(),
+            "the excepted probe is a login or in a session: {ev}"
+        );
+    }
+    let sessions: Vec<&Value> = stopped
+        .events
+        .iter()
+        .filter(|ev| ev["kind"] == "session" && args_contain(ev, &probe_marker))
+        .collect();
+    ensure!(
+        sessions.is_empty(),
+        "the excepted probe opened a session: {sessions:?}"
+    );
+    Ok(())
+}
