@@ -40,8 +40,12 @@ impl Pty {
         let mut command = Command::new(program);
         command
             .args(args)
-            .stdin(Stdio::from(slave.try_clone().context("duplicating the pty slave")?))
-            .stdout(Stdio::from(slave.try_clone().context("duplicating the pty slave")?))
+            .stdin(Stdio::from(
+                slave.try_clone().context("duplicating the pty slave")?,
+            ))
+            .stdout(Stdio::from(
+                slave.try_clone().context("duplicating the pty slave")?,
+            ))
             .stderr(Stdio::from(slave));
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {

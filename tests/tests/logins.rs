@@ -14,10 +14,9 @@
 
 use std::collections::BTreeSet;
 use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 
 use sealwatch_tests::daemon::{Daemon, Stopped, EVENT_TIMEOUT};
@@ -91,9 +90,11 @@ fn wait_session_end(
     what: &str,
     matches: impl Fn(&Value) -> bool,
 ) -> Result<Value> {
-    daemon.wait_for(&format!("session end line of {what}"), EVENT_TIMEOUT, |ev| {
-        is_session_line(ev, "end") && matches(ev)
-    })
+    daemon.wait_for(
+        &format!("session end line of {what}"),
+        EVENT_TIMEOUT,
+        |ev| is_session_line(ev, "end") && matches(ev),
+    )
 }
 
 /// The terminal a session must have.
@@ -131,7 +132,10 @@ struct Session {
 impl Session {
     /// The exec lines inside the session with exactly this argv.
     fn execs_of(&self, argv: &[&str]) -> Vec<&Value> {
-        self.execs.iter().filter(|ev| is_exec_of(ev, argv)).collect()
+        self.execs
+            .iter()
+            .filter(|ev| is_exec_of(ev, argv))
+            .collect()
     }
 }
 
@@ -148,12 +152,32 @@ fn check_session(events: &[Value], id: &str, want: &Expected<'_>) -> Result<Sess
             .collect()
     };
     let (starts, ends) = (positions("start"), positions("end"));
-    ensure!(
-        starts.len() == 1 && ends.len() == 1,
-        "session {id}: {} start lines and {} end lines, expected one of each",
-        starts.len(),
-        ends.len()
-    );
+    if starts.len() != 1 || ends.len() != 1 {
+        // Show every session line of the same leader process: what the daemon made of it.
+        let leader = starts
+            .iter()
+            .chain(&ends)
+            .map(|&i| events[i]["process"]["pid"].clone())
+            .next();
+        let related: Vec<String> = events
+            .iter()
+            .filter(|ev| {
+                ev["kind"] == "session"
+                    && (session_of(ev) == Some(id)
+                        || leader
+                            .as_ref()
+                            .is_some_and(|pid| ev["process"]["pid"] == *pid))
+            })
+            .map(Value::to_string)
+            .collect();
+        bail!(
+            "session {id}: {} start lines and {} end lines, expected one of each; session lines \
+             of this id or its leader's pid:\n{}",
+            starts.len(),
+            ends.len(),
+            related.join("\n")
+        );
+    }
     let (start_at, end_at) = (starts[0], ends[0]);
     let (start, end) = (&events[start_at], &events[end_at]);
 
@@ -475,7 +499,8 @@ fn docker_exec_without_terminal_is_container_exec() -> Result<()> {
 /// `nsenter -t <container init pid> -m -u -i -n -p sh -c ...` from the host, without a
 /// controlling terminal: `container-exec` attributed to the container (full id) although the
 /// process stays in the host's cgroup; what it runs carries the session id; `nsenter` itself is
-/// a host process and no violation.
+/// a host process and no violation. (The script forks its echo: a leader that execs again is
+/// [`exec_by_the_session_leader_stays_in_its_session`].)
 #[test]
 fn nsenter_into_a_container_is_container_exec() -> Result<()> {
     let rt = Runtime::Podman;
@@ -484,7 +509,7 @@ fn nsenter_into_a_container_is_container_exec() -> Result<()> {
     let c = rt.run_detached(&unique_name("sw-login"), &["sleep", "300"])?;
     let pid = c.init_pid()?.to_string();
     let marker = unique_name("sw-nsenter");
-    let script = format!("id >/dev/null; /bin/echo {marker}");
+    let script = format!("id >/dev/null; /bin/echo {marker}; true");
     let mut command = cmd::command(
         "nsenter",
         &[
@@ -552,7 +577,8 @@ fn k8s_exec_audit_id_is_reported_on_the_session() -> Result<()> {
     rt.ensure_ready()?;
     let mut daemon = start_daemon(&[])?;
     let c = rt.run_detached(&unique_name("sw-login"), &["sleep", "300"])?;
-    // Some ordinary variables first, as a pod's environment has them (about 1 KiB).
+    // Some ordinary variables too (about 1 KiB: podman orders the environment at random, and a
+    // larger one is [`k8s_exec_audit_id_behind_a_large_environment_is_reported`]).
     let padding: Vec<String> = (0..16)
         .map(|i| format!("SW_PAD_{i:02}={}", "p".repeat(48)))
         .collect();
@@ -606,6 +632,67 @@ fn k8s_exec_audit_id_is_reported_on_the_session() -> Result<()> {
         )
         .with_context(|| format!("the exec with {var:?}"))?;
     }
+    Ok(())
+}
+
+/// A pod's environment is often large (Kubernetes adds seven service-link variables per Service
+/// of the namespace) and the audit id may come anywhere in it. `docker exec` keeps the order of
+/// its `-e` flags: 64 ordinary variables (about 4 KiB), then `KUBERNETES_EXEC_AUDIT_ID`. The id
+/// is still reported on the session.
+#[test]
+fn k8s_exec_audit_id_behind_a_large_environment_is_reported() -> Result<()> {
+    let rt = Runtime::Docker;
+    rt.ensure_ready()?;
+    let mut daemon = start_daemon(&[])?;
+    let c = rt.run_detached(&unique_name("sw-login"), &["sleep", "300"])?;
+    let marker = unique_name("sw-audit-deep");
+    let uuid = random_uuid()?;
+    let mut args: Vec<String> = vec!["exec".into()];
+    for i in 0..64 {
+        args.extend([
+            "-e".to_owned(),
+            format!(
+                "SW_SERVICE_{i:02}_PORT=tcp://10.96.{i}.1:443/{}",
+                "s".repeat(32)
+            ),
+        ]);
+    }
+    args.extend([
+        "-e".to_owned(),
+        format!("KUBERNETES_EXEC_AUDIT_ID={uuid}"),
+        c.id.clone(),
+        "/bin/echo".into(),
+        marker.clone(),
+    ]);
+    let environment: usize = args
+        .iter()
+        .filter(|a| a.contains('='))
+        .map(|a| a.len() + 1)
+        .sum();
+    assert!(
+        environment > 4000,
+        "only {environment} bytes of environment"
+    );
+    assert_eq!(cmd::ok("docker", &args)?, marker);
+    let end = wait_session_end(&mut daemon, "the exec with a large environment", |ev| {
+        args_contain(ev, &marker)
+    })?;
+    let stopped = daemon.stop()?;
+
+    check_session(
+        &stopped.events,
+        &id_of(&end)?,
+        &Expected {
+            kind: "container-exec",
+            rule: CONTAINER_EXEC,
+            severity: "high",
+            user: "0",
+            tty: Tty::None,
+            remote: None,
+            container: Some(&c.id),
+            k8s_audit_id: Some(&uuid),
+        },
+    )?;
     Ok(())
 }
 
@@ -798,18 +885,12 @@ fn entrypoints_and_host_processes_are_not_logins() -> Result<()> {
 
     let host_markers: Vec<String> = (0..3).map(|_| unique_name("sw-host-job")).collect();
     let job = format!("sleep 0.1; /bin/echo {}", host_markers[0]);
-    let status = Command::new("sh").args(["-c", &job]).status()?;
-    ensure!(status.success(), "the host shell job failed: {status}");
+    cmd::ok("sh", &["-c", &job])?;
     let cron_like = format!("/bin/echo {}", host_markers[1]);
-    let status = Command::new("setsid")
-        .args(["-w", "sh", "-c", &cron_like])
-        .status()?;
-    ensure!(status.success(), "the setsid job failed: {status}");
-    let daemonised = format!("(sleep 0.1; /bin/echo {}) &", host_markers[2]);
-    let status = Command::new("setsid")
-        .args(["-f", "sh", "-c", &daemonised])
-        .status()?;
-    ensure!(status.success(), "the daemonised job failed: {status}");
+    cmd::ok("setsid", &["-w", "sh", "-c", &cron_like])?;
+    // Its own session, reparented when `setsid -f` returns; output discarded (it outlives us).
+    let daemonised = format!("(sleep 0.1; /bin/echo {}) >/dev/null &", host_markers[2]);
+    cmd::ok("setsid", &["-f", "sh", "-c", &daemonised])?;
 
     let looping_id = looping.id.clone();
     daemon.wait_for("two loop iterations", EVENT_TIMEOUT, {
@@ -851,7 +932,9 @@ fn entrypoints_and_host_processes_are_not_logins() -> Result<()> {
     }
     let logins: Vec<&&Value> = seen
         .iter()
-        .filter(|ev| login_rule(ev).is_some() || ev["kind"] == "session" || ev.get("session").is_some())
+        .filter(|ev| {
+            login_rule(ev).is_some() || ev["kind"] == "session" || ev.get("session").is_some()
+        })
         .collect();
     ensure!(
         logins.is_empty(),
@@ -935,6 +1018,122 @@ fn probe_excepted_by_policy_is_no_login() -> Result<()> {
     ensure!(
         sessions.is_empty(),
         "the excepted probe opened a session: {sessions:?}"
+    );
+    Ok(())
+}
+
+/// The first line of the session whose start line satisfies `matches`, once it is printed.
+fn wait_session_start(
+    daemon: &mut Daemon,
+    what: &str,
+    matches: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    daemon.wait_for(
+        &format!("session start line of {what}"),
+        EVENT_TIMEOUT,
+        |ev| is_session_line(ev, "start") && matches(ev),
+    )
+}
+
+/// `podman exec <c> sh -c 'id >/dev/null; exec /bin/echo <marker>'`: the process that entered
+/// execs again (as `kubectl exec -- sh -c '...; exec app'` does). That is one session: the echo
+/// carries the session's id, it is no second login, and the session ends when the process exits.
+#[test]
+fn exec_by_the_session_leader_stays_in_its_session() -> Result<()> {
+    let rt = Runtime::Podman;
+    rt.ensure_ready()?;
+    let mut daemon = start_daemon(&[])?;
+    let c = rt.run_detached(&unique_name("sw-login"), &["sleep", "300"])?;
+    let marker = unique_name("sw-reexec");
+    let script = format!("id >/dev/null; exec /bin/echo {marker}");
+    assert_eq!(c.exec(&["sh", "-c", &script])?, marker);
+    let start = wait_session_start(&mut daemon, "the entering shell", |ev| {
+        events::args(ev) == ["sh", "-c", script.as_str()]
+    })?;
+    // The end line shows the leader as it is at its exit: the echo.
+    wait_session_end(&mut daemon, "the re-executed leader", |ev| {
+        args_contain(ev, &marker)
+    })?;
+    let stopped = daemon.stop()?;
+
+    let session = check_session(
+        &stopped.events,
+        &id_of(&start)?,
+        &Expected {
+            kind: "container-exec",
+            rule: CONTAINER_EXEC,
+            severity: "high",
+            user: "0",
+            tty: Tty::None,
+            remote: None,
+            container: Some(&c.id),
+            k8s_audit_id: None,
+        },
+    )?;
+    check_command_in_session(&session, &["/bin/echo", &marker])?;
+    check_fields(&session.end, &[("/session/commands", json!(2))])?;
+    let starts = stopped
+        .events
+        .iter()
+        .filter(|ev| is_session_line(ev, "start") && container_id(ev) == Some(c.id.as_str()))
+        .count();
+    ensure!(starts == 1, "{starts} sessions for one podman exec");
+    Ok(())
+}
+
+/// `ssh root@127.0.0.1 /bin/echo <marker>`: the login shell execs the command in its own process
+/// (bash does for a single command). One login, one session that holds the echo and ends.
+#[test]
+fn ssh_command_run_by_exec_of_the_login_shell_is_one_session() -> Result<()> {
+    require_root()?;
+    let sshd = Sshd::start()?;
+    let mut daemon = start_daemon(&[])?;
+    let marker = unique_name("sw-ssh-reexec");
+    let remote_cmd = format!("/bin/echo {marker}");
+    let out = sshd.ssh(false, &remote_cmd)?;
+    ensure!(
+        String::from_utf8_lossy(&out.stdout).contains(&marker),
+        "ssh printed {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let remote = ssh_remote(&sshd)?;
+    let start = wait_session_start(&mut daemon, "the ssh login", |ev| {
+        ev["session"]["remote"] == remote.as_str()
+    })?;
+    wait_session_end(&mut daemon, "the ssh login", |ev| {
+        ev["session"]["remote"] == remote.as_str()
+    })?;
+    let stopped = daemon.stop()?;
+
+    let session = check_session(
+        &stopped.events,
+        &id_of(&start)?,
+        &Expected {
+            kind: "ssh",
+            rule: NODE_LOGIN,
+            severity: "critical",
+            user: "0",
+            tty: Tty::None,
+            remote: Some(&remote),
+            container: None,
+            k8s_audit_id: None,
+        },
+    )?;
+    ensure!(
+        events::args(&session.start).last() == Some(&remote_cmd.as_str()),
+        "the session's first process is not the login shell running {remote_cmd:?}: {}",
+        session.start
+    );
+    check_command_in_session(&session, &["/bin/echo", &marker])?;
+    let logins: Vec<&Value> = stopped
+        .events
+        .iter()
+        .filter(|ev| violation_rule(ev) == Some(NODE_LOGIN) && args_contain(ev, &marker))
+        .collect();
+    ensure!(
+        logins.len() == 1,
+        "{} node-interactive-login lines for one ssh command: {logins:?}",
+        logins.len()
     );
     Ok(())
 }

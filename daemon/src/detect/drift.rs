@@ -78,7 +78,7 @@ pub fn judge(exe: &str, layer: ExeLayer, script: Option<(&str, PathOrigin)>) -> 
         }
         ExeLayer::Memfd => return Some(format!("{exe} runs from memory (memfd), not from the image")),
         ExeLayer::Deleted => {
-            return Some(format!("{exe} was deleted after it was started: not from the image"))
+            return Some(format!("{exe} has no links left (deleted): it is not part of the image"))
         }
         ExeLayer::Lower | ExeLayer::Host => {}
     }

@@ -20,6 +20,13 @@ use crate::{
 /// repeats held back (`violation.repeats`), instead of flooding the stream (a write loop on an
 /// image file).
 pub(super) const REPEAT_WINDOW_NS: u64 = 10_000_000_000;
+/// Distinct repeat keys kept at most.
+pub(super) const REPEAT_KEYS_MAX: usize = 65_536;
+
+/// File records travel on the bulk lane, exec records on the critical lane: a file event can
+/// overtake the exec of the process that made it. It is judged only once a tick at least this
+/// much later has passed, so the process table shows the right program.
+const LANE_SKEW_NS: u64 = 50_000_000;
 
 impl Pipeline {
     pub(super) fn exec(&mut self, exec: ExecRecord, sink: &mut dyn LineSink) {
@@ -33,6 +40,8 @@ impl Pipeline {
                 args: exec.args.clone(),
                 cwd: exec.cwd.clone(),
                 exited_at: None,
+                exec_ns: exec.task.ktime_ns,
+                previous: None,
             },
         );
         let runtime_setup =
@@ -148,6 +157,11 @@ impl Pipeline {
     }
 
     fn is_ready(&self, held: &Held) -> bool {
+        if matches!(held.what, Waiting::File { .. })
+            && self.now_ns < held.ktime_ns.saturating_add(LANE_SKEW_NS)
+        {
+            return false;
+        }
         match self.containers.lookup(held.cgroup_id) {
             CgroupLookup::Unknown => false,
             CgroupLookup::Host => true,
@@ -301,7 +315,10 @@ impl Pipeline {
         {
             return;
         }
-        let entry = self.procs.get(file.task.pid).cloned();
+        let entry = self
+            .procs
+            .image_at(file.task.pid, file.task.ktime_ns)
+            .cloned();
         let parent_exe = entry
             .as_ref()
             .and_then(|e| self.procs.get(e.ppid))

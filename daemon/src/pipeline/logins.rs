@@ -115,6 +115,16 @@ impl Pipeline {
         } else {
             return None;
         };
+        // A process already in a session of this kind (the leader exec'ing its command, `ssh
+        // host cmd`, a shell's `exec`) stays in it; entering anew (podman exec from an SSH
+        // session) opens a nested session of another kind.
+        if self
+            .sessions
+            .of(exec.task.pid)
+            .is_some_and(|session| session.kind == kind)
+        {
+            return None;
+        }
         let exe_text = String::from_utf8_lossy(&exec.exe).into_owned();
         let args: Vec<String> = exec
             .args

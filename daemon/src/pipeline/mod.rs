@@ -97,6 +97,8 @@ pub struct Pipeline {
     /// repeats were held back since.
     repeats: HashMap<RepeatKey, (u64, u64)>,
     sessions: sessions::SessionTracker,
+    /// Latest tick time (boot-time ns): file events wait for the critical lane to catch up.
+    now_ns: u64,
     /// Pid namespace → a cgroup of the container that owns it, learned from the container's own
     /// processes: attributes processes that joined its namespaces without its cgroup (nsenter).
     pidns_container: HashMap<u32, u64>,
@@ -122,6 +124,7 @@ impl Pipeline {
             asked_origins: HashSet::new(),
             repeats: HashMap::new(),
             sessions: sessions::SessionTracker::default(),
+            now_ns: 0,
             pidns_container: HashMap::new(),
         }
     }
@@ -198,9 +201,15 @@ impl Pipeline {
             }
             Input::Tick { ktime_ns, drops } => {
                 self.procs.sweep(ktime_ns);
-                self.repeats.retain(|_, (last, _)| {
-                    ktime_ns.saturating_sub(*last) < events::REPEAT_WINDOW_NS
+                self.now_ns = self.now_ns.max(ktime_ns);
+                // A held-back count stays until the next identical violation prints it; only
+                // quiet entries age out (and a cap keeps the map bounded whatever happens).
+                self.repeats.retain(|_, (last, held_back)| {
+                    *held_back > 0 || ktime_ns.saturating_sub(*last) < events::REPEAT_WINDOW_NS
                 });
+                if self.repeats.len() > events::REPEAT_KEYS_MAX {
+                    self.repeats.clear();
+                }
                 let hold_ns = self.config.hold_ns;
                 self.release(sink, |held| {
                     ktime_ns.saturating_sub(held.ktime_ns) >= hold_ns

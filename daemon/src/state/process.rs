@@ -17,6 +17,11 @@ pub struct ProcEntry {
     pub cwd: Vec<u8>,
     /// Boot-time nanoseconds of the exit, once it happened.
     pub exited_at: Option<u64>,
+    /// When this image was exec'd (0: before the daemon started, or inherited at fork).
+    pub exec_ns: u64,
+    /// The image it replaced: events of the old program can arrive after the exec (they travel
+    /// on another ring-buffer lane).
+    pub previous: Option<Box<ProcEntry>>,
 }
 
 #[derive(Debug, Default)]
@@ -34,6 +39,8 @@ impl ProcessTable {
                 args: seed.args.clone(),
                 cwd: seed.cwd.clone(),
                 exited_at: None,
+                exec_ns: 0,
+                previous: None,
             });
         }
     }
@@ -47,15 +54,33 @@ impl ProcessTable {
             args: Vec::new(),
             cwd: Vec::new(),
             exited_at: None,
+            exec_ns: 0,
+            previous: None,
         });
         entry.ppid = parent;
         entry.comm = comm.to_vec();
         entry.exited_at = None;
+        entry.previous = None;
         self.procs.insert(child, entry);
     }
 
-    pub fn exec(&mut self, pid: u32, entry: ProcEntry) {
+    /// `pid` runs a new image; the one it replaced is kept (one level) for late events.
+    pub fn exec(&mut self, pid: u32, mut entry: ProcEntry) {
+        if let Some(mut old) = self.procs.remove(&pid) {
+            old.previous = None;
+            entry.previous = Some(Box::new(old));
+        }
         self.procs.insert(pid, entry);
+    }
+
+    /// The image `pid` ran at boot-time `ktime_ns`: the current one, or the one before it when
+    /// the current exec came later.
+    pub fn image_at(&self, pid: u32, ktime_ns: u64) -> Option<&ProcEntry> {
+        let current = self.procs.get(&pid)?;
+        match &current.previous {
+            Some(previous) if current.exec_ns > ktime_ns => Some(previous),
+            _ => Some(current),
+        }
     }
 
     pub fn exit(&mut self, pid: u32, ktime_ns: u64) {
@@ -119,7 +144,18 @@ mod tests {
                 args: vec![b"id".to_vec()],
                 cwd: b"/".to_vec(),
                 exited_at: None,
+                exec_ns: 500,
+                previous: None,
             },
+        );
+        assert_eq!(
+            table.image_at(11, 499).map(|p| p.exe.as_slice()),
+            Some(&b"/usr/bin/bash"[..]),
+            "an event from before the exec sees the old image"
+        );
+        assert_eq!(
+            table.image_at(11, 500).map(|p| p.exe.as_slice()),
+            Some(&b"/usr/bin/id"[..])
         );
         assert_eq!(
             table.get(11).map(|p| p.exe.as_slice()),

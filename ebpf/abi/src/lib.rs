@@ -94,11 +94,10 @@ pub mod exec_flags {
     /// The task's root directory is not on overlayfs: a host process, or a runtime process that
     /// has joined a container's cgroup but not yet its root filesystem (runc init).
     pub const HOST_ROOT: u32 = 1 << 9;
-    /// The environment was longer than [`super::ENV_MAX`] and was cut.
-    pub const ENV_TRUNCATED: u32 = 1 << 10;
 }
 
-/// Bytes of environment captured for login candidates (see the data budget above).
+/// Data-area budget for the login variables found in a login candidate's environment (the
+/// kernel scans the whole environment and keeps only those, at most 1 KiB of them).
 pub const ENV_MAX: usize = 3072;
 
 /// Layer of a file on overlayfs, as the kernel saw it at the syscall.
@@ -182,8 +181,9 @@ pub struct ExecFixed {
     /// `bprm->interp`: equals `filename` unless a binfmt handler (`#!` scripts) replaced it with
     /// the interpreter's path.
     pub interp: Blob,
-    /// Environment (NUL-separated), captured only for processes that may open a login session:
-    /// those entering a pid namespace from outside, and children of sshd/login.
+    /// Login variables (`NAME=value`, NUL-separated) found in the environment of processes that
+    /// may open a login session: those entering a pid namespace from outside, and children of
+    /// sshd/login.
     pub env: Blob,
     /// Pid of the task in its own pid namespace, and that namespace's depth (0 = the host's).
     pub vpid: u32,

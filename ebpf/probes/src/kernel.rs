@@ -231,7 +231,7 @@ fn step(walk: &mut Walk) -> Result<(), i64> {
 
 /// Data area of the scratch record a walk writes into.
 #[inline(always)]
-fn scratch_data(target: u64) -> Option<*mut u8> {
+pub fn scratch_data(target: u64) -> Option<*mut u8> {
     // SAFETY: per-CPU records; masked offsets plus NAME_MAX stay inside their data areas, which
     // have the same size.
     if target == TARGET_FILE {

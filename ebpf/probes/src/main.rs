@@ -9,6 +9,8 @@ mod cgroup;
 #[cfg(target_arch = "bpf")]
 mod emit;
 #[cfg(target_arch = "bpf")]
+mod env;
+#[cfg(target_arch = "bpf")]
 mod file;
 #[cfg(target_arch = "bpf")]
 mod kernel;

@@ -40,6 +40,12 @@ pub static OPEN_STASH: LruHashMap<u64, [u32; 2]> = LruHashMap::with_max_entries(
 #[map(name = "NEEDS_RESULT")]
 pub static NEEDS_RESULT: LruHashMap<u64, u32> = LruHashMap::with_max_entries(8192, 0);
 
+/// Environment scan state and the variable being looked at (see `env::scan_env`).
+#[map(name = "ENV_SCAN")]
+pub static ENV_SCAN: PerCpuArray<crate::env::EnvScan> = PerCpuArray::with_max_entries(1, 0);
+#[map(name = "ENV_VAR")]
+pub static ENV_VAR: PerCpuArray<[u8; crate::env::ENV_CHUNK]> = PerCpuArray::with_max_entries(1, 0);
+
 /// Path-walk state shared with the `bpf_loop` callback (see `kernel::walk_path`).
 #[map(name = "WALK")]
 pub static WALK: PerCpuArray<crate::kernel::Walk> = PerCpuArray::with_max_entries(1, 0);

@@ -7,11 +7,12 @@ use aya_ebpf::{
 };
 use sealwatch_abi::{
     exec_flags, kind, lane, layer, Blob, ExecEvent, ExitEvent, ForkEvent, ARGS_MAX, DATA_MASK,
-    ENV_MAX, EXEC_FIXED_SIZE, NAME_MAX,
+    EXEC_FIXED_SIZE, NAME_MAX,
 };
 
 use crate::{
     emit::{count_drop, output_bytes, submit},
+    env::scan_env,
     kernel::{
         fill_header, inode_layer, is_self, pid_ns, read, read_kernel_str, read_ptr,
         task_in_container, vpid_and_level, walk_path, Ptr, TARGET_EXEC,
@@ -187,10 +188,7 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
     if want_env {
         let env_start = read::<u64>(mm, config!(offsets.mm_env_start)).unwrap_or(0);
         let env_end = read::<u64>(mm, config!(offsets.mm_env_end)).unwrap_or(0);
-        let (env_len, env_cut) = copy_user_area(data, off, env_start, env_end, ENV_MAX);
-        if env_cut {
-            flags |= exec_flags::ENV_TRUNCATED;
-        }
+        let env_len = scan_env(TARGET_EXEC, off, env_start, env_end);
         event.env.len = env_len as u16;
         off += env_len;
     }

@@ -53,6 +53,52 @@ pub fn attached(pid: u32) -> Vec<Hook> {
         .collect()
 }
 
+/// Processes other than this one and `exclude` that hold BPF links on syscall tracepoints
+/// (`sys_enter_*`/`sys_exit_*`, or raw `sys_enter`/`sys_exit`), as `comm[pid]`. While any
+/// syscall tracepoint is enabled, every syscall of every task takes the kernel's tracing slow
+/// path, so a baseline measured then is not a clean baseline (other engineers' integration
+/// tests run sealwatch on this machine).
+pub fn foreign_syscall_hooks(exclude: &[u32]) -> Vec<String> {
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut holders = Vec::new();
+    for entry in procs.filter_map(Result::ok) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me || exclude.contains(&pid) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.filter_map(Result::ok).any(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|t| t.to_string_lossy() == "anon_inode:bpf_link")
+                && std::fs::read_to_string(entry.path().join("fdinfo").join(fd.file_name()))
+                    .is_ok_and(|info| is_syscall_link(&info))
+        });
+        if holds {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            holders.push(format!("{}[{pid}]", comm.trim()));
+        }
+    }
+    holders
+}
+
+fn is_syscall_link(info: &str) -> bool {
+    info.lines()
+        .filter_map(|l| l.strip_prefix("tp_name:"))
+        .map(str::trim)
+        .any(|tp| tp.starts_with("sys_enter") || tp.starts_with("sys_exit"))
+}
+
 /// A hook from a link's fdinfo; `category` finds a classic tracepoint's category by name.
 fn parse_link(info: &str, category: &dyn Fn(&str) -> Option<String>) -> Option<Hook> {
     let field = |key: &str| {
@@ -113,6 +159,8 @@ mod tests {
         let perf = "link_type:\tperf\nprog_id:\t450\ntp_name:\tsys_enter_openat\nevent_type:\ttracepoint\n";
         let hook = parse_link(perf, &syscalls).unwrap();
         assert_eq!(hook.floor_arg(), Some("syscalls/sys_enter_openat"));
+        assert!(is_syscall_link(perf));
+        assert!(!is_syscall_link(raw));
         let cgroup = "link_type:\tcgroup\nprog_id:\t9\n";
         assert_eq!(parse_link(cgroup, &syscalls).unwrap().floor_arg(), None);
         assert_eq!(parse_link("pos:\t0\n", &syscalls), None);

@@ -287,6 +287,17 @@ impl Report<'_> {
         for note in self.notes {
             let _ = writeln!(md, "- {note}");
         }
+        if self.samples.foreign_sessions > 0 {
+            let _ = writeln!(
+                md,
+                "- {} of {} sessions ran while other processes had syscall tracepoints attached \
+                 ({}), which puts every syscall on the kernel's tracing slow path, baselines \
+                 included; those sessions are left out wherever at least 3 clean rounds remain.",
+                self.samples.foreign_sessions,
+                self.samples.sessions,
+                self.samples.foreign_holders.join(", ")
+            );
+        }
         for problem in &self.samples.problems {
             let _ = writeln!(md, "- problem: {problem}");
         }
@@ -296,7 +307,7 @@ impl Report<'_> {
 const METHOD: &[&str] = &[
     "Each workload is a loop in a static C generator (`xtask/src/bench/loadgen.c`) that times only its own loop with CLOCK_MONOTONIC; process and container start-up are not measured. Container workloads run via `podman exec` in one long-lived container (runc, busybox test image, generator bind-mounted read-only).",
     "In each round every configuration runs once as a session: its workloads with nothing attached, then with the tracer attached (the other way round in odd rounds). A tracer counts as attached when sealwatch logs `sealwatch ready` (+0.3 s), bpftrace prints `Attaching` (+1 s), execsnoop/opensnoop print their header (+0.5 s), the floor prints `floor attached` (+0.2 s); it is stopped with SIGINT after its workloads. The order of configurations rotates every round.",
-    "The floor uses BPF_PROG_TYPE_RAW_TRACEPOINT programs (`return 0`) on the same tracepoints where sealwatch attaches tp_btf programs: both run through the kernel's bpf_trace_run path, so the floor is the cost of the hooks themselves. bpftrace 0.17 has no rawtracepoint probes, so the floor is loaded by the generator with the bpf() syscall.",
+    "The floor attaches `return 0` programs to every hook sealwatch holds (read from its BPF links): BPF_PROG_TYPE_RAW_TRACEPOINT where sealwatch has tp_btf programs (both run through the kernel's bpf_trace_run path), BPF_PROG_TYPE_TRACEPOINT on a perf event where it has classic tracepoint programs. So the floor is the cost of the hooks themselves. bpftrace 0.17 has no rawtracepoint probes, so the generator loads the floor with the bpf() syscall.",
     "Daemon figures: paced `vfork`+`exec` of the static generator (one JSON line and three kernel events each: fork, exec, exit). Latency `tracepoint→line` uses the event's own `time` (boot clock mapped to wall clock once at daemon start); `syscall→line` starts just before vfork, so it includes the exec syscall itself (about a millisecond of kernel work on this VM before the tracepoint fires). Both end when the harness's reader reads the line from the daemon's stdout pipe (CLOCK_REALTIME in both processes; an NTP step during the run would distort it).",
     "Daemon CPU is utime+stime of all its threads from /proc/PID/stat (10 ms ticks) around each step, divided by the lines read in the same window (every exec on the node, not only the generator's). Peak RSS is VmHWM from /proc/PID/status.",
     "Each overhead figure per round is the fastest of the run's 5 back-to-back chunks (load from other builds only ever adds time); the table shows the median over rounds.",

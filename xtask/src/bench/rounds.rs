@@ -11,6 +11,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 
 use super::container::BenchContainer;
+use super::hooks::foreign_syscall_hooks;
 use super::loadgen::run_timed;
 use super::output::Loss;
 use super::stats::{median, paired_ratio};
@@ -50,7 +51,14 @@ pub struct Sample {
     pub baseline: Cost,
     /// Lines the tracer printed while the workload ran.
     pub lines: u64,
+    /// Another process (not this bench) had syscall tracepoints attached during the session, so
+    /// its baseline already paid for them (see [`foreign_syscall_hooks`]).
+    pub foreign: bool,
 }
+
+/// Samples taken while others had syscall hooks attached are left out when at least this many
+/// clean ones remain.
+const MIN_CLEAN: usize = 3;
 
 /// Per (workload, configuration other than the baseline): the samples of every round.
 #[derive(Default)]
@@ -60,24 +68,45 @@ pub struct Samples {
     pub problems: Vec<String>,
     /// Drops sealwatch reported (its `loss` lines) during all its overhead sessions.
     pub sealwatch_loss: Loss,
+    /// Sessions run while another process had syscall hooks attached, and who.
+    pub foreign_sessions: usize,
+    pub sessions: usize,
+    pub foreign_holders: Vec<String>,
 }
 
 impl Samples {
-    fn of(&self, workload: &str, config: Config) -> &[Sample] {
-        self.by
+    /// The samples that count: the clean ones if there are enough, else all.
+    fn of(&self, workload: &str, config: Config) -> Vec<Sample> {
+        let all = self
+            .by
             .iter()
             .find(|((w, c), _)| *w == workload && *c == config)
-            .map_or(&[], |(_, v)| v.as_slice())
+            .map_or(&[][..], |(_, v)| v.as_slice());
+        let clean: Vec<Sample> = all.iter().filter(|s| !s.foreign).copied().collect();
+        if clean.len() >= MIN_CLEAN {
+            clean
+        } else {
+            all.to_vec()
+        }
+    }
+
+    /// The configurations measured for `workload` (not the baseline).
+    fn configs_of(&self, workload: &str) -> Vec<Config> {
+        self.by
+            .keys()
+            .filter(|(w, _)| *w == workload)
+            .map(|(_, c)| *c)
+            .collect()
     }
 
     /// Nanoseconds per iteration; for the baseline, every baseline run of this workload.
     pub fn values(&self, workload: &str, config: Config, metric: Metric) -> Vec<f64> {
         if config == Config::Baseline {
             return self
-                .by
-                .iter()
-                .filter(|((w, _), _)| *w == workload)
-                .flat_map(|(_, v)| v.iter().map(|s| s.baseline.get(metric)))
+                .configs_of(workload)
+                .into_iter()
+                .flat_map(|c| self.of(workload, c))
+                .map(|s| s.baseline.get(metric))
                 .collect();
         }
         self.of(workload, config)
@@ -90,10 +119,10 @@ impl Samples {
     fn normalized(&self, workload: &str, config: Config, metric: Metric) -> Vec<(usize, f64)> {
         if config == Config::Baseline {
             let mut rounds: Vec<usize> = self
-                .by
-                .iter()
-                .filter(|((w, _), _)| *w == workload)
-                .flat_map(|(_, v)| v.iter().map(|s| s.round))
+                .configs_of(workload)
+                .into_iter()
+                .flat_map(|c| self.of(workload, c))
+                .map(|s| s.round)
                 .collect();
             rounds.sort_unstable();
             rounds.dedup();
@@ -173,6 +202,7 @@ pub fn run(plan: &Plan<'_>, env: &Env, started: Instant) -> Result<Samples> {
             if workloads.is_empty() {
                 continue;
             }
+            let foreign_before = foreign_syscall_hooks(&[]);
             let baseline_first = round % 2 == 0;
             let baseline = || -> Result<Vec<Cost>> {
                 workloads
@@ -215,6 +245,18 @@ pub fn run(plan: &Plan<'_>, env: &Env, started: Instant) -> Result<Samples> {
             if !baseline_first {
                 base = baseline()?;
             }
+            let mut holders = foreign_before;
+            holders.extend(foreign_syscall_hooks(&[]));
+            holders.sort();
+            holders.dedup();
+            let foreign = !holders.is_empty();
+            samples.sessions += 1;
+            if foreign {
+                samples.foreign_sessions += 1;
+                samples.foreign_holders.extend(holders.iter().cloned());
+                samples.foreign_holders.sort();
+                samples.foreign_holders.dedup();
+            }
             let mut shown = Vec::new();
             for ((w, (cost, lines)), baseline) in workloads.iter().zip(measured).zip(base) {
                 samples
@@ -226,6 +268,7 @@ pub fn run(plan: &Plan<'_>, env: &Env, started: Instant) -> Result<Samples> {
                         cost,
                         baseline,
                         lines,
+                        foreign,
                     });
                 shown.push(format!(
                     "{} {} ({:.2}x, CPU {:.2}x)",
@@ -236,12 +279,17 @@ pub fn run(plan: &Plan<'_>, env: &Env, started: Instant) -> Result<Samples> {
                 ));
             }
             println!(
-                "[bench {}] round {}/{} · {:<22} {}",
+                "[bench {}] round {}/{} · {:<22} {}{}",
                 fmt_elapsed(started),
                 round + 1,
                 plan.rounds,
                 config.label(),
-                shown.join(", ")
+                shown.join(", "),
+                if foreign {
+                    format!(" [others had syscall hooks: {}]", holders.join(", "))
+                } else {
+                    String::new()
+                }
             );
         }
     }
