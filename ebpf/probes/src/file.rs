@@ -9,6 +9,7 @@ use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user, generated as gen},
     macros::tracepoint,
     programs::TracePointContext,
+    EbpfContext,
 };
 use sealwatch_abi::{
     file_flags, file_op, kind, lane, layer, Blob, FileFixed, SyscallResult, DATA_MASK,
@@ -54,10 +55,20 @@ fn host_watch() -> bool {
     SETTINGS.get(0).is_some_and(|s| s.host_watch != 0)
 }
 
+/// Reads argument `n` straight from the tracepoint record: the verifier allows direct loads
+/// from a tracepoint's context, which saves a helper call on every traced syscall (most of them
+/// read-only opens that return right after this).
 #[inline(always)]
-fn ctx_arg<T>(ctx: &TracePointContext, n: usize) -> Result<T, i64> {
-    // SAFETY: offsets follow the syscall tracepoint format.
-    unsafe { ctx.read_at::<T>(arg(n)) }.map_err(i64::from)
+fn ctx_arg<T: Copy>(ctx: &TracePointContext, n: usize) -> Result<T, i64> {
+    // SAFETY: offsets follow the syscall tracepoint format; every argument slot is 8 bytes.
+    Ok(unsafe { core::ptr::read(ctx.as_ptr().cast::<u8>().add(arg(n)).cast::<T>()) })
+}
+
+/// The syscall's return value in a `sys_exit_*` record.
+#[inline(always)]
+fn ctx_ret(ctx: &TracePointContext) -> i64 {
+    // SAFETY: `ret` sits at RET in every sys_exit format.
+    unsafe { core::ptr::read(ctx.as_ptr().cast::<u8>().add(RET).cast::<i64>()) }
 }
 
 // ---- opens: stash at entry, judge at exit ---------------------------------------------------
@@ -139,10 +150,7 @@ fn exit_open(ctx: &TracePointContext) {
         return;
     };
     let _ = OPEN_STASH.remove(&key);
-    // SAFETY: offset of `ret` in the sys_exit format.
-    let Ok(fd) = (unsafe { ctx.read_at::<i64>(RET) }) else {
-        return;
-    };
+    let fd = ctx_ret(ctx);
     if fd < 0 {
         return;
     }
@@ -393,8 +401,7 @@ fn report_result(ctx: &TracePointContext) {
         return;
     }
     let _ = NEEDS_RESULT.remove(&key);
-    // SAFETY: offset of `ret` in the sys_exit format.
-    let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
+    let ret = ctx_ret(ctx);
     let task = current_task();
     submit::<SyscallResult>(lane::BULK, |result| {
         fill_header(&mut result.header, kind::SYSCALL_RESULT, task);

@@ -31,10 +31,15 @@ pub static FILE_SCRATCH: PerCpuArray<FileEvent> = PerCpuArray::with_max_entries(
 #[map(name = "SETTINGS")]
 pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 
+/// `BPF_F_NO_COMMON_LRU`: per-CPU LRU lists, so the lookup every open's exit makes does not
+/// contend on one list lock.
+const NO_COMMON_LRU: u32 = 1 << 1;
+
 /// open flags and mode between `sys_enter_open*` and `sys_exit_open*`, by thread. LRU: a missed
 /// exit (thread killed) cannot leak an entry forever.
 #[map(name = "OPEN_STASH")]
-pub static OPEN_STASH: LruHashMap<u64, [u32; 2]> = LruHashMap::with_max_entries(8192, 0);
+pub static OPEN_STASH: LruHashMap<u64, [u32; 2]> =
+    LruHashMap::with_max_entries(8192, NO_COMMON_LRU);
 
 /// Threads whose syscall entry produced a record that needs its result.
 #[map(name = "NEEDS_RESULT")]
