@@ -15,6 +15,8 @@ use crate::{event::decode, pipeline::Input};
 
 /// Records per batch sent to the pipeline: amortises channel costs under load.
 const BATCH: usize = 256;
+/// Longest a record submitted without a wake-up waits in the ring.
+const SWEEP: std::time::Duration = std::time::Duration::from_millis(50);
 
 pub fn spawn(
     lane: u32,
@@ -27,8 +29,19 @@ pub fn spawn(
     // open for as long as it is registered.
     let mut fd = unsafe { AsyncFd::register(ring) }.map_err(|err| err.into_parts().1)?;
     Ok(tokio::spawn(async move {
+        // Records submitted without a wake-up (fork, exit) are drained at the next wake-up or
+        // by this timer, whichever comes first.
+        let mut sweep = tokio::time::interval(SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = sweep.tick() => {
+                    for batch in drain(fd.get_mut(), &decode_errors, lane) {
+                        if tx.send(batch).await.is_err() {
+                            return;
+                        }
+                    }
+                }
                 ready = fd.readable_mut() => {
                     let Ok(mut guard) = ready else { break };
                     let batches = drain(guard.get_inner_mut(), &decode_errors, lane);

@@ -47,8 +47,10 @@ pub fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let policy = Arc::new(load_policy(args.policy.as_deref())?);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread for readers, pipeline and servers: a record reaches the pipeline without waking
+    // another thread (cross-thread wake-ups were most of the daemon's CPU per event). Blocking
+    // lookups run on tokio's blocking pool, stdout on its own writer thread.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("sealwatch")
         .build()
@@ -67,15 +69,20 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
         tracing::info!(addr = %local, "metrics endpoint: http://{local}/metrics, /healthz, /readyz");
         metrics::http::spawn(listener, metrics.clone());
     }
-    let mut sensors = Sensors::load(LoadOptions {
+    // Loading (BTF parsing, verification) takes a while: off the runtime's only thread, so the
+    // metrics endpoint keeps answering (/readyz 503) meanwhile.
+    let options = LoadOptions {
         ring_critical_bytes: args.ring_critical_bytes,
         ring_bulk_bytes: args.ring_bulk_bytes,
-    })
-    .inspect_err(|err| {
-        if let SensorError::Program { sensor, .. } = err {
-            metrics.attach_failed(sensor);
-        }
-    })?;
+    };
+    let mut sensors = tokio::task::spawn_blocking(move || Sensors::load(options))
+        .await
+        .context("the program loader stopped unexpectedly")?
+        .inspect_err(|err| {
+            if let SensorError::Program { sensor, .. } = err {
+                metrics.attach_failed(sensor);
+            }
+        })?;
     for failure in sensors.attach_failures() {
         metrics.attach_failed(failure.sensor);
     }

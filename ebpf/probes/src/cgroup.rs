@@ -4,7 +4,7 @@ use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use sealwatch_abi::{kind, lane, CgroupEvent, CGROUP_PATH_MAX};
 
 use crate::{
-    emit::submit,
+    emit::{submit, WAKEUP},
     kernel::{fill_header, read, read_kernel_str, read_ptr, Ptr},
     maps::config,
 };
@@ -27,7 +27,7 @@ fn emit_cgroup(ctx: &BtfTracePointContext, record_kind: u32) {
     let path: Ptr = ctx.arg(1);
     // SAFETY: tracing programs may read the current task pointer.
     let task = unsafe { aya_ebpf::helpers::generated::bpf_get_current_task() } as Ptr;
-    submit::<CgroupEvent>(lane::CRITICAL, |event| {
+    submit::<CgroupEvent>(lane::CRITICAL, WAKEUP, |event| {
         fill_header(&mut event.header, record_kind, task);
         let kn = read_ptr(cgroup, config!(offsets.cgroup_kn))?;
         event.id = read::<u64>(kn, config!(offsets.kernfs_node_id))?;

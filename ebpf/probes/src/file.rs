@@ -17,7 +17,7 @@ use sealwatch_abi::{
 };
 
 use crate::{
-    emit::{count_drop, output_bytes, submit},
+    emit::{count_drop, output_bytes, submit, WAKEUP},
     kernel::{
         fd_file, fill_header, inode_layer, is_self, read, read_ptr, task_in_container, walk_path,
         Ptr, TARGET_FILE,
@@ -403,7 +403,7 @@ fn report_result(ctx: &TracePointContext) {
     let _ = NEEDS_RESULT.remove(&key);
     let ret = ctx_ret(ctx);
     let task = current_task();
-    submit::<SyscallResult>(lane::BULK, |result| {
+    submit::<SyscallResult>(lane::BULK, WAKEUP, |result| {
         fill_header(&mut result.header, kind::SYSCALL_RESULT, task);
         result.ret = ret;
         Ok(())

@@ -11,7 +11,7 @@ use sealwatch_abi::{
 };
 
 use crate::{
-    emit::{count_drop, output_bytes, submit},
+    emit::{count_drop, output_bytes, submit, NO_WAKEUP},
     env::scan_env,
     kernel::{
         fill_header, inode_layer, is_self, pid_ns, read, read_kernel_str, read_ptr,
@@ -221,7 +221,7 @@ fn try_sched_process_fork(ctx: &BtfTracePointContext) -> Result<(), i64> {
     if is_self(tgid) {
         return Ok(());
     }
-    submit::<ForkEvent>(lane::CRITICAL, |event| {
+    submit::<ForkEvent>(lane::CRITICAL, NO_WAKEUP, |event| {
         fill_header(&mut event.header, kind::FORK, parent);
         event.child_pid = child_pid;
         Ok(())
@@ -243,7 +243,7 @@ fn try_sched_process_exit(ctx: &BtfTracePointContext) -> Result<(), i64> {
     if tgid != pid_tgid as u32 || is_self(tgid) {
         return Ok(());
     }
-    submit::<ExitEvent>(lane::CRITICAL, |event| {
+    submit::<ExitEvent>(lane::CRITICAL, NO_WAKEUP, |event| {
         fill_header(&mut event.header, kind::EXIT, task);
         event.exit_code = read::<u32>(task, config!(offsets.task_exit_code)).unwrap_or(0);
         Ok(())
