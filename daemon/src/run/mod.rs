@@ -175,6 +175,7 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
     );
     publish(&metrics, &pipeline);
     metrics.set_ready(true);
+    release_startup_memory();
 
     loop {
         tokio::select! {
@@ -312,5 +313,14 @@ fn policy_changed(
     }
     if let Some(recorder) = recorder {
         recorder.policy_changed(policy);
+    }
+}
+
+/// Start-up parses the kernel's BTF twice (offsets, then aya for tp_btf) and scans /proc: tens
+/// of MiB of short-lived heap that glibc keeps unless asked to hand it back.
+fn release_startup_memory() {
+    // SAFETY: malloc_trim has no preconditions; it only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
