@@ -24,7 +24,9 @@ use crate::image;
 /// The containerd label holding the harness's name of a `ctr` container.
 pub const NAME_LABEL: &str = "io.sealwatch.test.name";
 
-const PODMAN_RUN_FLAGS: &[&str] = &[
+/// podman's flags for every test container: runc (crun refuses this hybrid cgroup layout), low
+/// rlimits (raising them is refused here), no network.
+pub const PODMAN_RUN_FLAGS: &[&str] = &[
     "--runtime",
     "runc",
     "--ulimit",

@@ -34,16 +34,6 @@ const LOGIN_RULES: [&str; 3] = [CONTAINER_EXEC, INTERACTIVE, NODE_LOGIN];
 const DAEMON_FLAGS: [&str; 4] = ["--metrics-addr", "none", "--tail-socket", "none"];
 /// What a terminal session may take (a shell prompt, a typed command).
 const TERMINAL_TIMEOUT: Duration = Duration::from_secs(60);
-/// podman's flags for containers started outside `runtime` (see `runtime::PODMAN_RUN_FLAGS`).
-const PODMAN_FLAGS: [&str; 7] = [
-    "--runtime",
-    "runc",
-    "--ulimit",
-    "nofile=1024:1024",
-    "--ulimit",
-    "nproc=1024:1024",
-    "--network=none",
-];
 
 fn start_daemon(extra: &[&str]) -> Result<Daemon> {
     let mut args: Vec<&str> = DAEMON_FLAGS.to_vec();
@@ -820,7 +810,7 @@ fn podman_run_it_shell_on_a_pty_is_an_interactive_session() -> Result<()> {
     let cidfile = dir.path().join("cid");
     let cidfile_arg = cidfile.to_str().context("tempdir is not UTF-8")?;
     let mut args = vec!["run", "-it", "--rm", "--cidfile", cidfile_arg];
-    args.extend(PODMAN_FLAGS);
+    args.extend(sealwatch_tests::runtime::PODMAN_RUN_FLAGS);
     args.extend(["--name", &name, rt.image(), "sh"]);
     let mut pty = Pty::spawn("podman", &args)?;
     pty.wait_for_output("# ", TERMINAL_TIMEOUT)

@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use super::{capture_files, feed, retention::RetentionPolicy, Recorder, RecorderOptions};
 use crate::{
     container::ContainerMeta,
-    event::{model::ExeOrigin, ExecRecord, KernelEvent, Task},
+    event::{ExecRecord, KernelEvent, Task},
     output::EventLine,
     pipeline::{DropCounts, Input, Pipeline, PipelineConfig},
     policy::Policy,
@@ -45,30 +45,14 @@ fn exec(pid: u32, ppid: u32, uid: u32, cgroup_id: u64, t: u64, exe: &str) -> Inp
             comm: exe.rsplit('/').next().unwrap_or(exe).as_bytes().to_vec(),
         },
         ppid,
-        loginuid: None,
-        sessionid: None,
-        tty: None,
         exe: exe.as_bytes().to_vec(),
-        exe_truncated: false,
         exe_ino: 1,
         exe_dev: 1,
         cwd: b"/".to_vec(),
-        cwd_truncated: false,
         filename: exe.as_bytes().to_vec(),
         interp: exe.as_bytes().to_vec(),
         args: vec![exe.as_bytes().to_vec(), b"--flag".to_vec()],
-        args_truncated: false,
-        exe_origin: ExeOrigin {
-            overlay: false,
-            lower: false,
-            upper: false,
-            deleted: false,
-        },
-        host_root: false,
-        vpid: 0,
-        pid_level: 0,
-        parent_pid_ns: 0,
-        login_env: Vec::new(),
+        ..ExecRecord::default()
     }))
 }
 

@@ -2,7 +2,8 @@
 use serde::{Deserialize, Serialize};
 
 /// Who did it: the task fields every record carries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `Default` exists for tests and fixtures that only care about a few fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     /// CLOCK_BOOTTIME nanoseconds when the kernel saw it.
     pub ktime_ns: u64,
@@ -16,7 +17,7 @@ pub struct Task {
     pub comm: Vec<u8>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecRecord {
     pub task: Task,
     pub ppid: u32,
@@ -74,7 +75,7 @@ impl ExecRecord {
 }
 
 /// Origin of an executable file as the kernel saw it at exec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub struct ExeOrigin {
     /// On overlayfs (a container root filesystem).

@@ -83,31 +83,20 @@ fn root_exec(n: usize, ktime_ns: u64) -> Input {
             comm: b"true".to_vec(),
         },
         ppid: 1,
-        loginuid: None,
-        sessionid: None,
-        tty: None,
         exe: b"/bin/true".to_vec(),
-        exe_truncated: false,
         exe_ino: 1,
         exe_dev: 1,
         cwd: b"/".to_vec(),
-        cwd_truncated: false,
         filename: b"/bin/true".to_vec(),
         interp: b"/bin/true".to_vec(),
         args: vec![b"/bin/true".to_vec()],
-        args_truncated: false,
         // From the image: no drift, only root-in-container.
         exe_origin: ExeOrigin {
             overlay: true,
             lower: true,
-            upper: false,
-            deleted: false,
+            ..ExeOrigin::default()
         },
-        host_root: false,
-        vpid: 0,
-        pid_level: 0,
-        parent_pid_ns: 0,
-        login_env: Vec::new(),
+        ..ExecRecord::default()
     }))
 }
 
