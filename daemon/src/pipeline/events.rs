@@ -117,6 +117,10 @@ impl Pipeline {
     /// lives: later lookups for short-lived processes (`rm`, `chmod`) then hit the cache.
     fn warm_up_layers(&mut self, cgroup_id: u64, pid: u32) {
         if let CgroupLookup::Container(entry) = self.containers.lookup(cgroup_id) {
+            // Answered already (the common case on every exec): no key to build.
+            if self.origins.contains_key(&entry.info.id) {
+                return;
+            }
             let container_id = entry.info.id.clone();
             if self
                 .asked_origins
@@ -186,9 +190,13 @@ impl Pipeline {
             }
             CgroupLookup::Host => {}
             CgroupLookup::Container(entry) => {
+                let paths = held.paths();
+                if paths.is_empty() {
+                    return;
+                }
                 let container_id = entry.info.id.clone();
                 let mut missing = Vec::new();
-                for path in held.paths() {
+                for path in paths {
                     if self
                         .asked_origins
                         .insert((container_id.clone(), path.to_vec()))

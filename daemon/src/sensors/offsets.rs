@@ -1,5 +1,9 @@
 //! Kernel struct member offsets, read from the running kernel's BTF at start-up: the programs
 //! never carry a layout from the build machine.
+//!
+//! vmlinux BTF is parsed twice at start-up: here with btf-rs, and by aya to load the tp_btf
+//! programs. aya 0.14 keeps its type and member queries crate-private, so its parse cannot answer
+//! these lookups; the cost is start-up time and heap (returned by `malloc_trim` once ready).
 use std::path::{Path, PathBuf};
 
 use btf_rs::{Btf, Type};
