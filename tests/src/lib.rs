@@ -27,6 +27,7 @@ pub mod pty;
 pub mod runtime;
 pub mod schema;
 pub mod services;
+pub mod sessions;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};
