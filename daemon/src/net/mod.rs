@@ -1,0 +1,88 @@
+//! Network vocabulary shared by the sensor, the policy, DNS learning and `learn`: what a
+//! connection is, independent of where it was seen.
+use std::{fmt, net::IpAddr};
+
+use serde::{Deserialize, Serialize};
+
+/// Transport protocol of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// Who started the flow, seen from the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// The workload connected (or sent the first datagram) to a peer.
+    Egress,
+    /// A peer connected to the workload (accept).
+    Ingress,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Egress => "egress",
+            Direction::Ingress => "ingress",
+        }
+    }
+}
+
+/// One connection as the rules judge it. Addresses are canonical: an IPv4-mapped IPv6 address
+/// (`::ffff:10.0.0.1`, from a dual-stack socket) is given as the IPv4 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Flow {
+    pub protocol: Protocol,
+    pub direction: Direction,
+    /// The other end: the destination of an egress flow, the source of an ingress one.
+    pub peer: IpAddr,
+    pub peer_port: u16,
+    /// The workload's own end.
+    pub local: IpAddr,
+    pub local_port: u16,
+}
+
+impl fmt::Display for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let arrow = match self.direction {
+            Direction::Egress => "->",
+            Direction::Ingress => "<-",
+        };
+        write!(
+            f,
+            "{} {} {arrow} {}",
+            self.protocol.as_str(),
+            SocketText(self.local, self.local_port),
+            SocketText(self.peer, self.peer_port)
+        )
+    }
+}
+
+/// `1.2.3.4:80` or `[fd00::1]:80`.
+pub struct SocketText(pub IpAddr, pub u16);
+
+impl fmt::Display for SocketText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V4(a) => write!(f, "{a}:{}", self.1),
+            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.1),
+        }
+    }
+}
+
+/// The canonical form of an address (IPv4-mapped IPv6 becomes IPv4).
+pub fn canonical(addr: IpAddr) -> IpAddr {
+    addr.to_canonical()
+}
