@@ -81,9 +81,42 @@ pub struct RunArgs {
     #[arg(long, env = "SEALWATCH_METRICS_ADDR", default_value = "127.0.0.1:9477", value_parser = parse_metrics_addr)]
     pub metrics_addr: MetricsAddr,
     #[command(flatten)]
+    pub network: NetworkArgs,
+    #[command(flatten)]
     pub capture: crate::capture::CaptureArgs,
     #[command(flatten)]
     pub tail: crate::tail::TailServerArgs,
+}
+
+/// What the network policy's built-in sets stand for on this node.
+#[derive(Debug, Clone, Args, Default)]
+pub struct NetworkArgs {
+    /// A pod or service CIDR of the cluster: the built-in network set `cluster` (repeatable).
+    #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = parse_net)]
+    pub cluster_cidrs: Vec<ipnet::IpNet>,
+    /// Address (or CIDR) of the Kubernetes API server: the built-in network set
+    /// `kubernetes-api` (repeatable). Default: KUBERNETES_SERVICE_HOST when running in a pod.
+    #[arg(long = "kubernetes-api", value_name = "ADDR", value_parser = parse_net)]
+    pub kubernetes_api: Vec<ipnet::IpNet>,
+}
+
+impl NetworkArgs {
+    pub fn environment(&self) -> crate::policy::NetEnvironment {
+        crate::policy::NetEnvironment::from_daemon_env(
+            self.cluster_cidrs.clone(),
+            self.kubernetes_api.clone(),
+        )
+    }
+}
+
+/// A CIDR (`10.96.0.0/12`) or a single address (`10.96.0.1`).
+fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(net) = text.parse::<ipnet::IpNet>() {
+        return Ok(net.trunc());
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("`{text}` is neither a CIDR like 10.96.0.0/12 nor an address"))
 }
 
 /// `--metrics-addr`: where to serve metrics, or nowhere.

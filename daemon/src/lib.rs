@@ -12,6 +12,7 @@ pub mod container;
 pub mod detect;
 pub mod event;
 pub mod filter;
+pub mod learn;
 pub mod metrics;
 pub mod net;
 pub mod output;

@@ -14,14 +14,24 @@
 //! - [`schema`]: validate event lines against `schema/sealwatch.event.v1.json`.
 //! - [`escape`]: decode the escaped form of kernel byte strings.
 //! - [`events`]: pick events from the stream and check their fields.
+//! - [`netns`]: a network namespace with a veth pair to the host, and servers inside it.
+//! - [`peers`]: TCP and UDP servers that record what they saw.
+//! - [`dns_server`]: a tiny authoritative DNS server for the name-based network rules.
+//! - [`learn`]: `sealwatch learn`, run to completion.
+//! - [`bpftool`]: loaded and attached socket BPF programs, cgroup v2 directories.
 
+pub mod bpftool;
 pub mod capture;
 pub mod cmd;
 pub mod daemon;
+pub mod dns_server;
 pub mod escape;
 pub mod events;
 pub mod image;
+pub mod learn;
 pub mod leftovers;
+pub mod netns;
+pub mod peers;
 pub mod prometheus;
 pub mod pty;
 pub mod runtime;

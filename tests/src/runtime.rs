@@ -2,8 +2,9 @@
 //!
 //! - podman: always `--runtime runc` (crun refuses the hybrid cgroup layout here), rlimits pinned
 //!   with `--ulimit nofile=1024:1024 --ulimit nproc=1024:1024` (raising them is refused here),
-//!   `--network=none`.
-//! - Docker: dockerd is started on demand (see [`crate::services`]); `--network=none`.
+//!   `--network=none` (`--network=host` with [`RunOptions::host_network`]).
+//! - Docker: dockerd is started on demand (see [`crate::services`]); `--network=none` (or
+//!   `--network=host`).
 //! - containerd: `ctr` on `/run/containerd/containerd.sock`, namespace `default`. containerd takes
 //!   any string as a container id; the harness generates 64 lowercase hex characters, like the ids
 //!   of the other runtimes and of Kubernetes, and records the test's name as label
@@ -52,6 +53,10 @@ pub struct RunOptions {
     pub user: Option<u32>,
     /// Bind mounts as `HOST_DIR:CONTAINER_DIR` (`-v`); not supported for containerd.
     pub volumes: Vec<String>,
+    /// Share the host's network namespace (`--network=host`; `ctr run --net-host`) instead of
+    /// having no network: the network tests' peers are in a [`crate::netns::TestNet`] the host
+    /// reaches.
+    pub host_network: bool,
 }
 
 /// A running container. Removed (forcefully) on drop.
@@ -222,17 +227,30 @@ impl Runtime {
         let mut flags: Vec<String> = Vec::new();
         match self {
             Runtime::Podman => {
-                flags.extend(PODMAN_RUN_FLAGS.iter().map(|s| (*s).to_owned()));
+                flags.extend(
+                    PODMAN_RUN_FLAGS
+                        .iter()
+                        .filter(|flag| !(opts.host_network && **flag == "--network=none"))
+                        .map(|s| (*s).to_owned()),
+                );
+                if opts.host_network {
+                    flags.push("--network=host".to_owned());
+                }
                 flags.extend(["--name".to_owned(), name.to_owned()]);
             }
             Runtime::Docker => {
-                flags.extend([
-                    "--network=none".to_owned(),
-                    "--name".to_owned(),
-                    name.to_owned(),
-                ]);
+                let network = if opts.host_network {
+                    "--network=host"
+                } else {
+                    "--network=none"
+                };
+                flags.extend([network.to_owned(), "--name".to_owned(), name.to_owned()]);
             }
-            Runtime::Containerd => {}
+            Runtime::Containerd => {
+                if opts.host_network {
+                    flags.push("--net-host".to_owned());
+                }
+            }
         }
         if let Some(uid) = opts.user {
             ensure!(

@@ -91,6 +91,11 @@ pub struct ConfigRecord {
     pub hold_ns: u64,
     #[serde(default)]
     pub host_mnt_ns: u32,
+    /// `NetEnvironment`: what the built-in network sets stood for (CIDRs as text).
+    #[serde(default)]
+    pub cluster_cidrs: Vec<String>,
+    #[serde(default)]
+    pub kubernetes_api: Vec<String>,
 }
 
 impl ConfigRecord {
@@ -100,6 +105,18 @@ impl ConfigRecord {
             clock: config.clock,
             hold_ns: config.hold_ns,
             host_mnt_ns: config.host_mnt_ns,
+            cluster_cidrs: config
+                .net_env
+                .cluster_cidrs
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            kubernetes_api: config
+                .net_env
+                .kubernetes_api
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         }
     }
 
@@ -109,6 +126,19 @@ impl ConfigRecord {
             clock: self.clock,
             hold_ns: self.hold_ns,
             host_mnt_ns: self.host_mnt_ns,
+            // Written by `from_config` from parsed values, so every entry parses back.
+            net_env: crate::policy::NetEnvironment {
+                cluster_cidrs: self
+                    .cluster_cidrs
+                    .iter()
+                    .filter_map(|c| c.parse().ok())
+                    .collect(),
+                kubernetes_api: self
+                    .kubernetes_api
+                    .iter()
+                    .filter_map(|c| c.parse().ok())
+                    .collect(),
+            },
         }
     }
 }

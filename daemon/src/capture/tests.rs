@@ -28,6 +28,7 @@ fn config() -> PipelineConfig {
         },
         hold_ns: S,
         host_mnt_ns: 1,
+        net_env: crate::policy::NetEnvironment::default(),
     }
 }
 

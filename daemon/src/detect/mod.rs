@@ -3,6 +3,7 @@
 //! the events seen, so replay gives the same verdicts.
 pub mod drift;
 pub mod immutability;
+pub mod network;
 pub mod paths;
 mod root_in_container;
 
@@ -18,6 +19,8 @@ pub struct Verdict {
     pub rule: RuleId,
     pub severity: Severity,
     pub message: String,
+    /// Network rules: `alert` or `blocked` (what was done about it).
+    pub action: Option<&'static str>,
 }
 
 /// The facts about an exec that rules look at.
@@ -104,6 +107,25 @@ impl Detector {
         verdicts.pop()
     }
 
+    /// A network rule's candidate verdict (see [`network::judge`]), with what was done about it
+    /// (`alert` or `blocked`), unless the policy disables or excepts the rule.
+    pub fn on_network(
+        &self,
+        rule: RuleId,
+        message: String,
+        action: &'static str,
+        exe: &str,
+        args: &[String],
+        container: Option<&ContainerFacts<'_>>,
+    ) -> Option<Verdict> {
+        let mut verdicts = Vec::new();
+        self.decide(rule, &subject(exe, args, container), message, &mut verdicts);
+        verdicts.pop().map(|verdict| Verdict {
+            action: Some(action),
+            ..verdict
+        })
+    }
+
     /// True when the policy wants host writes reported (the kernel then sends them).
     pub fn host_watch(&self) -> bool {
         self.policy.rule(RuleId::HostFileModified).enabled
@@ -122,6 +144,7 @@ impl Detector {
             rule,
             severity: settings.severity,
             message,
+            action: None,
         });
     }
 }

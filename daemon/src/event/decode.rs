@@ -1,14 +1,19 @@
 //! Bytes from a ring buffer → [`KernelEvent`]. Never panics: a short or unknown record is an
 //! error the reader counts and reports.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use sealwatch_abi::{
-    exec_flags, file_flags, file_op, kind, layer, Blob, CgroupEvent, ExecFixed, ExitEvent,
-    FileFixed, ForkEvent, Header, SyscallResult, EXEC_FIXED_SIZE, FILE_FIXED_SIZE,
+    exec_flags, file_flags, file_op, kind, layer, net_flags, net_op, Blob, CgroupEvent, DnsEvent,
+    ExecFixed, ExitEvent, FileFixed, ForkEvent, Header, NetEvent, SyscallResult, AF_INET6, DNS_MAX,
+    EXEC_FIXED_SIZE, FILE_FIXED_SIZE, IPPROTO_TCP, IPPROTO_UDP,
 };
 use thiserror::Error;
 
 use super::model::{
-    ExeOrigin, ExecRecord, FileOp, FileRecord, KernelEvent, Layer, Task, LOGIN_ENV_VARS,
+    DnsRecord, ExeOrigin, ExecRecord, FileOp, FileRecord, KernelEvent, Layer, NetOp, NetRecord,
+    Task, LOGIN_ENV_VARS,
 };
+use crate::net::Protocol;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -22,6 +27,8 @@ pub enum DecodeError {
     UnknownKind(u32),
     #[error("unknown file operation {0}")]
     UnknownFileOp(u32),
+    #[error("unknown network operation {0}")]
+    UnknownNetOp(u32),
 }
 
 /// Reads a `T` from the start of `bytes` if it is long enough.
@@ -86,8 +93,57 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
                 ret: result.ret,
             })
         }
+        kind::NET => decode_net(bytes),
+        kind::DNS => {
+            let dns: DnsEvent = read(bytes, "dns")?;
+            let captured = (dns.captured as usize).min(DNS_MAX);
+            Ok(KernelEvent::Dns(DnsRecord {
+                task: task(&dns.header),
+                tcp: dns.protocol == IPPROTO_TCP,
+                len: dns.len,
+                data: dns.data[..captured].to_vec(),
+            }))
+        }
         other => Err(DecodeError::UnknownKind(other)),
     }
+}
+
+fn decode_net(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
+    let net: NetEvent = read(bytes, "net")?;
+    let op = match net.op {
+        net_op::CONNECT => NetOp::Connect,
+        net_op::ACCEPT => NetOp::Accept,
+        net_op::LISTEN => NetOp::Listen,
+        net_op::BIND => NetOp::Bind,
+        net_op::SEND => NetOp::Send,
+        other => return Err(DecodeError::UnknownNetOp(other)),
+    };
+    let ipv6 = net.family == AF_INET6;
+    let addr = |bytes: [u8; 16]| -> IpAddr {
+        if ipv6 {
+            IpAddr::V6(Ipv6Addr::from(bytes)).to_canonical()
+        } else {
+            IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
+        }
+    };
+    let protocol = match (net.protocol, net.header.flags & net_flags::NO_SOCKET) {
+        (_, flag) if flag != 0 => None,
+        (IPPROTO_TCP, _) => Some(Protocol::Tcp),
+        (IPPROTO_UDP, _) => Some(Protocol::Udp),
+        _ => None,
+    };
+    Ok(KernelEvent::Net(NetRecord {
+        task: task(&net.header),
+        op,
+        ret: net.ret,
+        ipv6,
+        protocol,
+        local: addr(net.local_addr),
+        local_port: net.local_port,
+        peer: addr(net.peer_addr),
+        peer_port: net.peer_port,
+        blocked: net.header.flags & net_flags::BLOCKED != 0,
+    }))
 }
 
 fn decode_exec(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {

@@ -4,4 +4,4 @@ pub mod model;
 pub mod text;
 
 pub use decode::{decode, DecodeError};
-pub use model::{ExecRecord, FileRecord, KernelEvent, Layer, Task};
+pub use model::{DnsRecord, ExecRecord, FileRecord, KernelEvent, Layer, NetOp, NetRecord, Task};

@@ -152,6 +152,52 @@ pub struct FileRecord {
     pub deleted: bool,
 }
 
+/// What a network record reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetOp {
+    /// connect(2), TCP or UDP.
+    Connect,
+    /// An accepted connection.
+    Accept,
+    /// listen(2) on a TCP socket.
+    Listen,
+    /// bind(2) of a UDP socket to a port: a UDP listener.
+    Bind,
+    /// The first datagram a UDP socket sent to a peer.
+    Send,
+}
+
+/// A connection, accept or listener of a container task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetRecord {
+    pub task: Task,
+    pub op: NetOp,
+    /// The syscall's return value (`-errno` on failure).
+    pub ret: i32,
+    pub ipv6: bool,
+    /// `crate::net::Protocol`, None for another protocol or an unreadable socket.
+    pub protocol: Option<crate::net::Protocol>,
+    pub local: std::net::IpAddr,
+    pub local_port: u16,
+    /// Unspecified for listeners.
+    pub peer: std::net::IpAddr,
+    pub peer_port: u16,
+    /// The container's connect/sendmsg hook denied it.
+    pub blocked: bool,
+}
+
+/// A DNS response a container task received (kept for name-based allow entries).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsRecord {
+    pub task: Task,
+    /// Over TCP the message starts with its 2-byte length.
+    pub tcp: bool,
+    /// Bytes received; `data` may hold fewer (the kernel copies at most 1 KiB).
+    pub len: u32,
+    pub data: Vec<u8>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum KernelEvent {
@@ -181,6 +227,8 @@ pub enum KernelEvent {
         task: Task,
         ret: i64,
     },
+    Net(NetRecord),
+    Dns(DnsRecord),
 }
 
 impl KernelEvent {
@@ -189,6 +237,8 @@ impl KernelEvent {
             KernelEvent::Exec(exec) => &exec.task,
             KernelEvent::File(file) => &file.task,
             KernelEvent::SyscallResult { task, .. } => task,
+            KernelEvent::Net(net) => &net.task,
+            KernelEvent::Dns(dns) => &dns.task,
             KernelEvent::Fork { task, .. }
             | KernelEvent::Exit { task, .. }
             | KernelEvent::CgroupMkdir { task, .. }
@@ -206,6 +256,8 @@ impl KernelEvent {
             KernelEvent::CgroupRmdir { .. } => "cgroup_rmdir",
             KernelEvent::File(_) => "file",
             KernelEvent::SyscallResult { .. } => "syscall_result",
+            KernelEvent::Net(_) => "net",
+            KernelEvent::Dns(_) => "dns",
         }
     }
 }

@@ -24,6 +24,7 @@ fn pipeline() -> Pipeline {
             clock: BootClock { boot_to_unix_ns: 0 },
             hold_ns: 1_000_000_000,
             host_mnt_ns: 0,
+            net_env: crate::policy::NetEnvironment::default(),
         },
         Arc::new(Policy::embedded_default()),
     )

@@ -1,5 +1,8 @@
 //! Network vocabulary shared by the sensor, the policy, DNS learning and `learn`: what a
 //! connection is, independent of where it was seen.
+pub mod dns;
+pub mod names;
+
 use std::{fmt, net::IpAddr};
 
 use serde::{Deserialize, Serialize};

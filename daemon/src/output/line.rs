@@ -18,6 +18,9 @@ pub struct EventLine {
     pub container: Option<ContainerJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<FileJson>,
+    /// The connection, accept or listener a network event is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkJson>,
     /// The login session the event belongs to (exec events in a session carry only `id`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionJson>,
@@ -135,6 +138,36 @@ pub struct ViolationJson {
     /// Identical violations held back since this one was last printed (file rules, 10 s window).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repeats: Option<u64>,
+    /// What sealwatch did about it (network rules): `alert` (reported only) or `blocked`
+    /// (denied in the kernel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<&'static str>,
+}
+
+/// The network side of a `connect`, `accept` or `listen` event.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct NetworkJson {
+    /// `tcp` or `udp`.
+    pub protocol: &'static str,
+    /// `ipv4` or `ipv6` (the socket's family; a dual-stack socket's IPv4 peer shows as IPv4).
+    pub family: &'static str,
+    /// `egress` (connect) or `ingress` (accept); null for listeners.
+    pub direction: Option<&'static str>,
+    /// Initiator's end: local for connect and listen, the remote peer for accept.
+    pub src: String,
+    pub sport: u16,
+    /// The other end; null for listeners.
+    pub dst: Option<String>,
+    pub dport: Option<u16>,
+    /// success, in-progress, blocked, refused, unreachable, timed-out or failed.
+    pub result: &'static str,
+    /// Positive errno when the operation failed.
+    pub errno: Option<u32>,
+    /// DNS name the container resolved the peer from, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The network policy workload that judged the event.
+    pub workload: String,
 }
 
 /// Events lost since the previous loss line, per place they were lost.

@@ -3,8 +3,8 @@ pub mod line;
 pub mod writer;
 
 pub use line::{
-    ContainerJson, EventLine, FileJson, LossJson, PodJson, ProcessJson, SessionJson, TextFields,
-    ViolationJson,
+    ContainerJson, EventLine, FileJson, LossJson, NetworkJson, PodJson, ProcessJson, SessionJson,
+    TextFields, ViolationJson,
 };
 pub use writer::{LineSink, StdoutWriter};
 

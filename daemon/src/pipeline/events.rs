@@ -147,7 +147,7 @@ impl Pipeline {
             && (host_root || (self.config.host_mnt_ns != 0 && mnt_ns == self.config.host_mnt_ns))
     }
 
-    fn hold_or_emit(&mut self, held: Held, sink: &mut dyn LineSink) {
+    pub(super) fn hold_or_emit(&mut self, held: Held, sink: &mut dyn LineSink) {
         let must_wait = !self.is_ready(&held);
         self.ask_for(&held);
         // Later events of a cgroup wait behind earlier ones, so a container's lines stay in order.
@@ -252,6 +252,7 @@ impl Pipeline {
                 session_id,
             } => self.emit_exec(exec, parent_exe, script, login, session_id, sink),
             Waiting::File { file, paths, .. } => self.emit_file(file, paths, sink),
+            Waiting::Net(net) => self.emit_net(net, sink),
         }
     }
 
@@ -302,6 +303,7 @@ impl Pipeline {
             process: Some(process),
             container,
             file: None,
+            network: None,
             session: session_id.map(|id| SessionJson {
                 id,
                 ..SessionJson::default()
@@ -390,20 +392,9 @@ impl Pipeline {
                 file.op.as_str(),
                 path.clone(),
             );
-            let now = file.task.ktime_ns;
-            match self.repeats.get_mut(&key) {
-                Some((last, held_back)) if now.saturating_sub(*last) < REPEAT_WINDOW_NS => {
-                    *held_back += 1;
-                    self.stats.repeats_suppressed += 1;
-                    return;
-                }
-                Some((last, held_back)) => {
-                    repeats = std::mem::take(held_back);
-                    *last = now;
-                }
-                None => {
-                    self.repeats.insert(key, (now, 0));
-                }
+            match self.repeat_gate(key, file.task.ktime_ns) {
+                Some(held_back) => repeats = held_back,
+                None => return,
             }
         }
         let file_json = FileJson {
@@ -429,12 +420,33 @@ impl Pipeline {
             process: Some(process),
             container,
             file: Some(file_json),
+            network: None,
             session: None,
             violation: None,
             loss: None,
             escaped: texts.into_escaped(),
         };
         self.emit_line(line, verdicts, false, repeats, sink);
+    }
+
+    /// Whether a violation with `key` prints now: `Some(repeats held back since it last
+    /// printed)`, or None when an identical one printed within [`REPEAT_WINDOW_NS`] (counted).
+    pub(super) fn repeat_gate(&mut self, key: super::RepeatKey, now: u64) -> Option<u64> {
+        match self.repeats.get_mut(&key) {
+            Some((last, held_back)) if now.saturating_sub(*last) < REPEAT_WINDOW_NS => {
+                *held_back += 1;
+                self.stats.repeats_suppressed += 1;
+                None
+            }
+            Some((last, held_back)) => {
+                *last = now;
+                Some(std::mem::take(held_back))
+            }
+            None => {
+                self.repeats.insert(key, (now, 0));
+                Some(0)
+            }
+        }
     }
 
     pub(super) fn container_json(&self, cgroup_id: u64) -> Option<crate::output::ContainerJson> {
@@ -457,7 +469,7 @@ impl Pipeline {
 
     /// Prints `line`, once per violation (each a complete event: alerting pipelines filter on one
     /// field), or once without one when `always` is set.
-    fn emit_line(
+    pub(super) fn emit_line(
         &mut self,
         line: EventLine,
         verdicts: Vec<Verdict>,
@@ -497,13 +509,14 @@ impl Pipeline {
                 severity: verdict.severity.as_str(),
                 message: verdict.message,
                 repeats: (repeats > 0).then_some(repeats),
+                action: verdict.action,
             });
             self.write(&violating, sink);
         }
     }
 }
 
-fn container_facts(c: &crate::output::ContainerJson) -> ContainerFacts<'_> {
+pub(super) fn container_facts(c: &crate::output::ContainerJson) -> ContainerFacts<'_> {
     ContainerFacts {
         id: &c.id,
         name: c.name.as_deref(),

@@ -3,7 +3,7 @@
 //! point) and in size; what leaves by timeout is printed with what is known.
 use std::collections::VecDeque;
 
-use crate::event::{ExecRecord, FileRecord};
+use crate::event::{ExecRecord, FileRecord, NetRecord};
 
 #[derive(Debug, Clone)]
 pub enum Waiting {
@@ -24,6 +24,8 @@ pub enum Waiting {
         /// The kernel could not tell the layer: the paths' origins must be looked up.
         needs_origin: bool,
     },
+    /// A connection, accept or listener: judged once the container's workload is known.
+    Net(NetRecord),
 }
 
 #[derive(Debug, Clone)]
@@ -43,7 +45,7 @@ impl Held {
                 needs_origin: true,
                 ..
             } => paths.iter().map(Vec::as_slice).collect(),
-            Waiting::File { .. } => Vec::new(),
+            Waiting::File { .. } | Waiting::Net(_) => Vec::new(),
         }
     }
 
@@ -52,6 +54,7 @@ impl Held {
         match &self.what {
             Waiting::Exec { exec, .. } => exec.task.pid,
             Waiting::File { file, .. } => file.task.pid,
+            Waiting::Net(net) => net.task.pid,
         }
     }
 }

@@ -57,4 +57,27 @@ pub enum Request {
         pid: u32,
         paths: Vec<Vec<u8>>,
     },
+    /// Change what the kernel enforces (network `action: block`). Not a lookup: nothing comes
+    /// back, and replay ignores it like every request.
+    Enforce(Enforce),
+}
+
+/// In-kernel egress enforcement the pipeline asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enforce {
+    /// Enforce `workload`'s egress allowlist on this container cgroup (attach the hooks), or stop
+    /// enforcing it (`None`: detach).
+    Cgroup {
+        cgroup_id: u64,
+        /// Path below the cgroup v2 mount (empty when the cgroup is gone).
+        path: String,
+        workload: Option<crate::policy::WorkloadId>,
+    },
+    /// A DNS answer mapped `name`, which the blocking `workload` allows, to `addr`.
+    Address {
+        workload: crate::policy::WorkloadId,
+        name: String,
+        addr: std::net::IpAddr,
+        ttl_secs: u32,
+    },
 }

@@ -207,6 +207,7 @@ impl Pipeline {
             process: Some(process),
             container: self.container_json(session.cgroup_id),
             file: None,
+            network: None,
             session: Some(SessionJson {
                 id: session.id.clone(),
                 kind: Some(kind),

@@ -4,6 +4,7 @@ mod events;
 mod hold;
 pub mod input;
 mod logins;
+mod network;
 mod render;
 pub mod sessions;
 mod snapshot;
@@ -16,7 +17,7 @@ use std::{
 use crate::container::image_path::PathOrigin;
 
 use hold::HoldQueue;
-pub use input::{DropCounts, Input, Request};
+pub use input::{DropCounts, Enforce, Input, Request};
 
 use crate::{
     clock::BootClock,
@@ -40,6 +41,9 @@ pub struct PipelineConfig {
     /// Mount namespace of the host's init: a task in a container's cgroup that still has it is
     /// the runtime setting the container up (runc init), not the workload.
     pub host_mnt_ns: u32,
+    /// What the policy's built-in network sets stand for on this node (cluster CIDRs, the
+    /// Kubernetes API address).
+    pub net_env: crate::policy::NetEnvironment,
 }
 
 /// Counters for metrics and logs.
@@ -64,6 +68,9 @@ pub struct PipelineStats {
     /// Loss totals as of the last tick: exactly what the `loss` lines so far add up to, so a
     /// metric copied from here always agrees with the stream.
     pub drops: DropCounts,
+    /// DNS answers learned from, and received answers that could not be parsed.
+    pub dns_answers: u64,
+    pub dns_unparsed: u64,
 }
 
 /// What violations are counted by (bounded: rule and severity are enums; namespaces are capped
@@ -102,6 +109,10 @@ pub struct Pipeline {
     /// Pid namespace → a cgroup of the container that owns it, learned from the container's own
     /// processes: attributes processes that joined its namespaces without its cgroup (nsenter).
     pidns_container: HashMap<u32, u64>,
+    /// DNS names each container resolved, by address.
+    names: crate::net::names::NameCache,
+    /// Container cgroups whose egress the kernel enforces, and for which workload.
+    enforced: HashMap<u64, crate::policy::WorkloadId>,
 }
 
 /// (container id, rule, operation, path) of a file violation.
@@ -126,6 +137,8 @@ impl Pipeline {
             sessions: sessions::SessionTracker::default(),
             now_ns: 0,
             pidns_container: HashMap::new(),
+            names: crate::net::names::NameCache::default(),
+            enforced: HashMap::new(),
         }
     }
 
@@ -157,6 +170,7 @@ impl Pipeline {
 
     pub fn set_policy(&mut self, policy: Arc<Policy>) {
         self.detector.set_policy(policy);
+        self.update_enforcement();
     }
 
     /// Lookups to perform for the pipeline (live only; replay ignores them).
@@ -197,10 +211,12 @@ impl Pipeline {
                 self.stats.metadata_answered += 1;
                 self.stats.metadata_failed += u64::from(meta.is_none());
                 self.containers.set_metadata(&container_id, meta);
+                self.update_enforcement();
                 self.release(sink, |_| false);
             }
             Input::Tick { ktime_ns, drops } => {
                 self.procs.sweep(ktime_ns);
+                self.names.expire(ktime_ns);
                 self.now_ns = self.now_ns.max(ktime_ns);
                 // A held-back count stays until the next identical violation prints it; only
                 // quiet entries age out (and a cap keeps the map bounded whatever happens).
@@ -258,6 +274,7 @@ impl Pipeline {
             } if hierarchy_id == CGROUP_V2_HIERARCHY_ID => {
                 // Whatever still waits for this cgroup goes out now, with what is known.
                 self.release(sink, |held| held.cgroup_id == id);
+                self.cgroup_gone(id);
                 if let CgroupLookup::Container(entry) = self.containers.lookup(id) {
                     let container_id = entry.info.id.clone();
                     self.containers.remove_cgroup(id);
@@ -265,6 +282,7 @@ impl Pipeline {
                         && !self.containers.has_container(&container_id)
                     {
                         self.origins.remove(&container_id);
+                        self.names.forget_container(&container_id);
                         self.asked_origins.retain(|(c, _)| c != &container_id);
                     }
                 } else {
@@ -272,6 +290,8 @@ impl Pipeline {
                 }
             }
             KernelEvent::CgroupMkdir { .. } | KernelEvent::CgroupRmdir { .. } => {}
+            KernelEvent::Net(net) => self.net(net, sink),
+            KernelEvent::Dns(dns) => self.dns(dns),
         }
     }
 
@@ -303,6 +323,7 @@ impl Pipeline {
             process: None,
             container: None,
             file: None,
+            network: None,
             session: None,
             violation: None,
             loss: Some(loss),

@@ -85,6 +85,7 @@ mod tests {
             clock: crate::clock::BootClock { boot_to_unix_ns: 0 },
             hold_ns: 1_000_000_000,
             host_mnt_ns: 1,
+            net_env: crate::policy::NetEnvironment::default(),
         };
         Pipeline::new(config, Arc::new(Policy::embedded_default()))
     }

@@ -1,16 +1,18 @@
-//! The serde model of a policy file: `version`, then `rules`.
+//! The serde model of a policy file: `version`, `rules`, `network`.
 //!
 //! Every mapping accepts known keys only, each once (see `keys`), and every value is validated
 //! while it is deserialized, so each error carries the line and column of the key or value at
-//! fault. A later section (say `network:`) is added here as one more field of [`PolicyFile`].
+//! fault. The file is read through a seed ([`PolicyFileSeed`]) because `network:` needs the
+//! names of the sets it defines before it reads them (see `network::declared_sets`).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use super::keys::{checked_str, field_keys, Key, UniqueKey};
 use super::matcher::Exception;
+use super::network::{KnownSets, NetworkFile, NetworkSeed};
 use super::rule_id::{RuleId, Severity};
 
 /// The only policy format version this build understands.
@@ -23,6 +25,7 @@ pub(crate) struct PolicyFile {
     /// `version` is an error at its first key.
     pub(crate) version: Option<u64>,
     pub(crate) rules: BTreeMap<RuleId, RuleFile>,
+    pub(crate) network: Option<NetworkFile>,
 }
 
 /// One entry under `rules:`; every field is optional and falls back to the rule's default.
@@ -34,7 +37,7 @@ pub(crate) struct RuleFile {
 }
 
 field_keys! {
-    enum TopField { Version => "version", Rules => "rules" }
+    enum TopField { Version => "version", Rules => "rules", Network => "network" }
 }
 
 field_keys! {
@@ -53,29 +56,42 @@ impl Key for RuleId {
     }
 }
 
-impl<'de> Deserialize<'de> for PolicyFile {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(PolicyFileVisitor)
+/// Reads a [`PolicyFile`]; `known_sets` are the names of the sets `network.sets` defines.
+pub(crate) struct PolicyFileSeed<'a> {
+    pub(crate) known_sets: KnownSets<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for PolicyFileSeed<'_> {
+    type Value = PolicyFile;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<PolicyFile, D::Error> {
+        deserializer.deserialize_map(self)
     }
 }
 
-struct PolicyFileVisitor;
-
-impl<'de> Visitor<'de> for PolicyFileVisitor {
+impl<'de> Visitor<'de> for PolicyFileSeed<'_> {
     type Value = PolicyFile;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a sealwatch policy: a mapping with `version: 1` and optional `rules`")
+        f.write_str(
+            "a sealwatch policy: a mapping with `version: 1` and optional `rules`, `network`",
+        )
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PolicyFile, A::Error> {
         let mut seen = Vec::new();
         let mut version = None;
         let mut rules = None;
+        let mut network = None;
         while let Some(field) = map.next_key_seed(UniqueKey::new(&mut seen))? {
             match field {
                 TopField::Version => version = Some(map.next_value::<Version>()?.0),
                 TopField::Rules => rules = Some(map.next_value::<Rules>()?.0),
+                TopField::Network => {
+                    network = Some(map.next_value_seed(NetworkSeed {
+                        known: self.known_sets,
+                    })?);
+                }
             }
         }
         if version.is_none() && !seen.is_empty() {
@@ -86,6 +102,7 @@ impl<'de> Visitor<'de> for PolicyFileVisitor {
         Ok(PolicyFile {
             version,
             rules: rules.unwrap_or_default(),
+            network,
         })
     }
 }

@@ -1,4 +1,5 @@
-//! The policy: which rules run, at what severity, and the documented exceptions to each.
+//! The policy: which rules run, at what severity, and the documented exceptions to each; and
+//! (`network:`) which peers and listening ports each workload may have.
 //!
 //! A policy is a YAML file (format: the comments in `default.yaml`, which is also the embedded
 //! default). Loading is strict: unknown keys, unknown rule ids, wrong types, invalid globs and
@@ -9,6 +10,7 @@ mod error;
 mod file;
 mod keys;
 mod matcher;
+mod network;
 mod rule_id;
 
 #[cfg(test)]
@@ -17,11 +19,17 @@ mod tests;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use serde::de::DeserializeSeed;
+
 pub use error::PolicyError;
 pub use matcher::Subject;
+pub use network::{
+    KernelAllow, KernelLimitError, NetAction, NetEnvironment, NetworkPolicy, PortRule, WorkloadId,
+    WorkloadSubject, DEFAULT_WORKLOAD_NAME, KERNEL_MAX_PORT_RULES,
+};
 pub use rule_id::{RuleId, Severity};
 
-use file::{PolicyFile, SUPPORTED_VERSION};
+use file::{PolicyFile, PolicyFileSeed, SUPPORTED_VERSION};
 use matcher::Exception;
 
 /// The text of the embedded default policy.
@@ -59,6 +67,7 @@ pub struct Policy {
     source: String,
     text: String,
     rules: BTreeMap<RuleId, Rule>,
+    network: NetworkPolicy,
 }
 
 impl Policy {
@@ -75,6 +84,7 @@ impl Policy {
                     source: DEFAULT_POLICY_SOURCE.to_owned(),
                     text: DEFAULT_POLICY_YAML.to_owned(),
                     rules: BTreeMap::new(),
+                    network: NetworkPolicy::default(),
                 }
             }
         }
@@ -89,8 +99,13 @@ impl Policy {
 
     /// Parses policy text; `source` names it in messages (usually the file name).
     pub fn parse(text: &str, source: &str) -> Result<Policy, PolicyError> {
-        let file: PolicyFile =
-            serde_yaml_ng::from_str(text).map_err(|e| PolicyError::from_yaml(source, &e))?;
+        let known_sets = network::declared_sets(text);
+        let seed = PolicyFileSeed {
+            known_sets: network::KnownSets(known_sets.as_ref()),
+        };
+        let file: PolicyFile = seed
+            .deserialize(serde_yaml_ng::Deserializer::from_str(text))
+            .map_err(|e| PolicyError::from_yaml(source, &e))?;
         if file.version.is_none() {
             return Err(PolicyError::invalid(
                 source,
@@ -118,10 +133,13 @@ impl Policy {
                 )
             })
             .collect();
+        let network = network::compile(file.network.unwrap_or_default())
+            .map_err(|reason| PolicyError::invalid(source, &reason))?;
         Ok(Policy {
             source: source.to_owned(),
             text: text.to_owned(),
             rules,
+            network,
         })
     }
 
@@ -141,6 +159,20 @@ impl Policy {
         self.rules
             .get(&id)
             .map_or_else(|| RuleSettings::default_for(id), |rule| rule.settings)
+    }
+
+    /// The `network:` section; the built-in default workload alone when the policy has none.
+    pub fn network(&self) -> &NetworkPolicy {
+        &self.network
+    }
+
+    /// Checks the network policy against the node's environment (the members of `set:cluster`
+    /// and `set:kubernetes-api`), which loading could not know: the daemon calls this once it
+    /// knows them, and treats an error like any other invalid policy.
+    pub fn check_network_environment(&self, env: &NetEnvironment) -> Result<(), PolicyError> {
+        self.network
+            .check_environment(env)
+            .map_err(|error| PolicyError::invalid(&self.source, &error.to_string()))
     }
 
     /// Whether an exception of rule `id` matches `subject`.

@@ -1,5 +1,6 @@
 //! `sealwatch run`: the live daemon. Wires sensors → readers → pipeline → stdout, answers the
 //! pipeline's lookups off the event path, and shuts down cleanly on SIGINT/SIGTERM.
+mod enforcer;
 mod reload;
 mod resolver;
 
@@ -101,6 +102,7 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
             clock: BootClock::measure(),
             hold_ns: hold.as_nanos() as u64,
             host_mnt_ns: host_mnt_ns(),
+            net_env: args.network.environment(),
         },
         policy.clone(),
     );
@@ -145,6 +147,11 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
         Some(prefix) => RuntimeRoots::with_prefix(prefix),
         None => RuntimeRoots::default(),
     };
+    let mut enforcer = enforcer::Enforcer::new(
+        policy.clone(),
+        pipeline.config().net_env.clone(),
+        cgroup_root.clone(),
+    );
     let resolver =
         resolver::Resolver::new(MetadataResolver::new(roots), cgroup_root, hold, tx.clone());
     drop(tx);
@@ -166,7 +173,7 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
     for input in snapshot {
         capture::feed(&mut pipeline, recorder.as_mut(), input, &mut writer);
     }
-    resolver.dispatch(pipeline.take_requests());
+    dispatch(&mut pipeline, &resolver, &mut enforcer, &mut sensors);
     tracing::info!(
         policy = policy.source(),
         processes = pipeline.process_count(),
@@ -183,19 +190,23 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
             _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); break; }
             _ = sighup.recv() => {
                 if reloader.reload("SIGHUP", &mut pipeline, &metrics) {
-                    policy_changed(&mut sensors, pipeline.policy(), recorder.as_mut());
+                    policy_changed(&mut sensors, &mut enforcer, pipeline.policy(), recorder.as_mut());
+                    dispatch(&mut pipeline, &resolver, &mut enforcer, &mut sensors);
                 }
             }
             _ = policy_poll.tick() => {
                 if reloader.changed()
                     && reloader.reload("policy file changed", &mut pipeline, &metrics)
                 {
-                    policy_changed(&mut sensors, pipeline.policy(), recorder.as_mut());
+                    policy_changed(&mut sensors, &mut enforcer, pipeline.policy(), recorder.as_mut());
+                    dispatch(&mut pipeline, &resolver, &mut enforcer, &mut sensors);
                 }
             }
             _ = tick.tick() => {
                 let input = tick_input(&sensors, &decode_errors, &writer, recorder.as_ref());
                 capture::feed(&mut pipeline, recorder.as_mut(), input, &mut writer);
+                enforcer.expire(&mut sensors, std::time::Instant::now());
+                dispatch(&mut pipeline, &resolver, &mut enforcer, &mut sensors);
                 writer.tick();
                 if let Some(recorder) = recorder.as_mut().filter(|r| r.wants_rotation()) {
                     recorder.rotate(pipeline.snapshot());
@@ -206,7 +217,7 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
                 for input in batch {
                     capture::feed(&mut pipeline, recorder.as_mut(), input, &mut writer);
                 }
-                resolver.dispatch(pipeline.take_requests());
+                dispatch(&mut pipeline, &resolver, &mut enforcer, &mut sensors);
             }
         }
     }
@@ -242,6 +253,24 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
         "stopped; programs detached"
     );
     Ok(())
+}
+
+/// Hands the pipeline's requests out: enforcement to the kernel now (on this thread: it owns the
+/// programs), lookups to the resolver's blocking pool.
+fn dispatch(
+    pipeline: &mut Pipeline,
+    resolver: &resolver::Resolver,
+    enforcer: &mut enforcer::Enforcer,
+    sensors: &mut Sensors,
+) {
+    let mut lookups = Vec::new();
+    for request in pipeline.take_requests() {
+        match request {
+            crate::pipeline::Request::Enforce(enforce) => enforcer.apply(sensors, enforce),
+            lookup => lookups.push(lookup),
+        }
+    }
+    resolver.dispatch(lookups);
 }
 
 /// Copies the pipeline's counters into the metrics (the pipeline never sees the metrics).
@@ -304,9 +333,11 @@ fn host_mnt_ns() -> u32 {
 /// capture's record of the policy in force.
 fn policy_changed(
     sensors: &mut Sensors,
-    policy: &Policy,
+    enforcer: &mut enforcer::Enforcer,
+    policy: &Arc<Policy>,
     recorder: Option<&mut capture::Recorder>,
 ) {
+    enforcer.policy_changed(sensors, policy.clone());
     let host_watch = policy.rule(crate::policy::RuleId::HostFileModified).enabled;
     if let Err(err) = sensors.set_host_watch(host_watch) {
         tracing::error!(%err, "could not apply host-file-modified to the file sensor");

@@ -110,6 +110,7 @@ mod tests {
                 clock: BootClock { boot_to_unix_ns: 0 },
                 hold_ns: 0,
                 host_mnt_ns: 0,
+                net_env: crate::policy::NetEnvironment::default(),
             },
             Arc::new(Policy::embedded_default()),
         )

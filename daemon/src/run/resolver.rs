@@ -98,6 +98,8 @@ impl Resolver {
                         }]);
                     });
                 }
+                // Carried out by the enforcer on the main thread (see `run::dispatch`).
+                Request::Enforce(_) => {}
                 Request::CgroupPath(id) => {
                     let root = self.cgroup_root.clone();
                     tokio::task::spawn_blocking(move || {

@@ -8,7 +8,10 @@ use aya::{
 use sealwatch_abi::{lane, names, Config, Settings, ABI_VERSION};
 use thiserror::Error;
 
-use super::{offsets, preflight};
+use super::{
+    enforce::{AllowPrefix, EnforceError, Enforcement},
+    offsets, preflight,
+};
 
 /// The kernel object built by `build.rs` (empty when built with `AYA_BUILD_SKIP=1`).
 static PROBES: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sealwatch-probes"));
@@ -64,6 +67,27 @@ const FILE_TRACEPOINTS: &[&str] = &[
     "sys_exit_truncate",
 ];
 
+/// Syscall tracepoints of the network sensor (program name = tracepoint name), optional like the
+/// file sensor's.
+const NET_TRACEPOINTS: &[&str] = &[
+    "sys_enter_connect",
+    "sys_exit_connect",
+    "sys_enter_bind",
+    "sys_exit_bind",
+    "sys_exit_accept",
+    "sys_exit_accept4",
+    "sys_enter_listen",
+    "sys_exit_listen",
+    "sys_enter_sendto",
+    "sys_exit_sendto",
+    "sys_enter_sendmsg",
+    "sys_exit_sendmsg",
+    "sys_enter_recvfrom",
+    "sys_exit_recvfrom",
+    "sys_enter_recvmsg",
+    "sys_exit_recvmsg",
+];
+
 /// A program that could not be attached; the sensor runs degraded.
 #[derive(Debug, Clone)]
 pub struct AttachFailure {
@@ -110,7 +134,9 @@ pub struct LoadOptions {
 
 pub struct Sensors {
     /// Owns the programs and their links: dropping it detaches them.
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
+    /// None when the enforcement hooks did not load (blocking unavailable).
+    enforcement: Option<Enforcement>,
     rings: Vec<(u32, RingBuf<MapData>)>,
     drops: PerCpuArray<MapData, u64>,
     settings: Array<MapData, Settings>,
@@ -154,7 +180,11 @@ impl Sensors {
         }
         preflight::ensure_tracefs()?;
         let mut attach_failures = Vec::new();
-        for &program in FILE_TRACEPOINTS {
+        let tracepoints = FILE_TRACEPOINTS
+            .iter()
+            .map(|p| ("file", *p))
+            .chain(NET_TRACEPOINTS.iter().map(|p| ("network", *p)));
+        for (sensor, program) in tracepoints {
             let attached = (|| -> Result<(), ProgramError> {
                 let prog: &mut TracePoint = ebpf
                     .program_mut(program)
@@ -166,18 +196,30 @@ impl Sensors {
             })();
             if let Err(err) = attached {
                 tracing::warn!(
-                    sensor = "file",
+                    sensor,
                     program,
                     error = %err,
                     "syscall tracepoint not attached: this syscall is not watched"
                 );
                 attach_failures.push(AttachFailure {
-                    sensor: "file",
+                    sensor,
                     program,
                     error: err.to_string(),
                 });
             }
         }
+        let enforcement = match Enforcement::load(&mut ebpf) {
+            Ok(enforcement) => Some(enforcement),
+            Err(err) => {
+                tracing::warn!(%err, "network `action: block` cannot be enforced; connections are still judged and reported");
+                attach_failures.push(AttachFailure {
+                    sensor: "enforce",
+                    program: "cgroup_sock_addr",
+                    error: err.to_string(),
+                });
+                None
+            }
+        };
         let mut rings = Vec::new();
         for (lane_id, name) in [
             (lane::CRITICAL, names::RING_CRITICAL),
@@ -203,7 +245,8 @@ impl Sensors {
             source,
         })?;
         Ok(Sensors {
-            _ebpf: ebpf,
+            ebpf,
+            enforcement,
             rings,
             drops,
             settings,
@@ -228,6 +271,66 @@ impl Sensors {
                 name: names::SETTINGS,
                 source,
             })
+    }
+
+    /// Enforces workload `key`'s egress allowlist on the cgroup at `dir`.
+    pub fn enforce_cgroup(
+        &mut self,
+        cgroup_id: u64,
+        dir: &std::path::Path,
+        key: u32,
+    ) -> Result<(), EnforceError> {
+        let Some(enforcement) = self.enforcement.as_mut() else {
+            return Err(EnforceError::Unavailable(
+                "the hooks did not load at start-up".to_owned(),
+            ));
+        };
+        enforcement.attach(&mut self.ebpf, cgroup_id, dir, key)
+    }
+
+    /// Stops enforcing a cgroup.
+    pub fn release_cgroup(&mut self, cgroup_id: u64) {
+        if let Some(enforcement) = self.enforcement.as_mut() {
+            enforcement.detach(&mut self.ebpf, cgroup_id);
+        }
+    }
+
+    /// Replaces workload `key`'s allowlist (`add_only`: add these prefixes to it instead).
+    pub fn set_allowlist(
+        &mut self,
+        key: u32,
+        prefixes: &[AllowPrefix],
+        add_only: bool,
+    ) -> Result<(), EnforceError> {
+        let Some(enforcement) = self.enforcement.as_mut() else {
+            return Err(EnforceError::Unavailable(
+                "the hooks did not load at start-up".to_owned(),
+            ));
+        };
+        if add_only {
+            prefixes.iter().try_for_each(|p| enforcement.insert(key, p))
+        } else {
+            enforcement.set_allowlist(key, prefixes)
+        }
+    }
+
+    /// Removes one prefix from workload `key`'s allowlist (a learned address expired).
+    pub fn remove_allowed(&mut self, key: u32, addr: std::net::Ipv6Addr, prefix_len: u8) {
+        if let Some(enforcement) = self.enforcement.as_mut() {
+            enforcement.remove(key, addr, prefix_len);
+        }
+    }
+
+    /// Empties every allowlist (policy change).
+    pub fn clear_allowlists(&mut self) {
+        if let Some(enforcement) = self.enforcement.as_mut() {
+            enforcement.clear_allowlists();
+        }
+    }
+
+    /// Container cgroups whose egress is enforced now.
+    pub fn enforced_cgroups(&self) -> usize {
+        self.enforcement.as_ref().map_or(0, Enforcement::enforced)
     }
 
     /// Hands the ring buffers to their readers (once).

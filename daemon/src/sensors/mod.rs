@@ -1,4 +1,5 @@
 //! Kernel side, seen from userspace: checks, loading and attaching the programs.
+pub mod enforce;
 pub mod loader;
 pub mod offsets;
 pub mod preflight;

@@ -117,6 +117,8 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
     // CONFIG_AUDIT kernels track login uids; without it the field is absent and exec events say
     // so instead of carrying a wrong value.
     let loginuid = r.offset("task_struct", "loginuid").ok();
+    // The socket fields are read from a `struct sock *` (`sk->__sk_common.skc_*`).
+    let skc = r.offset("sock", "__sk_common")?;
     let sessionid = r.offset("task_struct", "sessionid").ok();
     // overlayfs built into the kernel with the 6.5+ layout (`oe` in `ovl_inode`): the kernel
     // decides a file's layer itself. Otherwise file events carry their path and userspace
@@ -193,6 +195,16 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
         ovl_inode_oe: ovl.map_or(0, |o| o.2),
         ovl_entry_numlower: ovl.map_or(0, |o| o.3),
         has_ovl: u32::from(ovl.is_some()),
+        file_private_data: r.offset("file", "private_data")?,
+        socket_sk: r.offset("socket", "sk")?,
+        sock_protocol: r.offset("sock", "sk_protocol")?,
+        skc_family: skc + r.offset("sock_common", "skc_family")?,
+        skc_num: skc + r.offset("sock_common", "skc_num")?,
+        skc_dport: skc + r.offset("sock_common", "skc_dport")?,
+        skc_daddr: skc + r.offset("sock_common", "skc_daddr")?,
+        skc_rcv_saddr: skc + r.offset("sock_common", "skc_rcv_saddr")?,
+        skc_v6_daddr: skc + r.offset("sock_common", "skc_v6_daddr")?,
+        skc_v6_rcv_saddr: skc + r.offset("sock_common", "skc_v6_rcv_saddr")?,
     })
 }
 

@@ -104,6 +104,18 @@ impl ContainerRegistry {
         }
     }
 
+    /// Every cgroup that belongs to a container, with its path, sorted by id.
+    pub fn container_cgroups(&self) -> Vec<(u64, String)> {
+        let mut cgroups: Vec<(u64, String)> = self
+            .cgroups
+            .iter()
+            .filter(|(_, container)| container.is_some())
+            .filter_map(|(id, _)| Some((*id, self.paths.get(id)?.clone())))
+            .collect();
+        cgroups.sort_unstable();
+        cgroups
+    }
+
     pub fn has_container(&self, container_id: &str) -> bool {
         self.containers.contains_key(container_id)
     }

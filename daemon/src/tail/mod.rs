@@ -140,6 +140,7 @@ pub(crate) fn test_line(kind: &'static str) -> crate::output::EventLine {
         clock: crate::clock::BootClock { boot_to_unix_ns: 0 },
         hold_ns: 0,
         host_mnt_ns: 0,
+        net_env: crate::policy::NetEnvironment::default(),
     };
     let mut pipeline = Pipeline::new(
         config,

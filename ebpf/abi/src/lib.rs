@@ -6,7 +6,7 @@
 #![no_std]
 
 /// Version of this layout; the daemon refuses an object built for another version.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Record kinds. Fixed numbers: never renumber, never reuse a retired one.
 pub mod kind {
@@ -17,6 +17,8 @@ pub mod kind {
     pub const CGROUP_RMDIR: u32 = 5;
     pub const FILE: u32 = 6;
     pub const SYSCALL_RESULT: u32 = 7;
+    pub const NET: u32 = 8;
+    pub const DNS: u32 = 9;
 }
 
 /// Ring-buffer lanes. Critical carries what attribution depends on (process lifecycle, cgroups,
@@ -36,6 +38,15 @@ pub mod names {
     pub const SCRATCH: &str = "SCRATCH";
     pub const CONFIG: &str = "CONFIG";
     pub const SETTINGS: &str = "SETTINGS";
+    /// cgroup id → workload key of containers whose egress is enforced in the kernel.
+    pub const BLOCK_WORKLOAD: &str = "BLOCK_WORKLOAD";
+    /// (workload key, address prefix) → allowed port rules, for the connect/sendmsg hooks.
+    pub const BLOCK_ALLOW: &str = "BLOCK_ALLOW";
+    /// The cgroup_sock_addr programs that enforce egress, attached per container cgroup.
+    pub const PROG_CONNECT4: &str = "block_connect4";
+    pub const PROG_CONNECT6: &str = "block_connect6";
+    pub const PROG_SENDMSG4: &str = "block_sendmsg4";
+    pub const PROG_SENDMSG6: &str = "block_sendmsg6";
 }
 
 /// `OVERLAYFS_SUPER_MAGIC` (linux/magic.h).
@@ -357,6 +368,119 @@ pub struct KernelOffsets {
     pub ovl_entry_numlower: u32,
     /// 1 when the overlay offsets above were found (overlayfs in vmlinux BTF, Linux 6.5+ layout).
     pub has_ovl: u32,
+    pub file_private_data: u32,
+    pub socket_sk: u32,
+    pub sock_protocol: u32,
+    pub skc_family: u32,
+    pub skc_num: u32,
+    pub skc_dport: u32,
+    pub skc_daddr: u32,
+    pub skc_rcv_saddr: u32,
+    pub skc_v6_daddr: u32,
+    pub skc_v6_rcv_saddr: u32,
+}
+
+/// Network operations ([`NetEvent::op`]).
+pub mod net_op {
+    /// connect(2) on a TCP or UDP socket.
+    pub const CONNECT: u32 = 1;
+    /// accept(2)/accept4(2) returned a connection.
+    pub const ACCEPT: u32 = 2;
+    /// listen(2) on a TCP socket.
+    pub const LISTEN: u32 = 3;
+    /// bind(2) of a UDP socket to a non-zero port: a UDP listener.
+    pub const BIND: u32 = 4;
+    /// The first datagram a UDP socket sends to a peer (sendto/sendmsg with an address).
+    pub const SEND: u32 = 5;
+}
+
+/// Flag bits of [`NetEvent`]`.header.flags`.
+pub mod net_flags {
+    /// The connect/sendmsg hook of the container's cgroup denied it (the process got EPERM).
+    pub const BLOCKED: u32 = 1 << 0;
+    /// The socket could not be read (closed meanwhile): local address and protocol are unknown.
+    pub const NO_SOCKET: u32 = 1 << 1;
+}
+
+/// `AF_INET` / `AF_INET6`.
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+/// `IPPROTO_TCP` / `IPPROTO_UDP`.
+pub const IPPROTO_TCP: u16 = 6;
+pub const IPPROTO_UDP: u16 = 17;
+
+/// A connection, accept or listener of a container task (critical lane).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetEvent {
+    pub header: Header,
+    /// One of [`net_op`].
+    pub op: u32,
+    /// The syscall's return value (0 or a descriptor on success, `-errno` on failure).
+    pub ret: i32,
+    /// [`AF_INET`] or [`AF_INET6`].
+    pub family: u16,
+    /// [`IPPROTO_TCP`] or [`IPPROTO_UDP`].
+    pub protocol: u16,
+    /// Ports in host byte order.
+    pub local_port: u16,
+    pub peer_port: u16,
+    /// Addresses in network byte order; IPv4 uses the first four bytes.
+    pub local_addr: [u8; 16],
+    pub peer_addr: [u8; 16],
+}
+
+/// Bytes of a DNS answer copied from the receiving process's buffer.
+pub const DNS_MAX: usize = 1024;
+
+/// A DNS response received by a container task from port 53 (critical lane: it must be seen
+/// before the connection it enables).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DnsEvent {
+    pub header: Header,
+    /// Bytes the syscall returned, and how many of them were copied into `data`.
+    pub len: u32,
+    pub captured: u32,
+    /// [`IPPROTO_TCP`] (the message has a 2-byte length prefix) or [`IPPROTO_UDP`].
+    pub protocol: u16,
+    pub family: u16,
+    pub _pad: u32,
+    pub data: [u8; DNS_MAX],
+}
+
+/// One allowed port range of an in-kernel egress allowlist entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortRule {
+    pub lo: u16,
+    pub hi: u16,
+    /// Bit 0: TCP allowed; bit 1: UDP allowed.
+    pub protocols: u32,
+}
+
+pub const PORT_RULE_TCP: u32 = 1;
+pub const PORT_RULE_UDP: u32 = 2;
+/// Port rules per allowlist prefix (the policy refuses more).
+pub const PORT_RULES_MAX: usize = 16;
+
+/// Key of [`names::BLOCK_ALLOW`] (an LPM trie): the prefix length counts from `workload`, so a
+/// CIDR of length n has `prefix_len = 32 + n` (IPv4 as IPv4-mapped IPv6: `32 + 96 + n`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AllowKey {
+    /// Big-endian so the trie's bitwise prefix match covers it before the address.
+    pub workload: [u8; 4],
+    pub addr: [u8; 16],
+}
+
+/// Value of [`names::BLOCK_ALLOW`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AllowRules {
+    pub count: u32,
+    pub _pad: u32,
+    pub rules: [PortRule; PORT_RULES_MAX],
 }
 
 /// Settings that can change while running (policy reload), in the `SETTINGS` array map.
@@ -384,4 +508,6 @@ mod pod {
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::Settings {}
+    unsafe impl aya::Pod for super::AllowKey {}
+    unsafe impl aya::Pod for super::AllowRules {}
 }

@@ -6,10 +6,9 @@
 //! volumes never leave the kernel. Path-based syscalls inside containers are reported with their
 //! path and result; userspace checks the path against the image's lower directories.
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user, generated as gen},
+    helpers::{bpf_probe_read_user, generated as gen},
     macros::tracepoint,
     programs::TracePointContext,
-    EbpfContext,
 };
 use sealwatch_abi::{
     file_flags, file_op, kind, lane, layer, Blob, FileFixed, SyscallResult, DATA_MASK,
@@ -20,9 +19,10 @@ use crate::{
     emit::{count_drop, output_bytes, submit, WAKEUP},
     kernel::{
         fd_file, fill_header, inode_layer, is_self, read, read_ptr, task_in_container, walk_path,
-        Ptr, TARGET_FILE,
+        TARGET_FILE,
     },
     maps::{config, FILE_SCRATCH, NEEDS_RESULT, OPEN_STASH, SETTINGS},
+    syscall::{ctx_arg, ctx_ret, current_task, tid},
 };
 
 const O_WRONLY: u32 = 0o1;
@@ -33,42 +33,9 @@ const WRITE_INTENT: u32 = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC;
 const EXEC_BITS: u32 = 0o111;
 const AT_FDCWD: i64 = -100;
 
-/// Syscall tracepoint records: 8-byte common header, 8-byte syscall nr, then 8 bytes per arg.
-const fn arg(n: usize) -> usize {
-    16 + 8 * n
-}
-const RET: usize = 16;
-
-#[inline(always)]
-fn current_task() -> Ptr {
-    // SAFETY: tracing programs may read the current task pointer.
-    unsafe { gen::bpf_get_current_task() as Ptr }
-}
-
-#[inline(always)]
-fn tid() -> u64 {
-    bpf_get_current_pid_tgid()
-}
-
 #[inline(always)]
 fn host_watch() -> bool {
     SETTINGS.get(0).is_some_and(|s| s.host_watch != 0)
-}
-
-/// Reads argument `n` straight from the tracepoint record: the verifier allows direct loads
-/// from a tracepoint's context, which saves a helper call on every traced syscall (most of them
-/// read-only opens that return right after this).
-#[inline(always)]
-fn ctx_arg<T: Copy>(ctx: &TracePointContext, n: usize) -> Result<T, i64> {
-    // SAFETY: offsets follow the syscall tracepoint format; every argument slot is 8 bytes.
-    Ok(unsafe { core::ptr::read(ctx.as_ptr().cast::<u8>().add(arg(n)).cast::<T>()) })
-}
-
-/// The syscall's return value in a `sys_exit_*` record.
-#[inline(always)]
-fn ctx_ret(ctx: &TracePointContext) -> i64 {
-    // SAFETY: `ret` sits at RET in every sys_exit format.
-    unsafe { core::ptr::read(ctx.as_ptr().cast::<u8>().add(RET).cast::<i64>()) }
 }
 
 // ---- opens: stash at entry, judge at exit ---------------------------------------------------

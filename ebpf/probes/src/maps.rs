@@ -1,7 +1,7 @@
 //! Every map the programs share, plus the read-only configuration global.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use sealwatch_abi::{lane, Config, ExecEvent, FileEvent, Settings};
 
@@ -67,3 +67,53 @@ macro_rules! config {
     };
 }
 pub(crate) use config;
+
+// ---- network -------------------------------------------------------------------------------
+
+/// What a network syscall's entry saw, for its exit (by thread).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct NetStash {
+    pub op: u32,
+    pub fd: u32,
+    pub family: u16,
+    pub port: u16,
+    pub protocol: u16,
+    pub _pad: u16,
+    pub addr: [u8; 16],
+    /// The socket (sends) or the user buffer (DNS receives).
+    pub ptr: u64,
+}
+
+#[map(name = "NET_STASH")]
+pub static NET_STASH: LruHashMap<u64, NetStash> = LruHashMap::with_max_entries(8192, NO_COMMON_LRU);
+
+/// A UDP socket and a peer it already sent to: only the first datagram to a peer is a flow.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct UdpPeer {
+    pub sk: u64,
+    pub addr: [u8; 16],
+    pub port: u16,
+    pub _pad: [u8; 6],
+}
+
+#[map(name = "UDP_PEERS")]
+pub static UDP_PEERS: LruHashMap<UdpPeer, u8> = LruHashMap::with_max_entries(16384, 0);
+
+/// Unconnected UDP sockets that sent to port 53: their receives are DNS answers.
+#[map(name = "DNS_SOCKETS")]
+pub static DNS_SOCKETS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(4096, 0);
+
+/// Threads whose connect/sendmsg the block programs just denied: the syscall's exit reports it.
+#[map(name = "BLOCKED_TASKS")]
+pub static BLOCKED_TASKS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(4096, 0);
+
+/// cgroup id → workload key, for containers whose egress is enforced.
+#[map(name = "BLOCK_WORKLOAD")]
+pub static BLOCK_WORKLOAD: HashMap<u64, u32> = HashMap::with_max_entries(4096, 0);
+
+/// (workload key, prefix) → allowed port rules.
+#[map(name = "BLOCK_ALLOW")]
+pub static BLOCK_ALLOW: LpmTrie<sealwatch_abi::AllowKey, sealwatch_abi::AllowRules> =
+    LpmTrie::with_max_entries(16384, 0);

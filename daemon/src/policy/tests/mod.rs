@@ -13,7 +13,7 @@ const VALID_EXAMPLE: &str = include_str!("../examples/valid.yaml");
 const INVALID_EXAMPLE: &str = include_str!("../examples/invalid.yaml");
 
 /// Parses `text` as `p.yaml`, expecting an error; returns its one-line display.
-fn parse_err(text: &str) -> String {
+pub(in crate::policy) fn parse_err(text: &str) -> String {
     let error: PolicyError = Policy::parse(text, "p.yaml").unwrap_err();
     let shown = error.to_string();
     assert!(!shown.contains('\n'), "error is not one line: {shown:?}");
@@ -22,7 +22,7 @@ fn parse_err(text: &str) -> String {
 
 /// Asserts that parsing `text` fails at `line:column` with a reason starting with `reason`.
 #[track_caller]
-fn assert_err_at(text: &str, line: usize, column: usize, reason: &str) {
+pub(in crate::policy) fn assert_err_at(text: &str, line: usize, column: usize, reason: &str) {
     let shown = parse_err(text);
     let prefix = format!("p.yaml:{line}:{column}: {reason}");
     assert!(

@@ -1,0 +1,681 @@
+//! DNS responses → which names map to which addresses, for name-based network rules.
+//!
+//! Written by hand rather than with a DNS crate: we need only the header, the question and the
+//! answer section's A/AAAA/CNAME records, on untrusted bytes that may be cut short by the kernel
+//! capture; the full crates (hickory-proto, domain) bring a whole resolver's worth of types and
+//! dependencies for that. Safety rules: every read is bounds-checked, compression pointers must
+//! point strictly backwards (so they cannot loop), names are capped at 255 wire bytes, labels at
+//! 63, and the work is linear in the message length whatever the counts in the header say.
+//!
+//! Only records on the CNAME chain that starts at a question name are learned, as a stub resolver
+//! would accept them: an unrelated A record in a response cannot teach the address of a name
+//! nobody asked for.
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use thiserror::Error;
+
+const HEADER_LEN: usize = 12;
+/// RFC 1035 §3.1: a name takes at most 255 bytes on the wire, length bytes included.
+const MAX_NAME_WIRE: usize = 255;
+const MAX_LABEL: usize = 63;
+/// Real messages chain a few pointers per name; the strictly-backwards rule already bounds this,
+/// the cap just keeps one hostile name cheap.
+const MAX_POINTERS: usize = 64;
+
+const TYPE_A: u16 = 1;
+const TYPE_CNAME: u16 = 5;
+const TYPE_AAAA: u16 = 28;
+const CLASS_IN: u16 = 1;
+
+/// What a DNS response taught: each name with the addresses it resolves to and their TTLs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsAnswer {
+    /// Sorted by name; each name's addresses sorted, each once (with its longest TTL).
+    /// Names are lowercase, without the trailing dot, in presentation form (bytes outside
+    /// printable ASCII, `.` and `\` inside a label are written `\DDD`).
+    pub names: Vec<(String, Vec<(IpAddr, u32)>)>,
+    /// The message ended inside the answer section (capture limit): the records before the cut
+    /// are reported, later ones are missing.
+    pub truncated: bool,
+}
+
+impl DnsAnswer {
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// Why a message taught nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum DnsError {
+    #[error("message ends inside the header or question section")]
+    Truncated,
+    #[error("TCP message without its 2-byte length prefix")]
+    NoLengthPrefix,
+    #[error("not a response (QR bit clear)")]
+    NotResponse,
+    #[error("opcode {0} is not a standard query")]
+    Opcode(u8),
+    #[error("response code {0} is not NOERROR")]
+    Rcode(u8),
+    #[error("label at offset {0} is longer than 63 bytes or of a reserved type")]
+    BadLabel(usize),
+    #[error("name at offset {0} is longer than 255 bytes")]
+    NameTooLong(usize),
+    #[error("compression pointer at offset {0} does not point backwards")]
+    BadPointer(usize),
+    #[error("name at offset {0} has too many compression pointers")]
+    TooManyPointers(usize),
+    #[error("record data at offset {0} does not fit its type")]
+    BadRecordData(usize),
+}
+
+/// Parses a response as carried in one UDP datagram.
+pub fn parse_udp(message: &[u8]) -> Result<DnsAnswer, DnsError> {
+    parse(message)
+}
+
+/// Parses a response as carried over TCP: a 2-byte big-endian length, then the message. Bytes
+/// after the announced length (the next message) are ignored; fewer bytes than announced are
+/// treated as a cut message.
+pub fn parse_tcp(stream: &[u8]) -> Result<DnsAnswer, DnsError> {
+    let (prefix, rest) = stream
+        .split_first_chunk::<2>()
+        .ok_or(DnsError::NoLengthPrefix)?;
+    let len = usize::from(u16::from_be_bytes(*prefix));
+    parse(rest.get(..len).unwrap_or(rest))
+}
+
+fn parse(msg: &[u8]) -> Result<DnsAnswer, DnsError> {
+    if msg.len() < HEADER_LEN {
+        return Err(DnsError::Truncated);
+    }
+    let mut r = Reader { msg, pos: 0 };
+    let flags = r.u16_at(2)?;
+    if flags & 0x8000 == 0 {
+        return Err(DnsError::NotResponse);
+    }
+    let opcode = ((flags >> 11) & 0xf) as u8;
+    if opcode != 0 {
+        return Err(DnsError::Opcode(opcode));
+    }
+    let rcode = (flags & 0xf) as u8;
+    if rcode != 0 {
+        return Err(DnsError::Rcode(rcode));
+    }
+    let qdcount = r.u16_at(4)?;
+    let ancount = r.u16_at(6)?;
+    r.pos = HEADER_LEN;
+
+    let mut questions = BTreeSet::new();
+    for _ in 0..qdcount {
+        let name = r.name()?;
+        let _qtype = r.u16()?;
+        let qclass = r.u16()?;
+        if qclass == CLASS_IN {
+            questions.insert(name);
+        }
+    }
+
+    let mut records = Records::default();
+    let mut truncated = false;
+    for _ in 0..ancount {
+        match r.record(&mut records) {
+            Ok(()) => {}
+            Err(DnsError::Truncated) => {
+                truncated = true;
+                break;
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(DnsAnswer {
+        names: records.resolve(&questions),
+        truncated,
+    })
+}
+
+/// The answer section's useful records.
+#[derive(Default)]
+struct Records {
+    /// owner → target; the first CNAME of an owner wins (an owner may have only one).
+    cnames: BTreeMap<String, (String, u32)>,
+    addrs: BTreeMap<String, Vec<(IpAddr, u32)>>,
+}
+
+impl Records {
+    /// Walks each question's CNAME chain; every name on the chain maps to the addresses of the
+    /// names after it, with the smallest TTL along the way.
+    fn resolve(&self, questions: &BTreeSet<String>) -> Vec<(String, Vec<(IpAddr, u32)>)> {
+        let mut out: BTreeMap<String, BTreeMap<IpAddr, u32>> = BTreeMap::new();
+        for question in questions {
+            // (name, smallest CNAME TTL from it to the current chain end)
+            let mut chain: Vec<(&str, u32)> = vec![(question, u32::MAX)];
+            let mut seen = BTreeSet::from([question.as_str()]);
+            let mut current = question.as_str();
+            loop {
+                for &(addr, ttl) in self.addrs.get(current).into_iter().flatten() {
+                    for &(name, chain_ttl) in &chain {
+                        let ttl = ttl.min(chain_ttl);
+                        let best = out
+                            .entry(name.to_owned())
+                            .or_default()
+                            .entry(addr)
+                            .or_default();
+                        *best = (*best).max(ttl);
+                    }
+                }
+                let Some((target, ttl)) = self.cnames.get(current) else {
+                    break;
+                };
+                if !seen.insert(target) {
+                    break; // a CNAME loop: the chain ends here
+                }
+                for link in &mut chain {
+                    link.1 = link.1.min(*ttl);
+                }
+                chain.push((target, u32::MAX));
+                current = target;
+            }
+        }
+        out.into_iter()
+            .filter(|(name, _)| !name.is_empty())
+            .map(|(name, addrs)| (name, addrs.into_iter().collect()))
+            .collect()
+    }
+}
+
+struct Reader<'a> {
+    msg: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn u16_at(&self, at: usize) -> Result<u16, DnsError> {
+        match self.msg.get(at..at + 2) {
+            Some(&[hi, lo]) => Ok(u16::from_be_bytes([hi, lo])),
+            _ => Err(DnsError::Truncated),
+        }
+    }
+
+    fn u16(&mut self) -> Result<u16, DnsError> {
+        let value = self.u16_at(self.pos)?;
+        self.pos += 2;
+        Ok(value)
+    }
+
+    fn u32(&mut self) -> Result<u32, DnsError> {
+        let hi = self.u16()?;
+        let lo = self.u16()?;
+        Ok((u32::from(hi) << 16) | u32::from(lo))
+    }
+
+    /// One resource record; A, AAAA and CNAME of class IN are kept.
+    fn record(&mut self, records: &mut Records) -> Result<(), DnsError> {
+        let owner = self.name()?;
+        let rtype = self.u16()?;
+        let class = self.u16()?;
+        // RFC 2181 §8: a TTL with the top bit set is read as zero.
+        let ttl = match self.u32()? {
+            ttl if ttl & 0x8000_0000 != 0 => 0,
+            ttl => ttl,
+        };
+        let rdlen = usize::from(self.u16()?);
+        let start = self.pos;
+        let end = start + rdlen;
+        let rdata = self.msg.get(start..end).ok_or(DnsError::Truncated)?;
+        if class == CLASS_IN {
+            match rtype {
+                TYPE_A => {
+                    let octets: [u8; 4] = rdata
+                        .try_into()
+                        .map_err(|_| DnsError::BadRecordData(start))?;
+                    push_addr(records, owner, IpAddr::V4(Ipv4Addr::from(octets)), ttl);
+                }
+                TYPE_AAAA => {
+                    let octets: [u8; 16] = rdata
+                        .try_into()
+                        .map_err(|_| DnsError::BadRecordData(start))?;
+                    push_addr(records, owner, IpAddr::V6(Ipv6Addr::from(octets)), ttl);
+                }
+                TYPE_CNAME => {
+                    let target = self.name()?;
+                    if self.pos != end {
+                        return Err(DnsError::BadRecordData(start));
+                    }
+                    records.cnames.entry(owner).or_insert((target, ttl));
+                }
+                _ => {}
+            }
+        }
+        self.pos = end;
+        Ok(())
+    }
+
+    /// A possibly compressed name at the cursor, in presentation form; the cursor moves past it
+    /// (past the first pointer, if any).
+    fn name(&mut self) -> Result<String, DnsError> {
+        let name_start = self.pos;
+        let mut out = String::new();
+        let mut at = self.pos;
+        // Where the next pointer must point below: the start of the run we are reading.
+        let mut floor = self.pos;
+        let mut wire_len = 1; // the final zero byte
+        let mut pointers = 0;
+        let mut resume = None;
+        loop {
+            let len = *self.msg.get(at).ok_or(DnsError::Truncated)?;
+            match len {
+                0 => {
+                    self.pos = resume.unwrap_or(at + 1);
+                    return Ok(out);
+                }
+                1..=0x3f => {
+                    let label_len = usize::from(len);
+                    debug_assert!(label_len <= MAX_LABEL);
+                    wire_len += 1 + label_len;
+                    if wire_len > MAX_NAME_WIRE {
+                        return Err(DnsError::NameTooLong(name_start));
+                    }
+                    let label = self
+                        .msg
+                        .get(at + 1..at + 1 + label_len)
+                        .ok_or(DnsError::Truncated)?;
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    push_label(&mut out, label);
+                    at += 1 + label_len;
+                }
+                0xc0..=0xff => {
+                    let low = *self.msg.get(at + 1).ok_or(DnsError::Truncated)?;
+                    let target = (usize::from(len & 0x3f) << 8) | usize::from(low);
+                    if target >= floor {
+                        return Err(DnsError::BadPointer(at));
+                    }
+                    pointers += 1;
+                    if pointers > MAX_POINTERS {
+                        return Err(DnsError::TooManyPointers(name_start));
+                    }
+                    resume.get_or_insert(at + 2);
+                    floor = target;
+                    at = target;
+                }
+                // 0x40 and 0x80: extended / reserved label types (RFC 6891 §5).
+                _ => return Err(DnsError::BadLabel(at)),
+            }
+        }
+    }
+}
+
+fn push_addr(records: &mut Records, owner: String, addr: IpAddr, ttl: u32) {
+    records.addrs.entry(owner).or_default().push((addr, ttl));
+}
+
+/// Lowercase ASCII; `\DDD` for bytes that would be ambiguous or unprintable in a name.
+fn push_label(out: &mut String, label: &[u8]) {
+    for &byte in label {
+        match byte {
+            b'.' | b'\\' => out.push_str(&format!("\\{byte:03}")),
+            0x21..=0x7e => out.push(char::from(byte.to_ascii_lowercase())),
+            _ => out.push_str(&format!("\\{byte:03}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RESPONSE: u16 = 0x8180; // QR, RD, RA, NOERROR
+
+    fn header(flags: u16, qd: u16, an: u16) -> Vec<u8> {
+        let mut m = vec![0x12, 0x34];
+        for word in [flags, qd, an, 0, 0] {
+            m.extend_from_slice(&word.to_be_bytes());
+        }
+        m
+    }
+
+    fn name(m: &mut Vec<u8>, dotted: &str) {
+        for label in dotted.split('.').filter(|l| !l.is_empty()) {
+            m.push(label.len() as u8);
+            m.extend_from_slice(label.as_bytes());
+        }
+        m.push(0);
+    }
+
+    fn question(m: &mut Vec<u8>, dotted: &str) {
+        name(m, dotted);
+        m.extend_from_slice(&[0, 1, 0, 1]); // A, IN
+    }
+
+    /// A record whose owner is already written by `owner`.
+    fn rr(m: &mut Vec<u8>, owner: impl FnOnce(&mut Vec<u8>), rtype: u16, ttl: u32, rdata: &[u8]) {
+        owner(m);
+        m.extend_from_slice(&rtype.to_be_bytes());
+        m.extend_from_slice(&CLASS_IN.to_be_bytes());
+        m.extend_from_slice(&ttl.to_be_bytes());
+        m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        m.extend_from_slice(rdata);
+    }
+
+    fn ptr(offset: u16) -> impl FnOnce(&mut Vec<u8>) {
+        move |m: &mut Vec<u8>| m.extend_from_slice(&(0xc000 | offset).to_be_bytes())
+    }
+
+    fn named(dotted: &str) -> impl FnOnce(&mut Vec<u8>) + '_ {
+        move |m: &mut Vec<u8>| name(m, dotted)
+    }
+
+    fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+    }
+
+    /// q A.Example → CNAME b.example (ttl 60) → A 1.2.3.4 (ttl 300), AAAA fd00::1 (ttl 30).
+    fn chain_message() -> Vec<u8> {
+        let mut m = header(RESPONSE, 1, 3);
+        question(&mut m, "A.Example");
+        let cname_rdata_at = m.len() + 12; // after owner pointer (2) and the fixed fields (10)
+        let mut target = Vec::new();
+        target.push(1);
+        target.push(b'b');
+        target.extend_from_slice(&[0xc0, 14]); // "example" inside the question
+        rr(&mut m, ptr(12), TYPE_CNAME, 60, &target);
+        rr(
+            &mut m,
+            ptr(cname_rdata_at as u16),
+            TYPE_A,
+            300,
+            &[1, 2, 3, 4],
+        );
+        let aaaa: Ipv6Addr = "fd00::1".parse().unwrap_or(Ipv6Addr::LOCALHOST);
+        rr(&mut m, named("b.example"), TYPE_AAAA, 30, &aaaa.octets());
+        m
+    }
+
+    fn fd00_1() -> IpAddr {
+        IpAddr::V6("fd00::1".parse().unwrap_or(Ipv6Addr::LOCALHOST))
+    }
+
+    #[test]
+    fn plain_a_record() {
+        let mut m = header(RESPONSE, 1, 1);
+        question(&mut m, "api.sealwatch.test");
+        rr(&mut m, ptr(12), TYPE_A, 300, &[10, 0, 0, 1]);
+        let answer = parse_udp(&m);
+        assert_eq!(
+            answer,
+            Ok(DnsAnswer {
+                names: vec![("api.sealwatch.test".into(), vec![(v4(10, 0, 0, 1), 300)])],
+                truncated: false,
+            })
+        );
+    }
+
+    #[test]
+    fn cname_chain_maps_every_name_with_the_smallest_ttl() {
+        let answer = parse_udp(&chain_message());
+        assert_eq!(
+            answer,
+            Ok(DnsAnswer {
+                names: vec![
+                    (
+                        "a.example".into(),
+                        vec![(v4(1, 2, 3, 4), 60), (fd00_1(), 30)]
+                    ),
+                    (
+                        "b.example".into(),
+                        vec![(v4(1, 2, 3, 4), 300), (fd00_1(), 30)]
+                    ),
+                ],
+                truncated: false,
+            })
+        );
+    }
+
+    #[test]
+    fn records_off_the_question_chain_are_not_learned() {
+        let mut m = header(RESPONSE, 1, 2);
+        question(&mut m, "evil.test");
+        rr(&mut m, named("api.bank.test"), TYPE_A, 300, &[6, 6, 6, 6]);
+        rr(&mut m, ptr(12), TYPE_A, 300, &[7, 7, 7, 7]);
+        let answer = parse_udp(&m).map(|a| a.names);
+        assert_eq!(
+            answer,
+            Ok(vec![("evil.test".into(), vec![(v4(7, 7, 7, 7), 300)])])
+        );
+    }
+
+    #[test]
+    fn duplicate_addresses_keep_the_longest_ttl() {
+        let mut m = header(RESPONSE, 1, 2);
+        question(&mut m, "a.test");
+        rr(&mut m, ptr(12), TYPE_A, 10, &[1, 1, 1, 1]);
+        rr(&mut m, ptr(12), TYPE_A, 20, &[1, 1, 1, 1]);
+        assert_eq!(
+            parse_udp(&m).map(|a| a.names),
+            Ok(vec![("a.test".into(), vec![(v4(1, 1, 1, 1), 20)])])
+        );
+    }
+
+    #[test]
+    fn ttl_with_top_bit_is_zero() {
+        let mut m = header(RESPONSE, 1, 1);
+        question(&mut m, "a.test");
+        rr(&mut m, ptr(12), TYPE_A, 0x8000_0001, &[1, 1, 1, 1]);
+        assert_eq!(
+            parse_udp(&m).map(|a| a.names),
+            Ok(vec![("a.test".into(), vec![(v4(1, 1, 1, 1), 0)])])
+        );
+    }
+
+    #[test]
+    fn only_noerror_responses_to_queries() {
+        let mut m = header(0x0100, 1, 0);
+        question(&mut m, "a.test");
+        assert_eq!(parse_udp(&m), Err(DnsError::NotResponse));
+        m[2..4].copy_from_slice(&0x8183u16.to_be_bytes()); // NXDOMAIN
+        assert_eq!(parse_udp(&m), Err(DnsError::Rcode(3)));
+        m[2..4].copy_from_slice(&0xa800u16.to_be_bytes()); // opcode 5 (UPDATE)
+        assert_eq!(parse_udp(&m), Err(DnsError::Opcode(5)));
+    }
+
+    #[test]
+    fn cut_messages_keep_their_complete_records() {
+        let full = chain_message();
+        let full_answer = parse_udp(&full);
+        let mut question_end = HEADER_LEN;
+        while full[question_end] != 0 {
+            question_end += 1;
+        }
+        question_end += 5;
+        for len in 0..full.len() {
+            let result = parse_udp(&full[..len]);
+            if len < question_end {
+                assert_eq!(result, Err(DnsError::Truncated), "cut at {len}");
+            } else {
+                let answer = result.unwrap_or_default();
+                assert!(answer.truncated, "cut at {len}");
+            }
+        }
+        // Cut inside the AAAA record: the CNAME and the A survive.
+        let answer = parse_udp(&full[..full.len() - 1]);
+        assert_eq!(
+            answer,
+            Ok(DnsAnswer {
+                names: vec![
+                    ("a.example".into(), vec![(v4(1, 2, 3, 4), 60)]),
+                    ("b.example".into(), vec![(v4(1, 2, 3, 4), 300)]),
+                ],
+                truncated: true,
+            })
+        );
+        assert!(full_answer.is_ok_and(|a| !a.truncated));
+    }
+
+    #[test]
+    fn huge_answer_count_is_bounded_by_the_bytes() {
+        let mut m = header(RESPONSE, 1, u16::MAX);
+        question(&mut m, "a.test");
+        rr(&mut m, ptr(12), TYPE_A, 5, &[1, 1, 1, 1]);
+        assert_eq!(
+            parse_udp(&m),
+            Ok(DnsAnswer {
+                names: vec![("a.test".into(), vec![(v4(1, 1, 1, 1), 5)])],
+                truncated: true,
+            })
+        );
+    }
+
+    #[test]
+    fn pointers_must_point_backwards() {
+        // Question name is a pointer to itself.
+        let mut m = header(RESPONSE, 1, 0);
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        assert_eq!(parse_udp(&m), Err(DnsError::BadPointer(12)));
+        // Forward, and beyond the end.
+        let mut m = header(RESPONSE, 1, 0);
+        m.extend_from_slice(&[0xc0, 14, 0, 0, 1, 0, 1]);
+        assert_eq!(parse_udp(&m), Err(DnsError::BadPointer(12)));
+        let mut m = header(RESPONSE, 1, 0);
+        m.extend_from_slice(&[0xff, 0xff, 0, 1, 0, 1]);
+        assert_eq!(parse_udp(&m), Err(DnsError::BadPointer(12)));
+        // A loop between two answer names: 1 → 2 → 1.
+        let mut m = header(RESPONSE, 1, 1);
+        question(&mut m, "a.test");
+        let at = m.len() as u16;
+        m.extend_from_slice(&[1, b'x', 0xc0, (at + 4) as u8, 0xc0, at as u8]);
+        assert!(matches!(parse_udp(&m), Err(DnsError::BadPointer(_))));
+    }
+
+    #[test]
+    fn pointer_chains_are_capped() {
+        // An unknown record's data holds 100 pointers, each to the one before it (strictly
+        // backwards, so allowed one by one); the next record's owner points at the last.
+        let mut m = header(RESPONSE, 1, 2);
+        question(&mut m, "a.test");
+        let rdata_at = (m.len() + 12) as u16;
+        let chain: Vec<u8> = (0..100u16)
+            .flat_map(|i| {
+                let target = if i == 0 { 12 } else { rdata_at + 2 * (i - 1) };
+                (0xc000 | target).to_be_bytes()
+            })
+            .collect();
+        rr(&mut m, ptr(12), 99, 5, &chain);
+        rr(&mut m, ptr(rdata_at + 2 * 99), TYPE_A, 5, &[1, 1, 1, 1]);
+        assert!(matches!(parse_udp(&m), Err(DnsError::TooManyPointers(_))));
+    }
+
+    #[test]
+    fn long_labels_and_names_are_rejected() {
+        let mut m = header(RESPONSE, 1, 0);
+        m.push(64);
+        m.extend_from_slice(&[b'a'; 64]);
+        m.extend_from_slice(&[0, 0, 1, 0, 1]);
+        assert_eq!(parse_udp(&m), Err(DnsError::BadLabel(12)));
+        let mut m = header(RESPONSE, 1, 0);
+        for _ in 0..5 {
+            m.push(63);
+            m.extend_from_slice(&[b'a'; 63]);
+        }
+        m.extend_from_slice(&[0, 0, 1, 0, 1]);
+        assert_eq!(parse_udp(&m), Err(DnsError::NameTooLong(12)));
+    }
+
+    #[test]
+    fn record_data_must_fit_its_type() {
+        let mut m = header(RESPONSE, 1, 1);
+        question(&mut m, "a.test");
+        rr(&mut m, ptr(12), TYPE_A, 5, &[1, 1, 1, 1, 1]);
+        assert!(matches!(parse_udp(&m), Err(DnsError::BadRecordData(_))));
+        let mut m = header(RESPONSE, 1, 1);
+        question(&mut m, "a.test");
+        let mut rdata = Vec::new();
+        name(&mut rdata, "b.test");
+        rdata.push(7); // a byte after the name, inside rdlength
+        rr(&mut m, ptr(12), TYPE_CNAME, 5, &rdata);
+        assert!(matches!(parse_udp(&m), Err(DnsError::BadRecordData(_))));
+    }
+
+    #[test]
+    fn cname_loops_end() {
+        let mut m = header(RESPONSE, 1, 2);
+        question(&mut m, "a.test");
+        rr(&mut m, named("a.test"), TYPE_CNAME, 5, &{
+            let mut t = Vec::new();
+            name(&mut t, "b.test");
+            t
+        });
+        rr(&mut m, named("b.test"), TYPE_CNAME, 5, &{
+            let mut t = Vec::new();
+            name(&mut t, "a.test");
+            t
+        });
+        assert_eq!(parse_udp(&m).map(|a| a.names), Ok(vec![]));
+    }
+
+    #[test]
+    fn odd_label_bytes_are_escaped() {
+        let mut m = header(RESPONSE, 1, 1);
+        m.extend_from_slice(&[
+            5, b'a', b'.', b'B', b' ', 0xff, 4, b't', b'e', b's', b't', 0,
+        ]);
+        m.extend_from_slice(&[0, 1, 0, 1]);
+        rr(&mut m, ptr(12), TYPE_A, 5, &[1, 1, 1, 1]);
+        assert_eq!(
+            parse_udp(&m).map(|a| a.names),
+            Ok(vec![(
+                "a\\046b\\032\\255.test".into(),
+                vec![(v4(1, 1, 1, 1), 5)]
+            )])
+        );
+    }
+
+    #[test]
+    fn tcp_framing() {
+        let msg = chain_message();
+        let mut framed = (msg.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&msg);
+        framed.extend_from_slice(&[0xde, 0xad]); // the start of the next message
+        assert_eq!(parse_tcp(&framed), parse_udp(&msg));
+        // The capture cut the stream: the length says more than there is.
+        let cut = &framed[..framed.len() - 3];
+        assert!(parse_tcp(cut).is_ok_and(|a| a.truncated && !a.is_empty()));
+        assert_eq!(parse_tcp(&[0]), Err(DnsError::NoLengthPrefix));
+        assert_eq!(parse_tcp(&[0, 0]), Err(DnsError::Truncated));
+    }
+
+    /// Random and mutated messages: no panic, and always quick.
+    #[test]
+    fn hostile_bytes_never_panic() {
+        let mut seed: u64 = 0x5ea1_u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as u32
+        };
+        let base = chain_message();
+        for _ in 0..20_000 {
+            let mut m = base.clone();
+            for _ in 0..(next() % 6 + 1) {
+                let at = next() as usize % m.len();
+                m[at] = next() as u8;
+            }
+            let len = next() as usize % (m.len() + 1);
+            let _ = parse_udp(&m[..len]);
+            let _ = parse_tcp(&m[..len]);
+        }
+        for _ in 0..2_000 {
+            let len = next() as usize % 1100;
+            let mut m: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if m.len() > 3 {
+                m[2] |= 0x80;
+                m[3] &= 0xf0;
+            }
+            let _ = parse_udp(&m);
+        }
+    }
+}

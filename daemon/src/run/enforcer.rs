@@ -1,0 +1,180 @@
+//! Carries out the pipeline's enforcement requests on the kernel: which container cgroups have
+//! the blocking hooks, and what each blocking workload's allowlist holds.
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    net::{IpAddr, Ipv6Addr},
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    pipeline::Enforce,
+    policy::{NetEnvironment, Policy, PortRule, WorkloadId},
+    sensors::{enforce::AllowPrefix, Sensors},
+};
+
+/// A learned address stays allowed at least this long (clients connect right after resolving,
+/// and TTL 0 answers exist), and at most a day.
+const MIN_TTL: Duration = Duration::from_secs(5);
+const MAX_TTL: Duration = Duration::from_secs(86_400);
+
+pub struct Enforcer {
+    policy: Arc<Policy>,
+    env: NetEnvironment,
+    cgroup_root: PathBuf,
+    /// Workloads whose allowlist is in the kernel under the current policy.
+    installed: HashSet<WorkloadId>,
+    /// Addresses learned from DNS, by expiry.
+    learned: BTreeMap<(Instant, u32, Ipv6Addr), ()>,
+    /// Enforced cgroups and their workload.
+    attached: HashMap<u64, WorkloadId>,
+}
+
+impl Enforcer {
+    pub fn new(policy: Arc<Policy>, env: NetEnvironment, cgroup_root: PathBuf) -> Self {
+        Enforcer {
+            policy,
+            env,
+            cgroup_root,
+            installed: HashSet::new(),
+            learned: BTreeMap::new(),
+            attached: HashMap::new(),
+        }
+    }
+
+    pub fn apply(&mut self, sensors: &mut Sensors, request: Enforce) {
+        match request {
+            Enforce::Cgroup {
+                cgroup_id,
+                workload: None,
+                ..
+            } => {
+                if self.attached.remove(&cgroup_id).is_some() {
+                    sensors.release_cgroup(cgroup_id);
+                    tracing::info!(cgroup_id, "network blocking released");
+                }
+            }
+            Enforce::Cgroup {
+                cgroup_id,
+                path,
+                workload: Some(workload),
+            } => {
+                self.install(sensors, workload);
+                let dir = self.cgroup_root.join(path.trim_start_matches('/'));
+                match sensors.enforce_cgroup(cgroup_id, &dir, key(workload)) {
+                    Ok(()) => {
+                        self.attached.insert(cgroup_id, workload);
+                        tracing::info!(
+                            cgroup = %dir.display(),
+                            workload = self.policy.network().workload_name(workload),
+                            "network blocking enforced"
+                        );
+                    }
+                    Err(err) => tracing::error!(
+                        %err,
+                        "network blocking NOT enforced for this container: its connections are \
+                         still judged and reported"
+                    ),
+                }
+            }
+            Enforce::Address {
+                workload,
+                name,
+                addr,
+                ttl_secs,
+            } => self.allow_learned(sensors, workload, &name, addr, ttl_secs),
+        }
+    }
+
+    /// A new policy: every allowlist is rebuilt for the workloads still in use.
+    pub fn policy_changed(&mut self, sensors: &mut Sensors, policy: Arc<Policy>) {
+        self.policy = policy;
+        sensors.clear_allowlists();
+        self.installed.clear();
+        self.learned.clear();
+        let in_use: HashSet<WorkloadId> = self.attached.values().copied().collect();
+        for workload in in_use {
+            self.install(sensors, workload);
+        }
+    }
+
+    /// Forgets learned addresses whose TTL ran out.
+    pub fn expire(&mut self, sensors: &mut Sensors, now: Instant) {
+        while let Some((&(expires, workload, addr), ())) = self.learned.first_key_value() {
+            if expires > now {
+                break;
+            }
+            self.learned.pop_first();
+            sensors.remove_allowed(workload, addr, 128);
+        }
+    }
+
+    fn install(&mut self, sensors: &mut Sensors, workload: WorkloadId) {
+        if !self.installed.insert(workload) {
+            return;
+        }
+        let prefixes: Vec<AllowPrefix> = self
+            .policy
+            .network()
+            .kernel_allowlist(workload, &self.env)
+            .into_iter()
+            .map(|entry| AllowPrefix {
+                prefix: entry.prefix,
+                prefix_len: entry.prefix_len,
+                rules: entry.ports.iter().map(|r| kernel_rule(*r)).collect(),
+            })
+            .collect();
+        if let Err(err) = sensors.set_allowlist(key(workload), &prefixes, false) {
+            tracing::error!(%err, "loading a network allowlist into the kernel failed");
+        }
+    }
+
+    /// Adds an address a DNS answer gave for an allowed name, with the ports the name's entries
+    /// allow plus those of the prefixes around it (the trie matches the longest prefix only).
+    fn allow_learned(
+        &mut self,
+        sensors: &mut Sensors,
+        workload: WorkloadId,
+        name: &str,
+        addr: IpAddr,
+        ttl_secs: u32,
+    ) {
+        let Some(entry) =
+            self.policy
+                .network()
+                .kernel_allow_for_learned(workload, &self.env, addr, &[name])
+        else {
+            return;
+        };
+        let mapped = entry.prefix;
+        let prefix = AllowPrefix {
+            prefix: entry.prefix,
+            prefix_len: entry.prefix_len,
+            rules: entry.ports.iter().map(|r| kernel_rule(*r)).collect(),
+        };
+        match sensors.set_allowlist(key(workload), std::slice::from_ref(&prefix), true) {
+            Ok(()) => {
+                let ttl = Duration::from_secs(u64::from(ttl_secs)).clamp(MIN_TTL, MAX_TTL);
+                self.learned
+                    .insert((Instant::now() + ttl, key(workload), mapped), ());
+                tracing::debug!(name, %addr, "learned address allowed in the kernel");
+            }
+            Err(err) => tracing::error!(%err, name, %addr, "allowing a learned address failed"),
+        }
+    }
+}
+
+/// The kernel's key for a workload.
+fn key(workload: WorkloadId) -> u32 {
+    workload.0
+}
+
+fn kernel_rule(rule: PortRule) -> sealwatch_abi::PortRule {
+    sealwatch_abi::PortRule {
+        lo: rule.lo,
+        hi: rule.hi,
+        protocols: u32::from(rule.tcp) * sealwatch_abi::PORT_RULE_TCP
+            + u32::from(rule.udp) * sealwatch_abi::PORT_RULE_UDP,
+    }
+}
