@@ -34,6 +34,9 @@ pub enum Command {
     /// Inspect a capture: summary, process trees.
     #[command(subcommand)]
     Capture(crate::replay::CaptureCommand),
+    /// Learn the network behaviour of container images (for a while, or from saved event
+    /// lines) and write one reviewable policy file per image.
+    Learn(crate::learn::LearnArgs),
     /// Print the running daemon's lines live, filtered (connects to its tail socket; needs root).
     Tail(crate::tail::TailArgs),
 }

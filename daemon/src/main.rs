@@ -50,7 +50,35 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Capture(CaptureCommand::Info(args)) => Ok(replay::info::info(&args)?),
         Command::Capture(CaptureCommand::Tree(args)) => Ok(replay::tree::tree(&args)?),
         Command::Tail(args) => Ok(tail::client::tail(&args)?),
+        Command::Learn(args) => learn(args),
     }
+}
+
+/// `sealwatch learn`: live for `--duration`, or from `--from-events`.
+fn learn(args: sealwatch::learn::LearnArgs) -> anyhow::Result<()> {
+    use sealwatch::learn::{learn_from_events, open_events, LearnHeader};
+    if let Some(path) = &args.from_events {
+        let summary = learn_from_events(open_events(path)?, &args.output, &LearnHeader::default())?;
+        eprintln!("sealwatch: {summary}");
+        return Ok(());
+    }
+    let Some(duration) = args.duration else {
+        anyhow::bail!("give --duration or --from-events");
+    };
+    let learner = run::run_for_learning(args.run, duration)?;
+    let files = learner.write(&args.output, &LearnHeader::default())?;
+    let counts = learner.counts();
+    eprintln!(
+        "sealwatch: learned {} image(s) from {} network event(s); wrote {} file(s) to {}",
+        learner.images().count(),
+        counts.learned,
+        files.len(),
+        args.output.display()
+    );
+    for file in files {
+        eprintln!("  {}", file.display());
+    }
+    Ok(())
 }
 
 fn exit_code(err: &anyhow::Error) -> u8 {

@@ -18,13 +18,13 @@ use crate::cmd;
 use crate::services;
 
 /// Image tag; bump it when the rootfs changes so stale imports are not reused.
-pub const TAG: &str = "2";
+pub const TAG: &str = "3";
 /// The image as podman names it (and reports it).
-pub const PODMAN_IMAGE: &str = "localhost/sealwatch-test:2";
+pub const PODMAN_IMAGE: &str = "localhost/sealwatch-test:3";
 /// The image as Docker names it (and reports it).
-pub const DOCKER_IMAGE: &str = "sealwatch-test:2";
+pub const DOCKER_IMAGE: &str = "sealwatch-test:3";
 /// The image as containerd names it after `docker save` | `ctr images import`.
-pub const CONTAINERD_IMAGE: &str = "docker.io/library/sealwatch-test:2";
+pub const CONTAINERD_IMAGE: &str = "docker.io/library/sealwatch-test:3";
 /// Regular files of the image (content [`FIXTURE_CONTENT`], mode 0644) that tests may modify.
 /// None of them is a runtime bind mount (unlike `/etc/hosts`, `/etc/hostname`,
 /// `/etc/resolv.conf`), so they stay on the container's overlay.
@@ -42,6 +42,11 @@ pub const FIXTURE_CONTENT: &str = "sealwatch image fixture\n";
 pub const EXEC_HELPER: &str = "/bin/sw-exec-helper";
 /// Its source, relative to the repository root.
 pub const EXEC_HELPER_SOURCE: &str = "tests/helpers/memfd_exec.c";
+
+/// The network probe in the image (busybox nc has no UDP mode): `sw-net-probe udp ADDR PORT`,
+/// `udp-connect ADDR PORT`, `tcp ADDR PORT`, `udp-bind PORT`; prints `ok` or `error: <reason>`.
+pub const NET_PROBE: &str = "/bin/sw-net-probe";
+pub const NET_PROBE_SOURCE: &str = "tests/helpers/net_probe.c";
 /// The containerd namespace the `ctr` tests use (Docker's own containers are in `moby`).
 pub const CONTAINERD_NAMESPACE: &str = "default";
 
@@ -203,6 +208,9 @@ fn build_rootfs_tar() -> Result<PathBuf> {
     let helper = root.join(EXEC_HELPER.trim_start_matches('/'));
     std::fs::copy(exec_helper()?, &helper).with_context(|| format!("copying {EXEC_HELPER}"))?;
     set_mode(&helper, 0o755)?;
+    let probe = root.join(NET_PROBE.trim_start_matches('/'));
+    std::fs::copy(net_probe()?, &probe).with_context(|| format!("copying {NET_PROBE}"))?;
+    set_mode(&probe, 0o755)?;
 
     // Written under a process-unique name, then renamed: test binaries may build it concurrently.
     let tar = dir.join("rootfs.tar");
@@ -231,21 +239,31 @@ fn build_rootfs_tar() -> Result<PathBuf> {
 /// process (under a process-unique name: test binaries may build it concurrently).
 pub fn exec_helper() -> Result<&'static Path> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| build_exec_helper().map_err(|e| format!("{e:#}")))
-        .as_deref()
-        .map_err(|e| anyhow!("building the drift helper: {e}"))
+    BIN.get_or_init(|| {
+        build_static(EXEC_HELPER_SOURCE, "sw-exec-helper").map_err(|e| format!("{e:#}"))
+    })
+    .as_deref()
+    .map_err(|e| anyhow!("building the drift helper: {e}"))
 }
 
-fn build_exec_helper() -> Result<PathBuf> {
-    let source = crate::repo_root().join(EXEC_HELPER_SOURCE);
-    let out = crate::artifacts_dir()?.join(format!("sw-exec-helper.{}", std::process::id()));
+/// [`NET_PROBE_SOURCE`] compiled like [`exec_helper`].
+pub fn net_probe() -> Result<&'static Path> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| build_static(NET_PROBE_SOURCE, "sw-net-probe").map_err(|e| format!("{e:#}")))
+        .as_deref()
+        .map_err(|e| anyhow!("building the network probe: {e}"))
+}
+
+fn build_static(source: &str, name: &str) -> Result<PathBuf> {
+    let source = crate::repo_root().join(source);
+    let out = crate::artifacts_dir()?.join(format!("{name}.{}", std::process::id()));
     let source = source.to_str().context("source path is not UTF-8")?;
     let out_str = out.to_str().context("artifact path is not UTF-8")?;
     cmd::ok(
         "gcc",
         &["-static", "-O2", "-Wall", "-Wextra", "-o", out_str, source],
     )
-    .context("compiling the drift helper (needs gcc and the static libc, libc6-dev)")?;
+    .with_context(|| format!("compiling {name} (needs gcc and the static libc, libc6-dev)"))?;
     Ok(out)
 }
 

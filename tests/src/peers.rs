@@ -109,11 +109,27 @@ impl<T: Clone + Debug + Send + 'static> Server<T> {
         &self,
         description: &str,
         timeout: Duration,
+        matches: impl FnMut(&T) -> bool,
+    ) -> Result<T> {
+        self.wait_for_after(0, description, timeout, matches)
+    }
+
+    /// [`Server::wait_for`] among the items recorded after the first `skip` (e.g. `seen().len()`
+    /// taken before the client ran).
+    pub fn wait_for_after(
+        &self,
+        skip: usize,
+        description: &str,
+        timeout: Duration,
         mut matches: impl FnMut(&T) -> bool,
     ) -> Result<T> {
         let mut found = None;
         crate::cmd::poll_until(timeout, || {
-            found = lock(&self.seen).iter().find(|item| matches(item)).cloned();
+            found = lock(&self.seen)
+                .iter()
+                .skip(skip)
+                .find(|item| matches(item))
+                .cloned();
             found.is_some()
         });
         match found {

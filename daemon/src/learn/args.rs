@@ -63,6 +63,16 @@ impl fmt::Display for Summary {
     }
 }
 
+/// The `--from-events` input: the file, or stdin for `-`.
+pub fn open_events(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(std::io::stdin().lock()));
+    }
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(Box::new(std::io::BufReader::new(file)))
+}
+
 /// `sealwatch learn --from-events`: reads JSON event lines from `reader` to the end, then writes
 /// one policy file per image into `out_dir`. A line that is not valid UTF-8 counts as malformed.
 pub fn learn_from_events(

@@ -34,6 +34,8 @@ pub(super) struct NetEvent {
     pub(super) protocol: Protocol,
     pub(super) what: What,
     pub(super) outcome: Outcome,
+    /// Identical violations the daemon held back and counted in this line (`violation.repeats`).
+    pub(super) repeats: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +61,12 @@ struct RawLine {
     kind: Option<String>,
     container: Option<RawContainer>,
     network: Option<RawNetwork>,
+    violation: Option<RawViolation>,
+}
+
+#[derive(Deserialize)]
+struct RawViolation {
+    repeats: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -86,7 +94,11 @@ pub(super) fn parse(line: &str) -> Result<Parsed, Observed> {
     });
     let network = match raw.kind.as_deref() {
         Some(kind @ ("connect" | "accept" | "listen")) => {
-            Some(network(kind, raw.container, raw.network, time.clone()))
+            let repeats = raw.violation.and_then(|v| v.repeats).unwrap_or(0);
+            Some(
+                network(kind, raw.container, raw.network, time.clone())
+                    .map(|event| NetEvent { repeats, ..event }),
+            )
         }
         _ => None,
     };
@@ -139,6 +151,7 @@ fn network(
         protocol: net.protocol,
         what,
         outcome: Outcome::from_result(net.result.as_deref()),
+        repeats: 0,
     })
 }
 

@@ -24,7 +24,7 @@ use std::time::SystemTime;
 
 use thiserror::Error;
 
-pub use args::{learn_from_events, LearnArgs, Summary};
+pub use args::{learn_from_events, open_events, LearnArgs, Summary};
 pub use event::Observed;
 
 use model::{ImageNet, Stamp};

@@ -50,7 +50,8 @@ impl Outcome {
 pub(super) struct Tally {
     pub(super) first: Stamp,
     pub(super) count: u64,
-    /// Unsuccessful ones by result (blocked, refused, ...).
+    /// Unsuccessful ones by result (blocked, refused, ...); held-back repeats are in `count`
+    /// only, as the daemon does not say how each of them ended.
     pub(super) failed: BTreeMap<&'static str, u64>,
 }
 
@@ -69,7 +70,7 @@ impl Tally {
         if event.stamp.time < self.first.time {
             self.first = event.stamp.clone();
         }
-        self.count += 1;
+        self.count = self.count.saturating_add(1).saturating_add(event.repeats);
         if let Outcome(Some(result)) = event.outcome {
             *self.failed.entry(result).or_default() += 1;
         }

@@ -112,6 +112,14 @@ fn web_lines() -> Vec<String> {
         ),
         accept("2026-11-22T10:00:05.000000000Z", WEB, "10.231.1.7", 8080),
         accept("2026-11-22T10:00:06.000000000Z", WEB, "10.231.1.6", 8080),
+        {
+            let mut line: Value =
+                serde_json::from_str(&accept("2026-11-22T10:00:07Z", WEB, "10.231.1.6", 8080))
+                    .unwrap_or_default();
+            line["violation"] = json!({"rule": "unexpected-connection", "severity": "high",
+                                       "message": "m", "action": "alert", "repeats": 3});
+            line.to_string()
+        },
         listen("2026-11-22T10:00:00.500000000Z", WEB, "tcp", 8080),
         listen("2026-11-22T10:00:00.600000000Z", WEB, "udp", 5353),
         // A host process, a container whose metadata was pending, garbage.
@@ -151,7 +159,7 @@ network:
       ingress:
         # loopback, as the default rules allow (none seen)
         - from: ["set:loopback"]
-        # first seen 2026-11-22T10:00:05.000000000Z, 2 connections
+        # first seen 2026-11-22T10:00:05.000000000Z, 6 connections
         - from: ["10.231.1.6", "10.231.1.7"]
           ports: [8080]
           protocol: tcp
@@ -173,8 +181,8 @@ fn learns_one_reviewable_policy_per_image() {
     assert_eq!(
         learner.counts(),
         Counts {
-            lines: 15,
-            learned: 10,
+            lines: 16,
+            learned: 11,
             without_image: 1,
             malformed: 2,
             dropped: 0

@@ -22,6 +22,8 @@ const MAX_LABEL: usize = 63;
 /// Real messages chain a few pointers per name; the strictly-backwards rule already bounds this,
 /// the cap just keeps one hostile name cheap.
 const MAX_POINTERS: usize = 64;
+/// (name, address) pairs reported per message: far more than any real answer holds.
+const MAX_PAIRS: usize = 1024;
 
 const TYPE_A: u16 = 1;
 const TYPE_CNAME: u16 = 5;
@@ -146,9 +148,11 @@ struct Records {
 
 impl Records {
     /// Walks each question's CNAME chain; every name on the chain maps to the addresses of the
-    /// names after it, with the smallest TTL along the way.
+    /// names after it, with the smallest TTL along the way. At most `MAX_PAIRS` (name, address)
+    /// pairs, so a long chain times many addresses stays cheap even in a 64 KiB TCP message.
     fn resolve(&self, questions: &BTreeSet<String>) -> Vec<(String, Vec<(IpAddr, u32)>)> {
-        let mut out: BTreeMap<String, BTreeMap<IpAddr, u32>> = BTreeMap::new();
+        let mut out: BTreeMap<&str, BTreeMap<IpAddr, u32>> = BTreeMap::new();
+        let mut pairs = 0;
         for question in questions {
             // (name, smallest CNAME TTL from it to the current chain end)
             let mut chain: Vec<(&str, u32)> = vec![(question, u32::MAX)];
@@ -157,13 +161,15 @@ impl Records {
             loop {
                 for &(addr, ttl) in self.addrs.get(current).into_iter().flatten() {
                     for &(name, chain_ttl) in &chain {
-                        let ttl = ttl.min(chain_ttl);
-                        let best = out
-                            .entry(name.to_owned())
-                            .or_default()
-                            .entry(addr)
-                            .or_default();
-                        *best = (*best).max(ttl);
+                        let addrs = out.entry(name).or_default();
+                        if !addrs.contains_key(&addr) {
+                            if pairs >= MAX_PAIRS {
+                                continue;
+                            }
+                            pairs += 1;
+                        }
+                        let best = addrs.entry(addr).or_default();
+                        *best = (*best).max(ttl.min(chain_ttl));
                     }
                 }
                 let Some((target, ttl)) = self.cnames.get(current) else {
@@ -180,8 +186,8 @@ impl Records {
             }
         }
         out.into_iter()
-            .filter(|(name, _)| !name.is_empty())
-            .map(|(name, addrs)| (name, addrs.into_iter().collect()))
+            .filter(|(name, addrs)| !name.is_empty() && !addrs.is_empty())
+            .map(|(name, addrs)| (name.to_owned(), addrs.into_iter().collect()))
             .collect()
     }
 }
@@ -645,6 +651,38 @@ mod tests {
         assert!(parse_tcp(cut).is_ok_and(|a| a.truncated && !a.is_empty()));
         assert_eq!(parse_tcp(&[0]), Err(DnsError::NoLengthPrefix));
         assert_eq!(parse_tcp(&[0, 0]), Err(DnsError::Truncated));
+    }
+
+    #[test]
+    fn long_chains_with_many_addresses_are_capped() {
+        // q → c1 → ... → c40, and 200 A records on c40: 41 names × 200 addresses.
+        let mut m = header(RESPONSE, 1, 240);
+        question(&mut m, "q.test");
+        for i in 0..40 {
+            let owner = if i == 0 {
+                "q.test".to_owned()
+            } else {
+                format!("c{i}.test")
+            };
+            let mut target = Vec::new();
+            name(&mut target, &format!("c{}.test", i + 1));
+            rr(&mut m, named(&owner), TYPE_CNAME, 60, &target);
+        }
+        let mut last = Vec::new();
+        name(&mut last, "c40.test");
+        for i in 0..200u8 {
+            rr(
+                &mut m,
+                |m: &mut Vec<u8>| m.extend_from_slice(&last),
+                TYPE_A,
+                60,
+                &[10, 0, 1, i],
+            );
+        }
+        let pairs: usize = parse_tcp(&[&(m.len() as u16).to_be_bytes()[..], &m].concat())
+            .map(|a| a.names.iter().map(|(_, addrs)| addrs.len()).sum())
+            .unwrap_or(0);
+        assert_eq!(pairs, MAX_PAIRS);
     }
 
     /// Random and mutated messages: no panic, and always quick.

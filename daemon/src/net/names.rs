@@ -119,7 +119,7 @@ impl NameCache {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.containers.is_empty()
+        self.containers.values().all(|n| n.by_expiry.is_empty())
     }
 
     pub fn containers(&self) -> usize {

@@ -73,10 +73,11 @@ pub enum Enforce {
         path: String,
         workload: Option<crate::policy::WorkloadId>,
     },
-    /// A DNS answer mapped `name`, which the blocking `workload` allows, to `addr`.
+    /// A DNS answer mapped a name the blocking `workload` allows to `addr`; `names` are all the
+    /// names the container has learned for `addr` (their entries' ports all apply).
     Address {
         workload: crate::policy::WorkloadId,
-        name: String,
+        names: Vec<String>,
         addr: std::net::IpAddr,
         ttl_secs: u32,
     },

@@ -64,9 +64,15 @@ impl Pipeline {
                 continue;
             }
             for &(addr, ttl) in addrs {
+                let names = self
+                    .names
+                    .names_for(&container_id, addr, now)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect();
                 self.requests.push(Request::Enforce(Enforce::Address {
                     workload,
-                    name: name.to_owned(),
+                    names,
                     addr,
                     ttl_secs: ttl,
                 }));

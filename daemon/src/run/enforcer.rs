@@ -10,7 +10,7 @@ use std::{
 
 use crate::{
     pipeline::Enforce,
-    policy::{NetEnvironment, Policy, PortRule, WorkloadId},
+    policy::{KernelAllow, NetEnvironment, Policy, PortRule, WorkloadId},
     sensors::{enforce::AllowPrefix, Sensors},
 };
 
@@ -25,8 +25,10 @@ pub struct Enforcer {
     cgroup_root: PathBuf,
     /// Workloads whose allowlist is in the kernel under the current policy.
     installed: HashSet<WorkloadId>,
-    /// Addresses learned from DNS, by expiry.
-    learned: BTreeMap<(Instant, u32, Ipv6Addr), ()>,
+    /// Addresses learned from DNS, by expiry; an entry whose address was learned again later
+    /// is stale (`learned_until` says the current expiry).
+    learned: BTreeMap<(Instant, WorkloadKey, Ipv6Addr), ()>,
+    learned_until: HashMap<(WorkloadKey, Ipv6Addr), Instant>,
     /// Enforced cgroups and their workload.
     attached: HashMap<u64, WorkloadId>,
 }
@@ -39,6 +41,7 @@ impl Enforcer {
             cgroup_root,
             installed: HashSet::new(),
             learned: BTreeMap::new(),
+            learned_until: HashMap::new(),
             attached: HashMap::new(),
         }
     }
@@ -80,10 +83,10 @@ impl Enforcer {
             }
             Enforce::Address {
                 workload,
-                name,
+                names,
                 addr,
                 ttl_secs,
-            } => self.allow_learned(sensors, workload, &name, addr, ttl_secs),
+            } => self.allow_learned(sensors, workload, &names, addr, ttl_secs),
         }
     }
 
@@ -93,20 +96,40 @@ impl Enforcer {
         sensors.clear_allowlists();
         self.installed.clear();
         self.learned.clear();
+        self.learned_until.clear();
         let in_use: HashSet<WorkloadId> = self.attached.values().copied().collect();
         for workload in in_use {
             self.install(sensors, workload);
         }
     }
 
-    /// Forgets learned addresses whose TTL ran out.
+    /// Forgets learned addresses whose TTL ran out. An address the policy itself lists keeps
+    /// the policy's entry.
     pub fn expire(&mut self, sensors: &mut Sensors, now: Instant) {
         while let Some((&(expires, workload, addr), ())) = self.learned.first_key_value() {
             if expires > now {
                 break;
             }
             self.learned.pop_first();
-            sensors.remove_allowed(workload, addr, 128);
+            if self.learned_until.get(&(workload, addr)) != Some(&expires) {
+                continue;
+            }
+            self.learned_until.remove(&(workload, addr));
+            let listed = self
+                .policy
+                .network()
+                .kernel_allowlist(WorkloadId(workload), &self.env)
+                .into_iter()
+                .find(|entry| entry.prefix == addr && entry.prefix_len == 128);
+            match listed {
+                Some(entry) => {
+                    let prefix = allow_prefix(&entry);
+                    if let Err(err) = sensors.set_allowlist(workload, &[prefix], true) {
+                        tracing::error!(%err, "restoring a policy address in the kernel failed");
+                    }
+                }
+                None => sensors.remove_allowed(workload, addr, 128),
+            }
         }
     }
 
@@ -118,12 +141,8 @@ impl Enforcer {
             .policy
             .network()
             .kernel_allowlist(workload, &self.env)
-            .into_iter()
-            .map(|entry| AllowPrefix {
-                prefix: entry.prefix,
-                prefix_len: entry.prefix_len,
-                rules: entry.ports.iter().map(|r| kernel_rule(*r)).collect(),
-            })
+            .iter()
+            .map(allow_prefix)
             .collect();
         if let Err(err) = sensors.set_allowlist(key(workload), &prefixes, false) {
             tracing::error!(%err, "loading a network allowlist into the kernel failed");
@@ -136,38 +155,45 @@ impl Enforcer {
         &mut self,
         sensors: &mut Sensors,
         workload: WorkloadId,
-        name: &str,
+        names: &[String],
         addr: IpAddr,
         ttl_secs: u32,
     ) {
-        let Some(entry) =
-            self.policy
-                .network()
-                .kernel_allow_for_learned(workload, &self.env, addr, &[name])
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let Some(entry) = self
+            .policy
+            .network()
+            .kernel_allow_for_learned(workload, &self.env, addr, &names)
         else {
             return;
         };
         let mapped = entry.prefix;
-        let prefix = AllowPrefix {
-            prefix: entry.prefix,
-            prefix_len: entry.prefix_len,
-            rules: entry.ports.iter().map(|r| kernel_rule(*r)).collect(),
-        };
+        let prefix = allow_prefix(&entry);
         match sensors.set_allowlist(key(workload), std::slice::from_ref(&prefix), true) {
             Ok(()) => {
                 let ttl = Duration::from_secs(u64::from(ttl_secs)).clamp(MIN_TTL, MAX_TTL);
                 self.learned
                     .insert((Instant::now() + ttl, key(workload), mapped), ());
-                tracing::debug!(name, %addr, "learned address allowed in the kernel");
+                tracing::debug!(?names, %addr, "learned address allowed in the kernel");
             }
-            Err(err) => tracing::error!(%err, name, %addr, "allowing a learned address failed"),
+            Err(err) => tracing::error!(%err, ?names, %addr, "allowing a learned address failed"),
         }
     }
 }
 
 /// The kernel's key for a workload.
-fn key(workload: WorkloadId) -> u32 {
+type WorkloadKey = u32;
+
+fn key(workload: WorkloadId) -> WorkloadKey {
     workload.0
+}
+
+fn allow_prefix(entry: &KernelAllow) -> AllowPrefix {
+    AllowPrefix {
+        prefix: entry.prefix,
+        prefix_len: entry.prefix_len,
+        rules: entry.ports.iter().map(|r| kernel_rule(*r)).collect(),
+    }
 }
 
 fn kernel_rule(rule: PortRule) -> sealwatch_abi::PortRule {

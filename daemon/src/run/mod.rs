@@ -47,6 +47,22 @@ pub fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    run_until(args, None).map(|_| ())
+}
+
+/// `sealwatch learn --duration`: the daemon as `run`, stopped after `duration` (or a signal),
+/// with every network line fed to a learner, which is returned.
+pub fn run_for_learning(
+    args: RunArgs,
+    duration: Duration,
+) -> anyhow::Result<crate::learn::Learner> {
+    run_until(args, Some(duration))?.context("the learner was lost (a bug: please report it)")
+}
+
+fn run_until(
+    args: RunArgs,
+    learn_for: Option<Duration>,
+) -> anyhow::Result<Option<crate::learn::Learner>> {
     let policy = Arc::new(load_policy(args.policy.as_deref())?);
     // One thread for readers, pipeline and servers: a record reaches the pipeline without waking
     // another thread (cross-thread wake-ups were most of the daemon's CPU per event). Blocking
@@ -56,10 +72,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .thread_name("sealwatch")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run_async(args, policy))
+    runtime.block_on(run_async(args, policy, learn_for))
 }
 
-async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
+async fn run_async(
+    args: RunArgs,
+    policy: Arc<Policy>,
+    learn_for: Option<Duration>,
+) -> anyhow::Result<Option<crate::learn::Learner>> {
     // Served from before the programs load, so /healthz answers and /readyz says 503 meanwhile.
     let metrics = Arc::new(Metrics::new());
     if let Some(addr) = args.metrics_addr.0 {
@@ -161,6 +181,9 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
         StdoutWriter::spawn(args.output_queue).context("starting the output writer")?,
         tail_hub,
     );
+    if learn_for.is_some() {
+        writer = writer.with_learner(crate::learn::Learner::new());
+    }
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
@@ -183,9 +206,19 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
     publish(&metrics, &pipeline);
     metrics.set_ready(true);
     release_startup_memory();
+    // Learning ends after its duration; a plain run never does by itself.
+    let learning_ends = tokio::time::sleep(learn_for.unwrap_or(Duration::from_secs(u64::MAX >> 2)));
+    tokio::pin!(learning_ends);
+    if let Some(duration) = learn_for {
+        tracing::info!(duration = %humantime::format_duration(duration), "learning network behaviour");
+    }
 
     loop {
         tokio::select! {
+            () = &mut learning_ends, if learn_for.is_some() => {
+                tracing::info!("learning time is up: stopping");
+                break;
+            }
             _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); break; }
             _ = sighup.recv() => {
@@ -243,6 +276,7 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
         tracing::error!(err, "capture: closing the last file failed");
     }
     let stats = pipeline.stats().clone();
+    let learner = writer.take_learner();
     writer.finish().context("flushing stdout")?;
     drop(tail_server);
     drop(sensors);
@@ -252,7 +286,7 @@ async fn run_async(args: RunArgs, policy: Arc<Policy>) -> anyhow::Result<()> {
         violations = stats.violations,
         "stopped; programs detached"
     );
-    Ok(())
+    Ok(learner)
 }
 
 /// Hands the pipeline's requests out: enforcement to the kernel now (on this thread: it owns the

@@ -77,7 +77,12 @@ impl PolicyReloader {
         };
         // What is loaded now is what the next poll compares with, so one change reloads once.
         self.seen = stamp(path);
-        match Policy::load(path) {
+        let env = pipeline.config().net_env.clone();
+        let loaded = Policy::load(path).and_then(|policy| {
+            policy.check_network_environment(&env)?;
+            Ok(policy)
+        });
+        match loaded {
             Ok(policy) => {
                 tracing::info!(trigger, policy = policy.source(), "policy reloaded");
                 pipeline.set_policy(Arc::new(policy));

@@ -142,7 +142,7 @@ impl Enforcement {
             let result = ebpf
                 .program_mut(name)
                 .ok_or(aya::programs::ProgramError::NotLoaded)
-                .and_then(|p| <&mut CgroupSockAddr>::try_from(p))
+                .and_then(<&mut CgroupSockAddr>::try_from)
                 // Through a BPF link (Linux 5.7+) the kernel always attaches as ALLOW_MULTI and
                 // refuses any flag, so the mode must be `Single` (no flag) here.
                 .and_then(|p| p.attach(&cgroup, CgroupAttachMode::Single));
@@ -246,7 +246,7 @@ fn detach_all(ebpf: &mut Ebpf, links: Vec<(&'static str, CgroupSockAddrLinkId)>)
         let detached = ebpf
             .program_mut(name)
             .ok_or(aya::programs::ProgramError::NotLoaded)
-            .and_then(|p| <&mut CgroupSockAddr>::try_from(p))
+            .and_then(<&mut CgroupSockAddr>::try_from)
             .and_then(|p| p.detach(link));
         if let Err(err) = detached {
             tracing::debug!(program = name, %err, "detach (the cgroup may be gone already)");

@@ -2,7 +2,9 @@
 //! Dropping [`Sensors`] detaches everything.
 use aya::{
     maps::{Array, MapData, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, ProgramError, TracePoint},
+    programs::{
+        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, ProgramError, TracePoint,
+    },
     Btf, BtfError, Ebpf, EbpfError, EbpfLoader,
 };
 use sealwatch_abi::{lane, names, Config, Settings, ABI_VERSION};
@@ -208,6 +210,14 @@ impl Sensors {
                 });
             }
         }
+        if let Err(err) = attach_dns_answers(&mut ebpf) {
+            tracing::warn!(%err, "DNS answers over UDP are not seen: name-based network allow entries match only TCP-resolved names");
+            attach_failures.push(AttachFailure {
+                sensor: "network",
+                program: "dns_answers",
+                error: err,
+            });
+        }
         let enforcement = match Enforcement::load(&mut ebpf) {
             Ok(enforcement) => Some(enforcement),
             Err(err) => {
@@ -348,6 +358,29 @@ impl Sensors {
         }
         totals
     }
+}
+
+/// The DNS-answer reader on the root of the cgroup v2 tree: it sees the datagrams of every
+/// container's sockets.
+fn attach_dns_answers(ebpf: &mut Ebpf) -> Result<(), String> {
+    let root = crate::container::cgroup2_mount().map_err(|e| e.to_string())?;
+    let cgroup =
+        std::fs::File::open(&root).map_err(|e| format!("opening {}: {e}", root.display()))?;
+    let program: &mut CgroupSkb = ebpf
+        .program_mut("dns_answers")
+        .ok_or("the object has no dns_answers program")?
+        .try_into()
+        .map_err(|e: ProgramError| e.to_string())?;
+    program.load().map_err(|e| e.to_string())?;
+    // Through a BPF link the kernel attaches as ALLOW_MULTI and refuses any flag (see enforce).
+    program
+        .attach(
+            &cgroup,
+            CgroupSkbAttachType::Ingress,
+            CgroupAttachMode::Single,
+        )
+        .map_err(|e| format!("attaching to {}: {e}", root.display()))?;
+    Ok(())
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones use memcg and ignore it.

@@ -6,11 +6,28 @@ use crate::output::{EventLine, LineSink, StdoutWriter};
 pub struct TeeSink {
     stdout: StdoutWriter,
     hub: Option<TailHub>,
+    /// `sealwatch learn`: network lines also go to the learner.
+    learner: Option<crate::learn::Learner>,
 }
 
 impl TeeSink {
     pub fn new(stdout: StdoutWriter, hub: Option<TailHub>) -> Self {
-        TeeSink { stdout, hub }
+        TeeSink {
+            stdout,
+            hub,
+            learner: None,
+        }
+    }
+
+    /// Also feeds every network line to `learner` (`sealwatch learn --duration`).
+    pub fn with_learner(mut self, learner: crate::learn::Learner) -> Self {
+        self.learner = Some(learner);
+        self
+    }
+
+    /// The learner, with what it saw.
+    pub fn take_learner(&mut self) -> Option<crate::learn::Learner> {
+        self.learner.take()
     }
 
     /// Time passed: lets clients that caught up learn how many lines they missed.
@@ -30,6 +47,11 @@ impl TeeSink {
 impl LineSink for TeeSink {
     fn emit(&mut self, line: &EventLine) {
         let json = line.to_json();
+        if let Some(learner) = &mut self.learner {
+            if line.network.is_some() {
+                learner.observe_line(&json);
+            }
+        }
         if let Some(hub) = &mut self.hub {
             hub.publish(line, &json);
         }

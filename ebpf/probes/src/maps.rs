@@ -101,10 +101,6 @@ pub struct UdpPeer {
 #[map(name = "UDP_PEERS")]
 pub static UDP_PEERS: LruHashMap<UdpPeer, u8> = LruHashMap::with_max_entries(16384, 0);
 
-/// Unconnected UDP sockets that sent to port 53: their receives are DNS answers.
-#[map(name = "DNS_SOCKETS")]
-pub static DNS_SOCKETS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(4096, 0);
-
 /// Threads whose connect/sendmsg the block programs just denied: the syscall's exit reports it.
 #[map(name = "BLOCKED_TASKS")]
 pub static BLOCKED_TASKS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(4096, 0);

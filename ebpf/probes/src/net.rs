@@ -1,5 +1,5 @@
 //! Network: connects, accepts, listeners and the first datagram to each UDP peer of container
-//! tasks, plus DNS answers they receive (for name-based allow entries).
+//! tasks, plus DNS answers they receive over TCP (UDP answers: see `dns`).
 //!
 //! Syscall tracepoints, because kprobes and fentry are not available everywhere (PLATFORM.md):
 //! the entry stashes the user's socket address, the exit reads the socket (local address,
@@ -17,7 +17,7 @@ use sealwatch_abi::{
 use crate::{
     emit::{submit, WAKEUP},
     kernel::{fd_file, fill_header, is_self, read, read_ptr, task_in_container, Ptr},
-    maps::{config, NetStash, UdpPeer, BLOCKED_TASKS, DNS_SOCKETS, NET_STASH, UDP_PEERS},
+    maps::{config, NetStash, UdpPeer, BLOCKED_TASKS, NET_STASH, UDP_PEERS},
     syscall::{ctx_arg, ctx_ret, current_task, tid},
 };
 
@@ -197,6 +197,21 @@ fn exit_with_addr(ctx: &TracePointContext) -> Result<(), i64> {
     if stash.op == net_op::BIND && protocol != IPPROTO_UDP {
         return Ok(());
     }
+    // A UDP socket's connect() to a peer it already sent to (or its sends after connecting) is
+    // the same flow: one line per socket and peer.
+    if stash.op == net_op::CONNECT && protocol == IPPROTO_UDP && !blocked {
+        let peer = UdpPeer {
+            sk: sk as u64,
+            addr: stash.addr,
+            port: stash.port,
+            _pad: [0; 6],
+        };
+        // SAFETY: only presence is checked.
+        if unsafe { UDP_PEERS.get(&peer) }.is_some() {
+            return Ok(());
+        }
+        let _ = UDP_PEERS.insert(&peer, &1, 0);
+    }
     report(task, &stash, ret, blocked, sk);
     Ok(())
 }
@@ -355,9 +370,6 @@ fn enter_send(fd: u64, addr_ptr: u64) -> Result<(), i64> {
         return Ok(());
     }
     let (family, port, addr) = read_sockaddr(addr_ptr)?;
-    if port == DNS_PORT {
-        let _ = DNS_SOCKETS.insert(&(sk as u64), &1, 0);
-    }
     let peer = UdpPeer {
         sk: sk as u64,
         addr,
@@ -450,13 +462,13 @@ fn enter_recv(fd: u64, buf: u64) -> Result<(), i64> {
         return Ok(());
     };
     let sk = sock_of(task, fd)?;
+    // UDP answers are taken from the packets (see `dns`), whatever call reads them.
     let protocol = sock_protocol(sk);
-    if protocol != IPPROTO_UDP && protocol != IPPROTO_TCP {
+    if protocol != IPPROTO_TCP {
         return Ok(());
     }
     let dport = u16::from_be(read::<u16>(sk, config!(offsets.skc_dport))?);
-    // SAFETY: only presence is checked.
-    if dport != DNS_PORT && unsafe { DNS_SOCKETS.get(&(sk as u64)) }.is_none() {
+    if dport != DNS_PORT {
         return Ok(());
     }
     let family = read::<u16>(sk, config!(offsets.skc_family)).unwrap_or(0);

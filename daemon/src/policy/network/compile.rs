@@ -1,7 +1,7 @@
 //! From the `network:` section as written to the policy the daemon judges with: sets resolved,
 //! the default workload filled in, kernel limits checked.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
@@ -12,26 +12,6 @@ use super::peer::{Peer, SetRef};
 use super::ports::Ports;
 use super::sets::{Builtin, NetEnvironment};
 use super::{NetAction, NetworkPolicy, DEFAULT_WORKLOAD_NAME};
-
-/// The names of the sets defined under `network.sets` in `text`, read ahead of the strict parse
-/// so that a `set:NAME` written before `sets:` is checked where it stands. `None` when the text
-/// does not read as YAML; the strict parse then reports what is wrong.
-pub(crate) fn declared_sets(text: &str) -> Option<BTreeSet<String>> {
-    let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).ok()?;
-    let Some(sets) = document
-        .get("network")
-        .and_then(|network| network.get("sets"))
-        .and_then(serde_yaml_ng::Value::as_mapping)
-    else {
-        return Some(BTreeSet::new());
-    };
-    Some(
-        sets.keys()
-            .filter_map(serde_yaml_ng::Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-    )
-}
 
 /// The network policy of `file`, or why it cannot be used (no place in the file to point at).
 pub(crate) fn compile(file: NetworkFile) -> Result<NetworkPolicy, String> {

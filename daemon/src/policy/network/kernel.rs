@@ -62,10 +62,12 @@ pub(crate) fn allowlist(workload: &Workload, env: &NetEnvironment) -> Vec<(IpNet
     let mut list: Vec<(IpNet, Vec<PortRule>)> = own
         .keys()
         .map(|&net| {
-            let rules = own
-                .iter()
-                .filter(|(wider, _)| wider.contains(&net))
-                .flat_map(|(_, rules)| rules.iter().copied());
+            // The prefixes containing `net` (itself included) are its truncations: one lookup
+            // per length, not a scan of every prefix (learned policies list many addresses).
+            let rules = (0..=net.prefix_len())
+                .filter_map(|len| IpNet::new(net.addr(), len).ok())
+                .filter_map(|wider| own.get(&wider.trunc()))
+                .flat_map(|rules| rules.iter().copied());
             (net, normalize(rules))
         })
         .collect();

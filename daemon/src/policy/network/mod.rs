@@ -26,8 +26,8 @@ pub use kernel::{KernelAllow, KernelLimitError, KERNEL_MAX_PORT_RULES};
 pub use ports::PortRule;
 pub use sets::NetEnvironment;
 
-pub(crate) use compile::{compile, declared_sets};
-pub(crate) use file::{KnownSets, NetworkFile, NetworkSeed};
+pub(crate) use compile::compile;
+pub(crate) use file::{declared_sets, KnownSets, NetworkFile, NetworkSeed};
 
 use crate::net::{Direction, Flow, Protocol};
 use model::Workload;

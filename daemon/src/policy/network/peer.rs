@@ -66,7 +66,8 @@ pub(crate) fn parse_peer(text: &str, place: PeerPlace) -> Result<Peer, String> {
     match place {
         PeerPlace::To => Ok(Peer::Name(name)),
         PeerPlace::From => Err(format!(
-            "host name `{text}` in `from`: names are allowed in `egress.to` only; use an address, a CIDR or a set"
+            "host name `{text}` in `from`: names are allowed in `egress.to` only; use an \
+             address, a CIDR or a set"
         )),
         PeerPlace::Set => Err(format!(
             "host name `{text}` in a set: sets hold CIDRs and addresses only"
@@ -109,7 +110,8 @@ impl NamePattern {
         };
         if name.contains('*') {
             return Err(format!(
-                "invalid host name `{text}`: `*` is allowed only as the whole first label, as in `*.example.com`"
+                "invalid host name `{text}`: `*` is allowed only as the whole first label, as in \
+                 `*.example.com`"
             ));
         }
         check_host_name(name).map_err(|why| format!("invalid host name `{text}`: {why}"))?;

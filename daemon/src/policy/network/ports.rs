@@ -54,7 +54,10 @@ impl PortRange {
     /// A `"lo-hi"` string, both ends included.
     pub(crate) fn parse(text: &str) -> Result<PortRange, String> {
         let bad = || {
-            format!("invalid port range `{text}`; write a range as \"lo-hi\" (e.g. \"8000-8100\") and a single port as a number")
+            format!(
+                "invalid port range `{text}`; write a range as \"lo-hi\" (e.g. \"8000-8100\") \
+                 and a single port as a number"
+            )
         };
         let (lo, hi) = text.split_once('-').ok_or_else(bad)?;
         let number = |part: &str| -> Result<u64, String> {

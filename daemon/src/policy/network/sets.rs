@@ -100,12 +100,11 @@ impl NetEnvironment {
         if env.kubernetes_api.is_empty() {
             if let Some(host) = service_host.map(str::trim).filter(|h| !h.is_empty()) {
                 match host.parse::<IpAddr>() {
-                    Ok(addr) => env
-                        .kubernetes_api
-                        .push(canonical_net(IpNet::from(addr))),
+                    Ok(addr) => env.kubernetes_api.push(canonical_net(IpNet::from(addr))),
                     Err(_) => tracing::warn!(
                         host,
-                        "KUBERNETES_SERVICE_HOST is not an address; set:kubernetes-api stays empty (use --kubernetes-api)"
+                        "KUBERNETES_SERVICE_HOST is not an address; set:kubernetes-api stays \
+                         empty (use --kubernetes-api)"
                     ),
                 }
             }

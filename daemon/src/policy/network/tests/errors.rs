@@ -163,6 +163,13 @@ fn unknown_set_lists_the_known_ones() {
         16,
         "network.workloads[0].egress[0].to[0]: `set:` names no set",
     );
+    // An empty `sets:` defines none.
+    assert_err_at(
+        &web("      egress: [{to: [\"set:db\"]}]\n  sets:\n"),
+        6,
+        22,
+        "network.workloads[0].egress[0].to[0]: unknown set `db`",
+    );
     // In ingress and in the default too.
     assert_err_at(
         &section("  default:\n    ingress: [{from: [\"set:Cluster\"]}]\n"),
@@ -291,14 +298,24 @@ fn invalid_ports() {
             "\"90-80\"",
             "invalid port range `90-80`: the first port is greater than the last",
         ),
-        ("\"80-\"", "invalid port range `80-`; write a range as \"lo-hi\""),
+        (
+            "\"80-\"",
+            "invalid port range `80-`; write a range as \"lo-hi\"",
+        ),
         ("\"-80\"", "invalid port range `-80`"),
-        ("\"80\"", "invalid port range `80`; write a range as \"lo-hi\" (e.g. \"8000-8100\") and a single port as a number"),
+        (
+            "\"80\"",
+            "invalid port range `80`; write a range as \"lo-hi\" (e.g. \"8000-8100\") and a \
+             single port as a number",
+        ),
         ("\"a-b\"", "invalid port range `a-b`"),
         ("\"1-2-3\"", "invalid port range `1-2-3`"),
         ("\" 1-2\"", "invalid port range ` 1-2`"),
         ("\"0-10\"", "in port range `0-10`: port 0 is not a port"),
-        ("\"1-70000\"", "in port range `1-70000`: port 70000 is out of range"),
+        (
+            "\"1-70000\"",
+            "in port range `1-70000`: port 70000 is out of range",
+        ),
         (
             "1.5",
             "invalid type: floating point `1.5`, expected a port 1-65535 or a range \"lo-hi\"",

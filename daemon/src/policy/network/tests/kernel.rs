@@ -55,7 +55,8 @@ fn spread(count: u16, from: u16) -> String {
 #[test]
 fn one_entry_per_prefix_ipv4_as_mapped() {
     let (policy, id) = web_policy(
-        "      egress:\n        - to: [10.0.0.0/8, 10.1.2.3, \"fd00::/64\", \"fd00::1\"]\n          \
+        "      egress:\n        - to: [10.0.0.0/8, \
+         10.1.2.3, \"fd00::/64\", \"fd00::1\"]\n          \
          ports: [443]\n          protocol: tcp\n",
     );
     assert_eq!(
@@ -105,7 +106,8 @@ fn rules_of_one_prefix_are_merged() {
     let (policy, id) = web_policy(
         "      egress:\n        - to: [10.0.0.1]\n          ports: [80, \"90-95\"]\n          \
          protocol: tcp\n        - to: [10.0.0.1]\n          ports: [81, \"93-99\"]\n          \
-         protocol: tcp\n        - to: [10.0.0.1]\n          ports: [\"82-89\"]\n          protocol: \
+         protocol: tcp\n        - to: [10.0.0.1]\n          ports: \
+          [\"82-89\"]\n          protocol: \
          udp\n        - to: [10.0.0.1]\n          ports: [443]\n          protocol: udp\n        \
          - to: [10.0.0.1]\n          ports: [443]\n          protocol: tcp\n",
     );
@@ -316,7 +318,8 @@ fn environment_sets_are_checked_against_the_node() {
 fn egress_names_merged_by_name() {
     let (policy, id) = web_policy(
         "      egress:\n        - to: [b.example, A.Example.]\n          ports: [443]\n          \
-         protocol: tcp\n        - to: [a.example, \"*.c.example\"]\n          ports: [53]\n          \
+         protocol: tcp\n        - to: [a.example, \"*.c.example\"]\n          ports: \
+          [53]\n          \
          protocol: udp\n        - to: [10.0.0.1]\n",
     );
     assert_eq!(

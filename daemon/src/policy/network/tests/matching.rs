@@ -56,7 +56,8 @@ fn match_globs_work_as_in_exceptions() {
 #[test]
 fn egress_by_address_cidr_and_port() {
     let (policy, id) = web_policy(
-        "      egress:\n        - to: [10.1.2.3, 192.168.0.0/16, \"fd00::/64\", \"fd00:1::5\"]\n          \
+        "      egress:\n        - to: [10.1.2.3, \
+         192.168.0.0/16, \"fd00::/64\", \"fd00:1::5\"]\n          \
          ports: [443, \"8000-8100\"]\n          protocol: tcp\n",
     );
     for peer in ["10.1.2.3", "192.168.255.255", "fd00::abcd", "fd00:1::5"] {
@@ -87,7 +88,8 @@ fn any_entry_may_allow() {
 #[test]
 fn ipv4_mapped_peers_and_cidrs_are_ipv4() {
     let (policy, id) = web_policy(
-        "      egress:\n        - to: [10.0.0.0/8, \"::ffff:192.168.1.0/120\", \"::ffff:172.16.0.1\"]\n",
+        "      egress:\n        - to: \
+         [10.0.0.0/8, \"::ffff:192.168.1.0/120\", \"::ffff:172.16.0.1\"]\n",
     );
     // A dual-stack socket's peer `::ffff:10.1.1.1` is judged as 10.1.1.1.
     assert!(allows(&policy, id, &egress(Tcp, "::ffff:10.1.1.1", 80)));
@@ -191,7 +193,8 @@ fn environment_from_the_daemon() {
 #[test]
 fn ingress_is_judged_on_the_local_port() {
     let (policy, id) = web_policy(
-        "      ingress:\n        - from: [10.0.0.0/8, \"set:loopback\"]\n          ports: [8080]\n          \
+        "      ingress:\n        - from: [10.0.0.0/8, \"set:loopback\"]\n          ports: \
+         [8080]\n          \
          protocol: tcp\n",
     );
     assert!(allows(&policy, id, &ingress(Tcp, "10.1.1.1", 8080)));

@@ -1,6 +1,6 @@
 //! Valid `network:` sections: every form of every field, the default workload, the learned form.
 
-use super::super::{NetAction, WorkloadId, DEFAULT_WORKLOAD_NAME};
+use super::super::{declared_sets, NetAction, WorkloadId, DEFAULT_WORKLOAD_NAME};
 use super::{allows, egress, ingress, network, no_env, subject, web_policy};
 use crate::net::Protocol::{Tcp, Udp};
 use crate::policy::{Policy, DEFAULT_POLICY_SOURCE, DEFAULT_POLICY_YAML};
@@ -316,4 +316,23 @@ fn rules_and_network_together() {
         policy.network().action(WorkloadId::DEFAULT),
         NetAction::Block
     );
+}
+
+#[test]
+fn set_names_are_read_ahead() {
+    let names = |text: &str| declared_sets(text).map(|set| set.into_iter().collect::<Vec<_>>());
+    assert_eq!(names("version: 1\n"), Some(vec![]));
+    assert_eq!(
+        names("version: 1\nnetwork:\n  workloads: []\n  sets:\n    b: [x]\n    a: {deep: [1]}\n"),
+        Some(vec!["a".to_owned(), "b".to_owned()])
+    );
+    // Only `network.sets` counts; anything may sit elsewhere, complex keys included.
+    assert_eq!(
+        names("? [complex]\n: 1\nrules: {sets: {x: 1}}\nnetwork: {sets: {1: x, a: y}}\n"),
+        Some(vec!["a".to_owned()])
+    );
+    assert_eq!(names("network:\n  sets:\n"), Some(vec![]));
+    // Unreadable: the strict parse reports why.
+    assert_eq!(names("network:\n  sets: [a]\n"), None);
+    assert_eq!(names("network: {sets: {a: 1}\n"), None);
 }
