@@ -5,6 +5,8 @@ mod hold;
 pub mod input;
 mod logins;
 mod network;
+#[cfg(test)]
+mod network_tests;
 mod render;
 pub mod sessions;
 mod snapshot;

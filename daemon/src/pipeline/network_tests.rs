@@ -1,0 +1,234 @@
+//! The network path of the pipeline without a kernel: judging per workload, names learned from
+//! DNS answers, and the enforcement requests a blocking workload produces.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+use std::{net::IpAddr, sync::Arc};
+
+use super::{Enforce, Input, Pipeline, PipelineConfig, Request};
+use crate::{
+    clock::BootClock,
+    container::ContainerMeta,
+    event::{DnsRecord, KernelEvent, NetOp, NetRecord, Task},
+    net::Protocol,
+    output::EventLine,
+    policy::{NetEnvironment, Policy},
+};
+
+const CGROUP: u64 = 4242;
+const POLICY: &str = r#"
+version: 1
+network:
+  workloads:
+    - name: web
+      match: {container_name: "web-*"}
+      action: block
+      egress:
+        - to: ["10.0.0.2"]
+          ports: [80]
+          protocol: tcp
+        - to: ["api.example.test"]
+          ports: [443]
+      listen:
+        - ports: [8080]
+"#;
+
+fn container_id() -> String {
+    format!("{:064x}", 7)
+}
+
+fn pipeline(out: &mut Vec<EventLine>) -> Pipeline {
+    let policy = Policy::parse(POLICY, "test.yaml").unwrap();
+    let mut p = Pipeline::new(
+        PipelineConfig {
+            node: "n1".into(),
+            clock: BootClock { boot_to_unix_ns: 0 },
+            hold_ns: 1_000_000_000,
+            host_mnt_ns: 0,
+            net_env: NetEnvironment::default(),
+        },
+        Arc::new(policy),
+    );
+    let id = container_id();
+    p.handle(
+        Input::CgroupSnapshot {
+            cgroups: vec![(CGROUP, format!("/machine.slice/libpod-{id}.scope"))],
+        },
+        out,
+    );
+    p.handle(
+        Input::Metadata {
+            container_id: id,
+            meta: Some(ContainerMeta {
+                name: Some("web-1".into()),
+                image: Some("localhost/web:1".into()),
+                pod: None,
+            }),
+        },
+        out,
+    );
+    p
+}
+
+fn task(ktime_ns: u64) -> Task {
+    Task {
+        ktime_ns,
+        pid: 100,
+        tid: 100,
+        cgroup_id: CGROUP,
+        comm: b"nc".to_vec(),
+        ..Task::default()
+    }
+}
+
+fn connect(peer: &str, port: u16, ret: i32, blocked: bool) -> Input {
+    Input::Kernel(KernelEvent::Net(NetRecord {
+        task: task(1_000),
+        op: NetOp::Connect,
+        ret,
+        ipv6: false,
+        protocol: Some(Protocol::Tcp),
+        local: "10.0.0.1".parse().unwrap(),
+        local_port: 40000,
+        peer: peer.parse().unwrap(),
+        peer_port: port,
+        blocked,
+    }))
+}
+
+/// A DNS response: api.example.test A 10.9.9.9, TTL 60.
+fn dns_answer() -> Input {
+    let mut msg = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+    let name = [&[3u8][..], b"api", &[7], b"example", &[4], b"test", &[0]].concat();
+    msg.extend_from_slice(&name);
+    msg.extend_from_slice(&[0, 1, 0, 1]);
+    msg.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 9, 9, 9]);
+    Input::Kernel(KernelEvent::Dns(DnsRecord {
+        task: task(500),
+        tcp: false,
+        len: msg.len() as u32,
+        data: msg,
+    }))
+}
+
+fn json(line: &EventLine) -> serde_json::Value {
+    serde_json::from_str(&line.to_json()).unwrap()
+}
+
+#[test]
+fn allowed_and_unexpected_connections_are_judged_per_workload() {
+    let mut out = Vec::new();
+    let mut p = pipeline(&mut out);
+    out.clear();
+    p.handle(connect("10.0.0.2", 80, 0, false), &mut out);
+    p.handle(connect("10.0.0.3", 80, -1, true), &mut out);
+    assert_eq!(out.len(), 2, "{out:#?}");
+    let allowed = json(&out[0]);
+    assert_eq!(allowed["kind"], "connect");
+    assert_eq!(allowed["network"]["workload"], "web");
+    assert_eq!(allowed["network"]["result"], "success");
+    assert!(allowed.get("violation").is_none(), "{allowed}");
+    let blocked = json(&out[1]);
+    assert_eq!(blocked["network"]["result"], "blocked");
+    assert_eq!(blocked["network"]["errno"], 1);
+    assert_eq!(blocked["violation"]["rule"], "unexpected-connection");
+    assert_eq!(blocked["violation"]["action"], "blocked");
+    assert!(
+        blocked["violation"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("10.0.0.3:80"),
+        "{blocked}"
+    );
+}
+
+#[test]
+fn a_name_learned_from_dns_allows_its_addresses_and_is_reported() {
+    let mut out = Vec::new();
+    let mut p = pipeline(&mut out);
+    out.clear();
+    p.handle(connect("10.9.9.9", 443, 0, false), &mut out);
+    assert_eq!(json(&out[0])["violation"]["rule"], "unexpected-connection");
+    p.handle(dns_answer(), &mut out);
+    p.handle(connect("10.9.9.9", 443, 0, false), &mut out);
+    let line = json(out.last().unwrap());
+    assert_eq!(line["network"]["name"], "api.example.test");
+    assert!(line.get("violation").is_none(), "{line}");
+    // The port still matters: the name allows 443 only.
+    p.handle(connect("10.9.9.9", 444, 0, false), &mut out);
+    assert_eq!(
+        json(out.last().unwrap())["violation"]["rule"],
+        "unexpected-connection"
+    );
+}
+
+#[test]
+fn a_blocking_workload_asks_for_its_cgroup_and_learned_addresses() {
+    let mut out = Vec::new();
+    let mut p = pipeline(&mut out);
+    let requests = p.take_requests();
+    assert!(
+        requests.iter().any(|r| matches!(
+            r,
+            Request::Enforce(Enforce::Cgroup {
+                cgroup_id: CGROUP,
+                workload: Some(_),
+                ..
+            })
+        )),
+        "{requests:?}"
+    );
+    p.handle(dns_answer(), &mut out);
+    let requests = p.take_requests();
+    let expected: IpAddr = "10.9.9.9".parse().unwrap();
+    assert!(
+        requests.iter().any(|r| matches!(
+            r,
+            Request::Enforce(Enforce::Address { addr, names, .. })
+                if *addr == expected && names == &["api.example.test".to_owned()]
+        )),
+        "{requests:?}"
+    );
+    // A policy without blocking releases the cgroup.
+    p.set_policy(Arc::new(Policy::embedded_default()));
+    let requests = p.take_requests();
+    assert!(
+        requests.iter().any(|r| matches!(
+            r,
+            Request::Enforce(Enforce::Cgroup {
+                cgroup_id: CGROUP,
+                workload: None,
+                ..
+            })
+        )),
+        "{requests:?}"
+    );
+}
+
+#[test]
+fn undeclared_listeners_are_unexpected() {
+    let mut out = Vec::new();
+    let mut p = pipeline(&mut out);
+    out.clear();
+    for port in [8080, 4444] {
+        p.handle(
+            Input::Kernel(KernelEvent::Net(NetRecord {
+                task: task(2_000),
+                op: NetOp::Listen,
+                ret: 0,
+                ipv6: true,
+                protocol: Some(Protocol::Tcp),
+                local: "::".parse().unwrap(),
+                local_port: port,
+                peer: "::".parse().unwrap(),
+                peer_port: 0,
+                blocked: false,
+            })),
+            &mut out,
+        );
+    }
+    assert!(json(&out[0]).get("violation").is_none());
+    let bind_shell = json(&out[1]);
+    assert_eq!(bind_shell["kind"], "listen");
+    assert_eq!(bind_shell["network"]["dst"], serde_json::Value::Null);
+    assert_eq!(bind_shell["violation"]["rule"], "unexpected-listener");
+}
