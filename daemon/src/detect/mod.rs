@@ -118,12 +118,11 @@ impl Detector {
         args: &[String],
         container: Option<&ContainerFacts<'_>>,
     ) -> Option<Verdict> {
-        let mut verdicts = Vec::new();
-        self.decide(rule, &subject(exe, args, container), message, &mut verdicts);
-        verdicts.pop().map(|verdict| Verdict {
-            action: Some(action),
-            ..verdict
-        })
+        self.on_login(rule, message, exe, args, container)
+            .map(|verdict| Verdict {
+                action: Some(action),
+                ..verdict
+            })
     }
 
     /// True when the policy wants host writes reported (the kernel then sends them).

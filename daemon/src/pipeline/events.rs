@@ -325,21 +325,8 @@ impl Pipeline {
         {
             return;
         }
-        let entry = self
-            .procs
-            .image_at(file.task.pid, file.task.ktime_ns)
-            .cloned();
-        let parent_exe = entry
-            .as_ref()
-            .and_then(|e| self.procs.get(e.ppid))
-            .map(|p| p.exe.clone());
         let mut texts = TextFields::default();
-        let process = render::process_from_table(
-            &file.task,
-            entry.as_ref(),
-            parent_exe.as_deref(),
-            &mut texts,
-        );
+        let process = self.process_at(&file.task, &mut texts);
         let makes_executable = match file.op {
             FileOp::Create => true,
             FileOp::Chmod => file.mode & 0o111 != 0,
@@ -427,6 +414,19 @@ impl Pipeline {
             escaped: texts.into_escaped(),
         };
         self.emit_line(line, verdicts, false, repeats, sink);
+    }
+
+    /// The process behind a non-exec event, as the process table knew it at the event's time.
+    pub(super) fn process_at(
+        &self,
+        task: &crate::event::Task,
+        texts: &mut TextFields,
+    ) -> crate::output::ProcessJson {
+        let entry = self.procs.image_at(task.pid, task.ktime_ns);
+        let parent_exe = entry
+            .and_then(|e| self.procs.get(e.ppid))
+            .map(|p| p.exe.as_slice());
+        render::process_from_table(task, entry, parent_exe, texts)
     }
 
     /// Whether a violation with `key` prints now: `Some(repeats held back since it last

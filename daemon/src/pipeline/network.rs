@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use super::{
     events::container_facts,
     hold::{Held, Waiting},
-    render, Enforce, Pipeline, Request,
+    Enforce, Pipeline, Request,
 };
 use crate::{
     detect::network::{judge, Activity},
@@ -149,21 +149,8 @@ impl Pipeline {
         let Some(protocol) = net.protocol else {
             return;
         };
-        let entry = self
-            .procs
-            .image_at(net.task.pid, net.task.ktime_ns)
-            .cloned();
-        let parent_exe = entry
-            .as_ref()
-            .and_then(|e| self.procs.get(e.ppid))
-            .map(|p| p.exe.clone());
         let mut texts = TextFields::default();
-        let process = render::process_from_table(
-            &net.task,
-            entry.as_ref(),
-            parent_exe.as_deref(),
-            &mut texts,
-        );
+        let process = self.process_at(&net.task, &mut texts);
         let workload = self.workload_of(&container);
         let (kind, activity) = match net.op {
             NetOp::Connect | NetOp::Send => (
