@@ -38,8 +38,8 @@ pub struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// Only these workloads (repeat or comma-separate): open-ro-host, open-ro-container,
-    /// open-write-image, open-write-new, fork-exec, tcp-connect, getppid, daemon. Writes
-    /// target/bench/BENCHMARKS.partial.md instead of BENCHMARKS.md.
+    /// open-write-image, open-write-new, fork-exec, tcp-connect, tcp-connect-container, getppid,
+    /// daemon. Writes target/bench/BENCHMARKS.partial.md instead of BENCHMARKS.md.
     #[arg(long, value_name = "WORKLOAD")]
     only: Vec<String>,
     /// Rounds per configuration (default 5, or 2 with --quick).

@@ -163,6 +163,20 @@ pub const WORKLOADS: &[Workload] = &[
         }),
     },
     Workload {
+        name: "tcp-connect-container",
+        what: "the same loop inside a container: every connect and accept is judged and printed",
+        place: Place::Container,
+        op: "tcp",
+        path: None,
+        iterations: 10_000,
+        peers: &[Config::BpftraceTcp],
+        target: Some(Target {
+            max_ratio: 1.10,
+            needs: Some(NETWORK_SENSOR),
+            peer_note: "no peer runs here (tcpconnect needs kprobes)",
+        }),
+    },
+    Workload {
         name: "getppid",
         what: "getppid syscall loop (a syscall nobody traces): the cost to the rest of the machine",
         place: Place::Host,
