@@ -17,6 +17,8 @@
 //! - [`netns`]: a network namespace with a veth pair to the host, and servers inside it.
 //! - [`peers`]: TCP and UDP servers that record what they saw.
 //! - [`dns_server`]: a tiny authoritative DNS server for the name-based network rules.
+//! - [`net_events`]: the network lines the network tests expect, and their end-of-test checks.
+//! - [`net_workload`]: the network tests' policies, host-network containers and clients.
 //! - [`learn`]: `sealwatch learn`, run to completion.
 //! - [`bpftool`]: loaded and attached socket BPF programs, cgroup v2 directories.
 
@@ -30,6 +32,8 @@ pub mod events;
 pub mod image;
 pub mod learn;
 pub mod leftovers;
+pub mod net_events;
+pub mod net_workload;
 pub mod netns;
 pub mod peers;
 pub mod prometheus;

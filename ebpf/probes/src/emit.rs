@@ -28,6 +28,30 @@ pub const NO_WAKEUP: u64 = 1;
 /// has consumed everything before the record, which the un-woken fork/exit records prevent.)
 pub const WAKEUP: u64 = 2;
 
+/// At most one forced wake-up per CPU per this many nanoseconds for [`paced_wakeup`] records.
+const WAKEUP_PACE_NS: u64 = 1_000_000;
+
+/// [`WAKEUP`] unless this CPU forced one less than a millisecond ago ([`NO_WAKEUP`]): a tight
+/// connect loop then wakes the daemon once per millisecond, not once per record. The reader
+/// drains everything when it wakes, and its 50 ms sweep bounds the wait of a burst's last record.
+#[inline(always)]
+pub fn paced_wakeup() -> u64 {
+    // SAFETY: plain helper without arguments.
+    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
+    match crate::maps::LAST_WAKEUP.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, programs do not preempt each other on one CPU.
+        Some(last) => unsafe {
+            if now.wrapping_sub(*last) < WAKEUP_PACE_NS {
+                NO_WAKEUP
+            } else {
+                *last = now;
+                WAKEUP
+            }
+        },
+        None => WAKEUP,
+    }
+}
+
 /// Reserves a fixed-size record, fills it with `fill` and submits it; a full ring counts a drop.
 /// `fill` returning `Err` discards the record (a kernel read failed: no half-filled records).
 /// `wakeup` is [`WAKEUP`] or [`NO_WAKEUP`]: fork and exit records need not wake the reader, which

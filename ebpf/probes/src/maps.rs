@@ -18,6 +18,10 @@ pub static EVENTS_BULK: RingBuf = RingBuf::with_byte_size(RING_DEFAULT_BYTES, 0)
 #[map(name = "DROPS")]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(lane::COUNT, 0);
 
+/// When this CPU last forced a ring wake-up for a paced record (see `emit::paced_wakeup`).
+#[map(name = "LAST_WAKEUP")]
+pub static LAST_WAKEUP: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 /// Exec records are too large for the 512-byte stack: they are built here, then copied into the
 /// ring with only their used length.
 #[map(name = "SCRATCH")]
