@@ -63,3 +63,33 @@ pub fn hostname() -> Result<String> {
         std::fs::read_to_string("/proc/sys/kernel/hostname").context("reading the hostname")?;
     Ok(name.trim().to_owned())
 }
+
+/// Waits for a line of container `c` that satisfies `matches`. On failure the error lists the
+/// lines of `c` that `shown` selects and every loss line so far (the daemon's own failure report
+/// shows only its last lines).
+pub fn wait_in_container(
+    daemon: &mut crate::daemon::Daemon,
+    c: &crate::runtime::Container,
+    description: &str,
+    shown: impl Fn(&Value) -> bool,
+    mut matches: impl FnMut(&Value) -> bool,
+) -> Result<Value> {
+    let result = daemon.wait_for(description, crate::daemon::EVENT_TIMEOUT, |ev| {
+        container_id(ev) == Some(c.id.as_str()) && matches(ev)
+    });
+    result.map_err(|e| {
+        let lines: Vec<String> = daemon
+            .events()
+            .iter()
+            .filter(|ev| {
+                (container_id(ev) == Some(c.id.as_str()) && shown(ev)) || ev["kind"] == "loss"
+            })
+            .map(Value::to_string)
+            .collect();
+        e.context(format!(
+            "{description}: lines of container {} and loss lines so far:\n{}",
+            c.name,
+            lines.join("\n")
+        ))
+    })
+}

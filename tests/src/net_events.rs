@@ -12,8 +12,8 @@ use std::net::{IpAddr, SocketAddr};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 
-use crate::daemon::{Daemon, Stopped, EVENT_TIMEOUT};
-use crate::events::{check_fields, container_id, violation_rule};
+use crate::daemon::{Daemon, Stopped};
+use crate::events::{check_fields, container_id, violation_rule, wait_in_container};
 use crate::runtime::Container;
 
 pub const CONN_RULE: &str = "unexpected-connection";
@@ -307,32 +307,14 @@ pub fn is_network(ev: &Value) -> bool {
     ev["kind"].as_str().is_some_and(|k| NET_KINDS.contains(&k))
 }
 
-/// Waits for a line of container `c` that satisfies `matches`; on failure the error lists every
-/// network line of `c` and every loss line so far.
+/// Waits for a line of container `c` that satisfies `matches` (see [`wait_in_container`]).
 pub fn wait_in(
     daemon: &mut Daemon,
     c: &Container,
     description: &str,
-    mut matches: impl FnMut(&Value) -> bool,
+    matches: impl FnMut(&Value) -> bool,
 ) -> Result<Value> {
-    let result = daemon.wait_for(description, EVENT_TIMEOUT, |ev| {
-        container_id(ev) == Some(c.id.as_str()) && matches(ev)
-    });
-    result.map_err(|e| {
-        let lines: Vec<String> = daemon
-            .events()
-            .iter()
-            .filter(|ev| {
-                (container_id(ev) == Some(c.id.as_str()) && is_network(ev)) || ev["kind"] == "loss"
-            })
-            .map(Value::to_string)
-            .collect();
-        e.context(format!(
-            "{description}: network lines of container {} and loss lines so far:\n{}",
-            c.name,
-            lines.join("\n")
-        ))
-    })
+    wait_in_container(daemon, c, description, is_network, matches)
 }
 
 /// Waits for the line of `case` in `c` and checks all its fields.

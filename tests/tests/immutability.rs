@@ -19,7 +19,9 @@ use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 
 use sealwatch_tests::daemon::{Daemon, EVENT_TIMEOUT};
-use sealwatch_tests::events::{check_fields, container_id, is_exec_of, violation_rule};
+use sealwatch_tests::events::{
+    check_fields, container_id, is_exec_of, violation_rule, wait_in_container,
+};
 use sealwatch_tests::image::{EXEC_HELPER, FIXTURE_FILES};
 use sealwatch_tests::runtime::{Container, RunOptions, Runtime};
 use sealwatch_tests::{require_root, unique_name};
@@ -108,30 +110,14 @@ fn check_file_violation(
     Ok(())
 }
 
-/// Waits for an event of container `c` that satisfies `matches`; on failure the error lists every
-/// line of `c` and every loss line so far (the daemon's own tail shows only the last 20 lines).
+/// Waits for a line of container `c` that satisfies `matches` (see [`wait_in_container`]).
 fn wait_in(
     daemon: &mut Daemon,
     c: &Container,
     description: &str,
-    mut matches: impl FnMut(&Value) -> bool,
+    matches: impl FnMut(&Value) -> bool,
 ) -> Result<Value> {
-    let result = daemon.wait_for(description, EVENT_TIMEOUT, |ev| {
-        container_id(ev) == Some(c.id.as_str()) && matches(ev)
-    });
-    result.map_err(|e| {
-        let lines: Vec<String> = daemon
-            .events()
-            .iter()
-            .filter(|ev| container_id(ev) == Some(c.id.as_str()) || ev["kind"] == "loss")
-            .map(Value::to_string)
-            .collect();
-        e.context(format!(
-            "{description}: lines of container {} and loss lines so far:\n{}",
-            c.name,
-            lines.join("\n")
-        ))
-    })
+    wait_in_container(daemon, c, description, |_| true, matches)
 }
 
 /// Waits for an exec event in `c` whose argv is exactly `argv` (any of its lines: an exec that
