@@ -75,11 +75,12 @@ pub fn submit<T: 'static>(lane_id: u32, wakeup: u64, fill: impl FnOnce(&mut T) -
 }
 
 /// Copies the first `len` bytes of a scratch record into the ring (variable-size records).
+/// `wakeup` as for [`submit`].
 #[inline(always)]
-pub fn output_bytes(lane_id: u32, data: *const u8, len: usize) {
+pub fn output_bytes(lane_id: u32, wakeup: u64, data: *const u8, len: usize) {
     // SAFETY: `data` points into a map value of at least `len` bytes (callers clamp `len`).
     let bytes = unsafe { core::slice::from_raw_parts(data, len) };
-    if ring(lane_id).output::<[u8]>(bytes, WAKEUP).is_err() {
+    if ring(lane_id).output::<[u8]>(bytes, wakeup).is_err() {
         count_drop(lane_id);
     }
 }

@@ -16,7 +16,7 @@ use sealwatch_abi::{
 };
 
 use crate::{
-    emit::{count_drop, output_bytes, submit, WAKEUP},
+    emit::{count_drop, output_bytes, paced_wakeup, submit},
     kernel::{
         fd_file, fill_header, inode_layer, is_self, read, read_ptr, task_in_container, walk_path,
         TARGET_FILE,
@@ -229,7 +229,9 @@ fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, makes_executable: bool) -> 
     fixed.name = Blob::default();
     fixed.name2 = Blob::default();
     let len = (FILE_FIXED_SIZE + walk.len).min(core::mem::size_of::<sealwatch_abi::FileEvent>());
-    output_bytes(lane::BULK, record, len);
+    // File lines wait for the critical lane anyway (the pipeline's lane skew of 50 ms): no
+    // need to wake the daemon for each one.
+    output_bytes(lane::BULK, paced_wakeup(), record, len);
     Ok(())
 }
 
@@ -337,7 +339,7 @@ fn report_path_op(
     fixed.header.flags = header_flags;
     let len = (FILE_FIXED_SIZE + off).min(core::mem::size_of::<sealwatch_abi::FileEvent>());
     let _ = NEEDS_RESULT.insert(&pid_tgid, &1, 0);
-    output_bytes(lane::BULK, record, len);
+    output_bytes(lane::BULK, paced_wakeup(), record, len);
     Ok(())
 }
 
@@ -370,7 +372,7 @@ fn report_result(ctx: &TracePointContext) {
     let _ = NEEDS_RESULT.remove(&key);
     let ret = ctx_ret(ctx);
     let task = current_task();
-    submit::<SyscallResult>(lane::BULK, WAKEUP, |result| {
+    submit::<SyscallResult>(lane::BULK, paced_wakeup(), |result| {
         fill_header(&mut result.header, kind::SYSCALL_RESULT, task);
         result.ret = ret;
         Ok(())
