@@ -3,7 +3,7 @@
 //! outside the workload's allowlist is denied (the process sees EPERM) and the thread is marked,
 //! so the syscall's exit reports the connection as blocked: no block is silent.
 use aya_ebpf::{
-    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid},
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, generated as gen},
     macros::cgroup_sock_addr,
     maps::lpm_trie::Key,
     programs::SockAddrContext,
@@ -37,14 +37,40 @@ pub fn block_sendmsg6(ctx: SockAddrContext) -> i32 {
     decide(&ctx, true)
 }
 
+/// cgroup levels searched above the current one for an enforced container cgroup.
+const ANCESTOR_LEVELS: i32 = 16;
+
+/// The workload of the nearest enforced ancestor cgroup of the current task.
+#[inline(always)]
+fn enforced_ancestor() -> Option<u32> {
+    for level in 1..ANCESTOR_LEVELS {
+        // SAFETY: plain helper; 0 means there is no ancestor at that level.
+        let id = unsafe { gen::bpf_get_current_ancestor_cgroup_id(level) };
+        if id == 0 {
+            break;
+        }
+        // SAFETY: the value is copied out at once.
+        if let Some(&workload) = unsafe { BLOCK_WORKLOAD.get(&id) } {
+            return Some(workload);
+        }
+    }
+    None
+}
+
 #[inline(always)]
 fn decide(ctx: &SockAddrContext, v6: bool) -> i32 {
     // SAFETY: plain helper without arguments.
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
     // SAFETY: the value is copied out at once.
-    let Some(&workload) = (unsafe { BLOCK_WORKLOAD.get(&cgroup) }) else {
-        // A cgroup below the container's (a nested one) or one just being torn down.
-        return ALLOW;
+    let workload = match unsafe { BLOCK_WORKLOAD.get(&cgroup) } {
+        Some(&workload) => workload,
+        // A cgroup below the container's (a container that makes its own sub-cgroups): the
+        // hooks run there too, so the enforced ancestor decides.
+        None => match enforced_ancestor() {
+            Some(workload) => workload,
+            // A cgroup just being torn down.
+            None => return ALLOW,
+        },
     };
     let sa = ctx.sock_addr;
     let mut addr = [0u8; 16];
