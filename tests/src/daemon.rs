@@ -33,7 +33,7 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 /// A generous default for [`Daemon::wait_for`]: events normally arrive within milliseconds.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 
-type Lines = Arc<Mutex<Vec<String>>>;
+pub(crate) type Lines = Arc<Mutex<Vec<String>>>;
 
 /// A running daemon.
 pub struct Daemon {
@@ -72,38 +72,69 @@ pub fn daemon_bin() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// A started `sealwatch <subcommand>`: its stdout and stderr are collected line by line by
+/// reader threads, and stderr is also copied to `log_path`.
+pub(crate) struct Spawned {
+    pub(crate) child: Child,
+    /// The command line, for messages.
+    pub(crate) line: String,
+    pub(crate) stdout: Lines,
+    pub(crate) stderr: Lines,
+    pub(crate) readers: Vec<JoinHandle<()>>,
+    pub(crate) log_path: PathBuf,
+}
+
+/// Starts `sealwatch <subcommand> <extra...>` as root, its stderr copied to
+/// `<artifacts>/logs/<log_name>-<pid>-<n>.log`.
+pub(crate) fn spawn(subcommand: &str, extra: &[&str], log_name: &str) -> Result<Spawned> {
+    crate::require_root()?;
+    let bin = daemon_bin()?;
+    let logs = crate::artifacts_dir()?.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let log_path = logs.join(format!("{}.log", crate::unique_name(log_name)));
+    let log =
+        File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let mut command = Command::new(&bin);
+    command
+        .arg(subcommand)
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let line = cmd::describe(&command);
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start `{line}`"))?;
+    let (stdout, stderr): (Lines, Lines) = (Arc::default(), Arc::default());
+    let mut readers = Vec::new();
+    if let Some(pipe) = child.stdout.take() {
+        readers.push(collect_lines(pipe, Arc::clone(&stdout), None));
+    }
+    if let Some(pipe) = child.stderr.take() {
+        readers.push(collect_lines(pipe, Arc::clone(&stderr), Some(log)));
+    }
+    Ok(Spawned {
+        child,
+        line,
+        stdout,
+        stderr,
+        readers,
+        log_path,
+    })
+}
+
 impl Daemon {
     /// Starts `sealwatch run <extra...>` as root and waits until it logs [`READY_MARKER`].
     pub fn start(extra: &[&str]) -> Result<Daemon> {
-        crate::require_root()?;
-        let bin = daemon_bin()?;
-        let logs = crate::artifacts_dir()?.join("logs");
-        std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-        let log_path = logs.join(format!("{}.log", crate::unique_name("daemon")));
-        let log =
-            File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-
-        let mut command = Command::new(&bin);
-        command
-            .arg("run")
-            .args(extra)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let line = cmd::describe(&command);
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("cannot start `{line}`"))?;
-        let stdout: Lines = Arc::default();
-        let stderr: Lines = Arc::default();
-        let mut readers = Vec::new();
-        if let Some(pipe) = child.stdout.take() {
-            readers.push(collect_lines(pipe, Arc::clone(&stdout), None));
-        }
-        if let Some(pipe) = child.stderr.take() {
-            readers.push(collect_lines(pipe, Arc::clone(&stderr), Some(log)));
-        }
+        let Spawned {
+            child,
+            line,
+            stdout,
+            stderr,
+            readers,
+            log_path,
+        } = spawn("run", extra, "daemon")?;
         let mut daemon = Daemon {
             child,
             stdout,
@@ -275,7 +306,7 @@ impl Drop for Daemon {
     }
 }
 
-fn collect_lines<R: std::io::Read + Send + 'static>(
+pub(crate) fn collect_lines<R: std::io::Read + Send + 'static>(
     pipe: R,
     into: Lines,
     mut copy: Option<File>,
@@ -304,7 +335,7 @@ fn collect_lines<R: std::io::Read + Send + 'static>(
     })
 }
 
-fn lock(lines: &Lines) -> std::sync::MutexGuard<'_, Vec<String>> {
+pub(crate) fn lock(lines: &Lines) -> std::sync::MutexGuard<'_, Vec<String>> {
     // A poisoned lock only means a reader thread panicked; the lines are still there.
     lines
         .lock()

@@ -7,20 +7,15 @@
 //! `<target>/sealwatch-tests/logs/learn-<pid>-<n>.log`, and its tail is part of every error. A
 //! [`Learn`] dropped before it finished is killed.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::process::Child;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 
 use crate::cmd;
-use crate::daemon::{daemon_bin, READY_MARKER, READY_TIMEOUT};
-
-type Lines = Arc<Mutex<Vec<String>>>;
+use crate::daemon::{lock, spawn, Lines, Spawned, READY_MARKER, READY_TIMEOUT};
 
 /// A running `sealwatch learn`.
 pub struct Learn {
@@ -42,33 +37,14 @@ pub struct Learned {
 impl Learn {
     /// Starts `sealwatch learn <extra...>` as root and waits until it logs [`READY_MARKER`].
     pub fn start(extra: &[&str]) -> Result<Learn> {
-        crate::require_root()?;
-        let bin = daemon_bin()?;
-        let logs = crate::artifacts_dir()?.join("logs");
-        std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-        let log_path = logs.join(format!("{}.log", crate::unique_name("learn")));
-        let log =
-            File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-        let mut command = Command::new(&bin);
-        command
-            .arg("learn")
-            .args(extra)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let line = cmd::describe(&command);
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("cannot start `{line}`"))?;
-        let (stdout, stderr): (Lines, Lines) = (Arc::default(), Arc::default());
-        let mut readers = Vec::new();
-        if let Some(pipe) = child.stdout.take() {
-            readers.push(collect(pipe, Arc::clone(&stdout), None));
-        }
-        if let Some(pipe) = child.stderr.take() {
-            readers.push(collect(pipe, Arc::clone(&stderr), Some(log)));
-        }
+        let Spawned {
+            child,
+            line,
+            stdout,
+            stderr,
+            readers,
+            log_path,
+        } = spawn("learn", extra, "learn")?;
         let mut learn = Learn {
             child,
             line,
@@ -164,26 +140,4 @@ impl Drop for Learn {
             );
         }
     }
-}
-
-fn collect<R: std::io::Read + Send + 'static>(
-    pipe: R,
-    into: Lines,
-    mut copy: Option<File>,
-) -> JoinHandle<()> {
-    thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if let Some(file) = copy.as_mut() {
-                // The copy is for humans; losing it must not stop the collection.
-                let _ = writeln!(file, "{line}");
-            }
-            lock(&into).push(line);
-        }
-    })
-}
-
-fn lock(lines: &Lines) -> std::sync::MutexGuard<'_, Vec<String>> {
-    // A poisoned lock only means a reader thread panicked; the lines are still there.
-    lines.lock().unwrap_or_else(PoisonError::into_inner)
 }
