@@ -1,9 +1,9 @@
-//! The daemon's own figures, from one sealwatch run under a ramp of paced exec generators:
-//! drops per lane at each rate (the generator knows the true count), the highest rate without a
-//! critical-lane drop, CPU per delivered line, peak RSS, and latency from the exec to the line.
-//!
-//! CPU is utime+stime of the daemon (all threads) from /proc/PID/stat around each step, per line
-//! read in the same window (all of the node's exec lines, not only the generator's).
+//! The daemon's own figures, from one sealwatch run: first under a ramp of paced exec
+//! generators, then under the container connect/accept loop flat out (`daemon_storm.rs`): drops
+//! per lane at each rate (the generators know the true count), the highest rate without a
+//! critical-lane drop, CPU per delivered line (`daemon_spent.rs`), peak RSS (the whole life's
+//! VmHWM and the highest VmRSS sampled under load, `rss_sampler.rs`), and latency from the exec
+//! to the line.
 //!
 //! Each generated exec is `loadgen exit <tag>-<proc>-<i>`, a static binary that exits at once;
 //! the generator stamps CLOCK_REALTIME just before each vfork, the harness's stdout reader stamps
@@ -15,17 +15,21 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 
+use super::container::BenchContainer;
+use super::daemon_spent::Spent;
+use super::daemon_storm::{run_storm, StormStep, EVENTS_PER_ITERATION, LINES_PER_ITERATION};
 use super::loadgen::{parse_spawned, spawn_command};
 use super::output::Loss;
 use super::procfs;
 use super::rounds::{fmt_elapsed, fmt_ns};
+use super::rss_sampler::RssSampler;
 use super::stats::percentile;
 use super::tracers::{Config, Env, Tracer};
 
 /// Kernel events per generated spawn: sched_process_fork, sched_process_exec, sched_process_exit.
 pub const EVENTS_PER_SPAWN: u64 = 3;
 
-/// One rate step. `rate` 0 means as fast as the generators go.
+/// One rate step of the exec ramp. `rate` 0 means as fast as the generators go.
 #[derive(Debug, Clone)]
 pub struct Step {
     pub rate: u64,
@@ -40,11 +44,8 @@ pub struct Step {
     /// p50, p99 in ns: the event's `time` (tracepoint, boot clock mapped to wall clock by the
     /// daemon) → line read.
     pub tracepoint_to_line: Option<(f64, f64)>,
-    /// Daemon CPU (utime+stime) during the step, and all lines read in the same window.
-    pub cpu_ns: u64,
-    pub lines: u64,
-    /// Context switches of the daemon's threads during the step.
-    pub switches: Option<u64>,
+    /// What the daemon spent around the step.
+    pub spent: Spent,
 }
 
 impl Step {
@@ -52,29 +53,86 @@ impl Step {
         self.generated as f64 / self.seconds.max(1e-9)
     }
 
-    /// Daemon CPU per JSON line read during the step.
-    pub fn cpu_per_line(&self) -> Option<f64> {
-        (self.lines > 0).then(|| self.cpu_ns as f64 / self.lines as f64)
+    /// `exec ramp, 1000 exec/s asked, 1 gen.`.
+    fn label(&self) -> String {
+        let rate = if self.rate == 0 {
+            "max".into()
+        } else {
+            self.rate.to_string()
+        };
+        format!("exec ramp, {rate} exec/s asked, {} gen.", self.procs)
     }
+}
+
+/// A step of either kind, as the targets judge it.
+#[derive(Debug, Clone)]
+pub struct Rate<'a> {
+    pub label: String,
+    /// Kernel events the generators caused per second.
+    pub events_per_s: f64,
+    /// All lines the daemon printed per second of the step.
+    pub lines_per_s: f64,
+    /// Kernel events the generators caused in the step.
+    pub events: u64,
+    /// Kernel events per generator line: 3 for an exec (fork, exec, exit), 1 for a connect or
+    /// an accept.
+    pub events_per_line: u64,
+    pub loss: Loss,
+    pub spent: &'a Spent,
 }
 
 #[derive(Debug, Default)]
 pub struct DaemonFigures {
     pub steps: Vec<Step>,
+    /// The connect/accept steps, after the ramp.
+    pub storm: Vec<StormStep>,
     /// Kernel events the daemon handled in its whole life (its `events=` at stop).
     pub events: Option<u64>,
-    /// Peak resident set (VmHWM), KiB, and what is resident at the end, by kind of mapping.
+    /// Peak resident set of the whole life, start-up included (VmHWM), KiB.
     pub vm_hwm_kib: Option<u64>,
+    /// The highest VmRSS sampled (every 100 ms) from the first load step to the last, KiB.
+    pub rss_under_load_kib: Option<u64>,
+    /// What is resident at the end, by kind of mapping.
     pub rss_parts_kib: Vec<(&'static str, u64)>,
 }
 
+impl Rate<'_> {
+    /// All daemon CPU of the step over the kernel events the generators caused (an upper bound:
+    /// it includes the node's other events in that window).
+    pub fn cpu_per_event(&self) -> Option<f64> {
+        (self.events > 0).then(|| self.spent.cpu_ns as f64 / self.events as f64)
+    }
+}
+
 impl DaemonFigures {
+    /// Every step, exec ramp first, then the connect storm.
+    pub fn rates(&self) -> Vec<Rate<'_>> {
+        let exec = self.steps.iter().map(|s| Rate {
+            label: s.label(),
+            events_per_s: s.exec_rate() * EVENTS_PER_SPAWN as f64,
+            lines_per_s: s.spent.lines as f64 / s.seconds.max(1e-9),
+            events: s.generated * EVENTS_PER_SPAWN,
+            events_per_line: EVENTS_PER_SPAWN,
+            loss: s.loss,
+            spent: &s.spent,
+        });
+        let storm = self.storm.iter().map(|s| Rate {
+            label: format!("connect storm, {} gen.", s.procs),
+            events_per_s: s.events_per_s(),
+            lines_per_s: s.spent.lines as f64 / s.seconds.max(1e-9),
+            events: s.iterations * EVENTS_PER_ITERATION,
+            events_per_line: EVENTS_PER_ITERATION / LINES_PER_ITERATION,
+            loss: s.loss,
+            spent: &s.spent,
+        });
+        exec.chain(storm).collect()
+    }
+
     /// The step that judges CPU per event: the busiest one (most lines per second).
-    pub fn busiest(&self) -> Option<&Step> {
-        self.steps.iter().max_by(|a, b| {
-            let rate = |s: &Step| s.lines as f64 / s.seconds.max(1e-9);
-            rate(a).total_cmp(&rate(b))
-        })
+    pub fn busiest(&self) -> Option<Rate<'_>> {
+        self.rates()
+            .into_iter()
+            .max_by(|a, b| a.lines_per_s.total_cmp(&b.lines_per_s))
     }
 }
 
@@ -87,28 +145,32 @@ fn ramp(quick: bool) -> Vec<(u64, u64)> {
     }
 }
 
-pub fn run(env: &Env, quick: bool, started: Instant) -> Result<DaemonFigures> {
+/// Generator processes of the connect storm steps.
+const STORM_PROCS: [u64; 2] = [1, 2];
+
+pub fn run(
+    env: &Env,
+    container: &BenchContainer,
+    quick: bool,
+    started: Instant,
+) -> Result<DaemonFigures> {
     let secs = if quick { 1 } else { 3 };
     let tracer = Tracer::start(Config::Sealwatch, env, "daemon")?
         .context("sealwatch is not the baseline")?;
     let pid = tracer.pid();
     let tick = procfs::clock_ticks_per_second();
     let mut figures = DaemonFigures::default();
+    let rss = RssSampler::start(pid)?;
     for (index, (rate, procs)) in ramp(quick).into_iter().enumerate() {
         let per_proc = if rate == 0 {
             2000 * secs / procs
         } else {
             rate * secs / procs
         };
-        let cpu_before = procfs::cpu_ticks(pid)?;
-        let switches_before = procfs::context_switches(pid);
-        let lines_before = tracer.lines();
-        let mut step = run_step(env, &tracer, index, rate, procs, per_proc)?;
-        step.cpu_ns = procfs::cpu_ticks(pid)?.saturating_sub(cpu_before) * 1_000_000_000 / tick;
-        step.lines = tracer.lines().saturating_sub(lines_before);
-        step.switches = procfs::context_switches(pid)
-            .zip(switches_before)
-            .map(|(after, before)| after.saturating_sub(before));
+        let (mut step, spent) = Spent::measure(&tracer, tick, || {
+            run_step(env, &tracer, index, rate, procs, per_proc)
+        })?;
+        step.spent = spent;
         println!(
             "[bench {}] daemon · {} exec/s asked, {:.0}/s made · {} of {} lines · lost critical {} bulk {} output {} · CPU {} per line",
             fmt_elapsed(started),
@@ -119,7 +181,7 @@ pub fn run(env: &Env, quick: bool, started: Instant) -> Result<DaemonFigures> {
             step.loss.kernel_critical,
             step.loss.kernel_bulk,
             step.loss.output,
-            step.cpu_per_line().map_or("-".into(), fmt_ns),
+            step.spent.per_line().map_or("-".into(), fmt_ns),
         );
         let dropped = step.loss.kernel_critical > 0;
         figures.steps.push(step);
@@ -127,6 +189,26 @@ pub fn run(env: &Env, quick: bool, started: Instant) -> Result<DaemonFigures> {
             break;
         }
     }
+    for procs in STORM_PROCS {
+        let (mut step, spent) = Spent::measure(&tracer, tick, || {
+            run_storm(container, &tracer, procs, Duration::from_secs(secs))
+        })?;
+        step.spent = spent;
+        println!(
+            "[bench {}] daemon · connect storm, {procs} gen. · {} iterations, {:.0} kernel events/s · {} of {} lines · lost critical {} bulk {} output {} · CPU {} per line",
+            fmt_elapsed(started),
+            step.iterations,
+            step.events_per_s(),
+            step.received_lines(),
+            step.expected(),
+            step.loss.kernel_critical,
+            step.loss.kernel_bulk,
+            step.loss.output,
+            step.spent.per_line().map_or("-".into(), fmt_ns),
+        );
+        figures.storm.push(step);
+    }
+    figures.rss_under_load_kib = rss.stop();
     figures.vm_hwm_kib = procfs::status_kib(pid, "VmHWM");
     figures.rss_parts_kib = procfs::rss_by_mapping(pid);
     let seen = tracer.stop()?;
@@ -211,8 +293,6 @@ fn run_step(
         loss: seen.loss.since(&loss_before),
         syscall_to_line: p50_p99(&syscall),
         tracepoint_to_line: p50_p99(&tracepoint),
-        cpu_ns: 0,
-        lines: 0,
-        switches: None,
+        spent: Spent::default(),
     })
 }

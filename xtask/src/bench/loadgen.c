@@ -20,6 +20,10 @@
  *                           CLOCK_REALTIME just before the i-th vfork) for every child, then
  *                           `spawned N NANOSECONDS`
  *   loadgen exit ...        exits 0 at once (the spawned child)
+ *   loadgen tcp-until START END  the tcp loop as fast as it goes, from CLOCK_REALTIME START ns (it
+ *                           sleeps until then, so generators started apart begin together) to END
+ *                           ns; prints `storm ITERATIONS FIRST_NS LAST_NS PORT`: the real start
+ *                           and end of its loop (CLOCK_REALTIME) and the port it listened on
  *   loadgen floor HOOK...   loads one empty program (`return 0`) per hook and attaches it: a
  *                           plain NAME is a raw tracepoint (BPF_PROG_TYPE_RAW_TRACEPOINT, the path
  *                           tp_btf programs take too), CATEGORY/NAME a classic tracepoint
@@ -106,26 +110,57 @@ static void fork_exec_loop(const char *path, long n) {
     }
 }
 
-static void tcp_loop(long n) {
+/* A listening socket on 127.0.0.1 (an ephemeral port); its address in `addr`. */
+static int tcp_listener(struct sockaddr_in *addr) {
     int ls = socket(AF_INET, SOCK_STREAM, 0);
     if (ls < 0) die("socket");
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof addr;
-    if (bind(ls, (struct sockaddr *)&addr, sizeof addr) < 0) die("bind");
+    *addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof *addr;
+    if (bind(ls, (struct sockaddr *)addr, sizeof *addr) < 0) die("bind");
     if (listen(ls, 128) < 0) die("listen");
-    if (getsockname(ls, (struct sockaddr *)&addr, &len) < 0) die("getsockname");
-    struct linger reset = {.l_onoff = 1, .l_linger = 0};
-    for (long i = 0; i < n; i++) {
-        int c = socket(AF_INET, SOCK_STREAM, 0);
-        if (c < 0) die("socket");
-        if (connect(c, (struct sockaddr *)&addr, sizeof addr) < 0) die("connect");
-        int a = accept(ls, NULL, NULL);
-        if (a < 0) die("accept");
-        setsockopt(c, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-        close(c);
-        close(a);
+    if (getsockname(ls, (struct sockaddr *)addr, &len) < 0) die("getsockname");
+    return ls;
+}
+
+/* One iteration: socket + connect + accept + close (the client resets: no TIME_WAIT). */
+static void tcp_once(int ls, const struct sockaddr_in *addr) {
+    static const struct linger reset = {.l_onoff = 1, .l_linger = 0};
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    if (c < 0) die("socket");
+    if (connect(c, (const struct sockaddr *)addr, sizeof *addr) < 0) die("connect");
+    int a = accept(ls, NULL, NULL);
+    if (a < 0) die("accept");
+    setsockopt(c, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    close(c);
+    close(a);
+}
+
+static void tcp_loop(long n) {
+    struct sockaddr_in addr;
+    int ls = tcp_listener(&addr);
+    for (long i = 0; i < n; i++) tcp_once(ls, &addr);
+    close(ls);
+}
+
+static int tcp_until(uint64_t start, uint64_t end) {
+    struct sockaddr_in addr;
+    int ls = tcp_listener(&addr);
+    struct timespec ts = {.tv_sec = (time_t)(start / 1000000000ull),
+                          .tv_nsec = (long)(start % 1000000000ull)};
+    while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+    }
+    uint64_t first = now_ns(CLOCK_REALTIME);
+    uint64_t last = first;
+    long n = 0;
+    while (last < end) {
+        tcp_once(ls, &addr);
+        n++;
+        last = now_ns(CLOCK_REALTIME);
     }
     close(ls);
+    printf("storm %ld %llu %llu %u\n", n, (unsigned long long)first, (unsigned long long)last,
+           (unsigned)ntohs(addr.sin_port));
+    return 0;
 }
 
 static void getppid_loop(long n) {
@@ -292,6 +327,13 @@ int main(int argc, char **argv) {
             return 2;
         }
         return spawn(count_arg(argv[2]), count_arg(argv[3]), argv[4]);
+    }
+    if (strcmp(argv[1], "tcp-until") == 0) {
+        if (argc != 4) {
+            fprintf(stderr, "usage: loadgen tcp-until START_NS END_NS\n");
+            return 2;
+        }
+        return tcp_until((uint64_t)strtoull(argv[2], NULL, 10), (uint64_t)strtoull(argv[3], NULL, 10));
     }
     int i = 1;
     long chunks = 1;

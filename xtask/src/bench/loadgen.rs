@@ -131,6 +131,46 @@ pub fn parse_spawned(stdout: &str) -> Result<Spawned> {
     Ok(spawned)
 }
 
+/// What one `loadgen tcp-until` process did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Storm {
+    pub iterations: u64,
+    /// CLOCK_REALTIME ns of its loop's start and end.
+    pub first_unix_ns: u64,
+    pub last_unix_ns: u64,
+    /// The port it listened on: the `dport` of its connect and accept lines.
+    pub port: u16,
+}
+
+/// `loadgen tcp-until START_NS END_NS` (its loop runs from START to END, CLOCK_REALTIME).
+pub fn storm_args(start_unix_ns: u64, end_unix_ns: u64) -> Vec<String> {
+    vec![
+        "tcp-until".into(),
+        start_unix_ns.to_string(),
+        end_unix_ns.to_string(),
+    ]
+}
+
+/// Parses the `storm ITERATIONS FIRST_NS LAST_NS PORT` line.
+pub fn parse_storm(stdout: &str) -> Result<Storm> {
+    for line in stdout.lines() {
+        if let ["storm", n, first, last, port] =
+            line.split_whitespace().collect::<Vec<_>>().as_slice()
+        {
+            return Ok(Storm {
+                iterations: n.parse()?,
+                first_unix_ns: first.parse()?,
+                last_unix_ns: last.parse()?,
+                port: port.parse()?,
+            });
+        }
+    }
+    bail!(
+        "the tcp generator printed no `storm` line: {}",
+        stdout.trim()
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
@@ -147,5 +187,16 @@ mod tests {
         assert_eq!(s.stamps, vec![(0, 10), (1, 20)]);
         assert_eq!((s.count, s.nanos), (2, 500));
         assert!(parse_spawned("t 0 10\n").is_err());
+        let storm = parse_storm("storm 17575 100 300 54401\n").unwrap();
+        assert_eq!(
+            storm,
+            Storm {
+                iterations: 17575,
+                first_unix_ns: 100,
+                last_unix_ns: 300,
+                port: 54401
+            }
+        );
+        assert!(parse_storm("result tcp 1 2 3\n").is_err());
     }
 }

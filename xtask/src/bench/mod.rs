@@ -4,17 +4,24 @@
 //! - `workloads.rs`: the workloads and their targets; `loadgen.c`/`loadgen.rs`: the generator.
 //! - `tracers.rs`: the configurations, each tracer's start/ready/stop; `output.rs`: reading them.
 //! - `container.rs`: the bench container; `rounds.rs`: the interleaved rounds.
-//! - `daemon.rs`: the daemon's own figures; `stats.rs`: medians and ratios; `report.rs`: markdown.
+//! - `daemon.rs`: the daemon's own figures (exec ramp), `daemon_storm.rs` (connect storm),
+//!   `daemon_spent.rs` (its CPU per step), `rss_sampler.rs` (its RSS under load),
+//!   `daemon_report.rs`/`daemon_tables.rs` (their markdown).
+//! - `stats.rs`: medians and ratios; `report.rs`: markdown.
 
 mod container;
 mod daemon;
 mod daemon_report;
+mod daemon_spent;
+mod daemon_storm;
+mod daemon_tables;
 mod hooks;
 mod loadgen;
 mod output;
 mod procfs;
 mod report;
 mod rounds;
+mod rss_sampler;
 mod stats;
 mod tracers;
 mod workloads;
@@ -39,7 +46,8 @@ pub struct BenchArgs {
     quick: bool,
     /// Only these workloads (repeat or comma-separate): open-ro-host, open-ro-container,
     /// open-write-image, open-write-new, fork-exec, tcp-connect, tcp-connect-container, getppid,
-    /// daemon. Writes target/bench/BENCHMARKS.partial.md instead of BENCHMARKS.md.
+    /// daemon (the daemon figures alone: exec ramp and connect storm, about a minute). Writes
+    /// target/bench/BENCHMARKS.partial.md instead of BENCHMARKS.md.
     #[arg(long, value_name = "WORKLOAD")]
     only: Vec<String>,
     /// Rounds per configuration (default 5, or 2 with --quick).
@@ -101,7 +109,8 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let loadgen = loadgen::build(&work)?;
     std::fs::write(workloads::HOST_OPEN_FILE, b"sealwatch bench\n")
         .with_context(|| format!("creating {}", workloads::HOST_OPEN_FILE))?;
-    let container = if workloads.iter().any(|w| w.place == Place::Container) {
+    // The daemon figures' connect storm runs in the bench container too.
+    let container = if with_daemon || workloads.iter().any(|w| w.place == Place::Container) {
         say(started, "starting the bench container");
         Some(BenchContainer::start(&loadgen, &work)?)
     } else {
@@ -162,13 +171,17 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         ),
     );
     let samples = rounds::run(&plan, &env, started)?;
-    drop(container);
-    let daemon = if with_daemon {
-        say(started, "daemon figures: one sealwatch under an exec ramp");
-        Some(daemon::run(&env, args.quick, started)?)
-    } else {
-        None
+    let daemon = match &container {
+        Some(container) if with_daemon => {
+            say(
+                started,
+                "daemon figures: one sealwatch under an exec ramp, then a connect storm",
+            );
+            Some(daemon::run(&env, container, args.quick, started)?)
+        }
+        _ => None,
     };
+    drop(container);
 
     let partial = args.quick || !args.only.is_empty();
     let mode = format!(
@@ -206,15 +219,16 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--metrics-addr none` if this sealwatch has the flag: several daemons (tests, other benches)
-/// may run on the machine, and the metrics port is not what is measured.
+/// `--metrics-addr none` and `--tail-socket none` where this sealwatch has the flags: several
+/// daemons (tests, other benches) may run on the machine, and neither endpoint is what is
+/// measured.
 fn sealwatch_args(bin: &std::path::Path) -> Vec<String> {
     let help = cmd::probe(Command::new(bin).args(["run", "--help"])).unwrap_or_default();
-    if help.contains("--metrics-addr") {
-        vec!["--metrics-addr".into(), "none".into()]
-    } else {
-        Vec::new()
-    }
+    ["--metrics-addr", "--tail-socket"]
+        .into_iter()
+        .filter(|flag| help.contains(flag))
+        .flat_map(|flag| [flag.to_owned(), "none".to_owned()])
+        .collect()
 }
 
 /// `12 (sched_process_exec, syscalls/sys_enter_openat, ...)`, compact.

@@ -1,6 +1,7 @@
 //! Reading what a tracer prints, as it prints it: stdout lines are consumed and counted (a real
 //! consumer, so a tracer never blocks on a full pipe), `loss` lines of sealwatch are summed per
-//! lane, exec lines carrying a bench marker are stamped with the wall-clock time they were read;
+//! lane, exec lines carrying a bench marker are stamped with the wall-clock time they were read,
+//! connect and accept lines are counted by destination port when asked;
 //! stderr goes to a log file and is watched for the "attached and ready" signal.
 
 use std::collections::HashMap;
@@ -57,6 +58,13 @@ pub struct Mark {
     pub event_unix_ns: Option<u64>,
 }
 
+/// Connect and accept lines of one destination port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetLines {
+    pub connect: u64,
+    pub accept: u64,
+}
+
 /// What has been seen so far on a tracer's streams.
 #[derive(Debug, Default)]
 pub struct Seen {
@@ -66,6 +74,10 @@ pub struct Seen {
     /// Exec lines whose args carry `<tag>-<key>` are recorded under `key`.
     pub tag: Option<String>,
     pub marks: HashMap<String, Mark>,
+    /// While set, connect and accept lines are counted by `network.dport` in `net_lines` (the
+    /// listener's port for both: the connect's peer, the accept's own end).
+    pub count_net: bool,
+    pub net_lines: HashMap<u16, NetLines>,
     /// (sensor, program) from the daemon's debug log.
     pub attached: Vec<(String, String)>,
     /// `events=N` from the daemon's last log line.
@@ -141,6 +153,15 @@ pub fn read_stdout(
                         seen.loss.decode += loss.decode;
                         seen.loss.output += loss.output;
                     }
+                    if seen.count_net {
+                        if let Some((kind, port)) = parse_net(&line) {
+                            let count = seen.net_lines.entry(port).or_default();
+                            match kind {
+                                NetKind::Connect => count.connect += 1,
+                                NetKind::Accept => count.accept += 1,
+                            }
+                        }
+                    }
                     if let Some(tag) = &seen.tag {
                         if let Some((key, event_unix_ns)) = parse_mark(&line, tag) {
                             seen.marks.insert(
@@ -215,6 +236,25 @@ fn parse_loss(line: &str) -> Option<Loss> {
         decode: json_u64(line, "decode").unwrap_or(0),
         output: json_u64(line, "output").unwrap_or(0),
     })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NetKind {
+    Connect,
+    Accept,
+}
+
+/// The kind and `network.dport` of a connect or accept line.
+fn parse_net(line: &str) -> Option<(NetKind, u16)> {
+    let kind = if line.contains("\"kind\":\"connect\"") {
+        NetKind::Connect
+    } else if line.contains("\"kind\":\"accept\"") {
+        NetKind::Accept
+    } else {
+        return None;
+    };
+    let port = json_u64(line, "dport")?;
+    Some((kind, u16::try_from(port).ok()?))
 }
 
 /// `(key, event time)` for an exec line with an argument `<tag>-<key>`.
@@ -305,6 +345,17 @@ mod tests {
         let loss = parse_loss(line).unwrap();
         assert_eq!((loss.kernel_critical, loss.decode, loss.output), (3, 1, 7));
         assert!(parse_loss(r#"{"kind":"exec"}"#).is_none());
+    }
+
+    #[test]
+    fn connect_and_accept_by_port() {
+        let connect = r#"{"kind":"connect","process":{"args":["lg"]},"network":{"protocol":"tcp","sport":49702,"dst":"127.0.0.1","dport":45783}}"#;
+        let accept = r#"{"kind":"accept","network":{"sport":49702,"dport":45783}}"#;
+        let listen = r#"{"kind":"listen","network":{"sport":45783,"dst":null,"dport":null}}"#;
+        assert_eq!(parse_net(connect), Some((NetKind::Connect, 45783)));
+        assert_eq!(parse_net(accept), Some((NetKind::Accept, 45783)));
+        assert_eq!(parse_net(listen), None);
+        assert_eq!(parse_net(r#"{"kind":"exec"}"#), None);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 
 use super::daemon::DaemonFigures;
-use super::daemon_report::{daemon_table, daemon_targets};
+use super::daemon_report::daemon_targets;
+use super::daemon_tables::daemon_tables;
 use super::hooks::Hook;
 use super::rounds::{fmt_ns, Metric, Samples};
 use super::stats::{median, range};
@@ -79,7 +80,7 @@ impl Report<'_> {
         self.targets(&mut md);
         self.overhead(&mut md);
         if let Some(daemon) = self.daemon {
-            daemon_table(&mut md, daemon);
+            daemon_tables(&mut md, daemon);
         }
         self.legend(&mut md);
         md
@@ -308,7 +309,8 @@ const METHOD: &[&str] = &[
     "Each workload is a loop in a static C generator (`xtask/src/bench/loadgen.c`) that times only its own loop with CLOCK_MONOTONIC; process and container start-up are not measured. Container workloads run via `podman exec` in one long-lived container (runc, busybox test image, generator bind-mounted read-only).",
     "In each round every configuration runs once as a session: its workloads with nothing attached, then with the tracer attached (the other way round in odd rounds). A tracer counts as attached when sealwatch logs `sealwatch ready` (+0.3 s), bpftrace prints `Attaching` (+1 s), execsnoop/opensnoop print their header (+0.5 s), the floor prints `floor attached` (+0.2 s); it is stopped with SIGINT after its workloads. The order of configurations rotates every round.",
     "The floor attaches `return 0` programs to every hook sealwatch holds (read from its BPF links): BPF_PROG_TYPE_RAW_TRACEPOINT where sealwatch has tp_btf programs (both run through the kernel's bpf_trace_run path), BPF_PROG_TYPE_TRACEPOINT on a perf event where it has classic tracepoint programs. So the floor is the cost of the hooks themselves. bpftrace 0.17 has no rawtracepoint probes, so the generator loads the floor with the bpf() syscall.",
-    "Daemon figures: paced `vfork`+`exec` of the static generator (one JSON line and three kernel events each: fork, exec, exit). Latency `tracepoint→line` uses the event's own `time` (boot clock mapped to wall clock once at daemon start); `syscall→line` starts just before vfork, so it includes the exec syscall itself (about a millisecond of kernel work on this VM before the tracepoint fires). Both end when the harness's reader reads the line from the daemon's stdout pipe (CLOCK_REALTIME in both processes; an NTP step during the run would distort it).",
-    "Daemon CPU is utime+stime of all its threads from /proc/PID/stat (10 ms ticks) around each step, divided by the lines read in the same window (every exec on the node, not only the generator's). Peak RSS is VmHWM from /proc/PID/status.",
+    "Daemon figures: one sealwatch run, first under an exec ramp, then under a connect storm. Exec ramp: paced `vfork`+`exec` of the static generator (one JSON line and three kernel events each: fork, exec, exit). Latency `tracepoint→line` uses the event's own `time` (boot clock mapped to wall clock once at daemon start); `syscall→line` starts just before vfork, so it includes the exec syscall itself (about a millisecond of kernel work on this VM before the tracepoint fires). Both end when the harness's reader reads the line from the daemon's stdout pipe (CLOCK_REALTIME in both processes; an NTP step during the run would distort it).",
+    "Connect storm: `loadgen tcp-until` in the bench container (via `podman exec`), the `tcp-connect-container` loop as fast as it goes for a fixed time, one then two processes told a common CLOCK_REALTIME start; two kernel records (connect exit, accept exit) and two JSON lines per iteration. Kernel events/s are the generators' iterations times two over the time from the first generator's start to the last one's end.",
+    "Daemon CPU is utime+stime of all its threads from /proc/PID/stat (10 ms ticks) around each step, divided by the lines read in the same window (every line on the node, not only the generator's); per kernel event is all of its CPU in the step over the kernel events the generators caused (3 per exec: fork, exec, exit; 2 per connect/accept iteration), an upper bound. Peak RSS under load is the highest VmRSS of /proc/PID/status sampled every 100 ms from the first step to the last; VmHWM (the whole life's peak, start-up included) is shown beside it.",
     "Each overhead figure per round is the fastest of the run's 5 back-to-back chunks (load from other builds only ever adds time); the table shows the median over rounds.",
 ];

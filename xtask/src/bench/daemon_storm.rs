@@ -1,0 +1,168 @@
+//! The daemon's high-rate steps: the container TCP connect/accept loop of the
+//! `tcp-connect-container` workload (`loadgen tcp-until`, via `podman exec` in the bench
+//! container), flat out, with one and then two generator processes.
+//!
+//! Every iteration is one connect and one accept in a container task, so two kernel records
+//! (ebpf/probes/src/net.rs: the sys_exit_connect and sys_exit_accept programs each submit one
+//! NetEvent to the critical lane; sys_enter_connect only stashes the address in a map; socket,
+//! setsockopt and close are not traced) and two JSON lines (kind `connect` and `accept`, both
+//! with the generator's listening port as `network.dport`: that is how its lines are counted).
+//!
+//! The generators are told a common CLOCK_REALTIME start a little ahead ([`LEAD`], for
+//! `podman exec` to start them) and end; the step's duration is from the first generator's real
+//! start to the last one's end.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+
+use super::container::BenchContainer;
+use super::daemon_spent::Spent;
+use super::loadgen::{parse_storm, storm_args, Storm};
+use super::output::{unix_ns_now, Loss, NetLines};
+use super::tracers::Tracer;
+
+/// Kernel records per iteration: connect exit and accept exit.
+pub const EVENTS_PER_ITERATION: u64 = 2;
+/// JSON lines per iteration: `connect` and `accept`.
+pub const LINES_PER_ITERATION: u64 = 2;
+/// Time for `podman exec` to start the generators before their common start.
+const LEAD: Duration = Duration::from_millis(1500);
+/// A generator that began this much after the common start is reported as late.
+const LATE_NS: u64 = 50_000_000;
+
+/// One flat-out step.
+#[derive(Debug, Clone, Default)]
+pub struct StormStep {
+    pub procs: u64,
+    pub iterations: u64,
+    /// From the first generator's start to the last one's end.
+    pub seconds: f64,
+    /// The generators' connect and accept lines read back (matched by port).
+    pub received: NetLines,
+    pub loss: Loss,
+    /// Generators that began later than [`LATE_NS`] after the common start.
+    pub late: u64,
+    /// Filled in by the caller, which measures around the whole step.
+    pub spent: Spent,
+}
+
+impl StormStep {
+    pub fn expected(&self) -> u64 {
+        self.iterations * LINES_PER_ITERATION
+    }
+
+    pub fn received_lines(&self) -> u64 {
+        self.received.connect + self.received.accept
+    }
+
+    pub fn iterations_per_s(&self) -> f64 {
+        self.iterations as f64 / self.seconds.max(1e-9)
+    }
+
+    pub fn events_per_s(&self) -> f64 {
+        self.iterations_per_s() * EVENTS_PER_ITERATION as f64
+    }
+}
+
+/// Runs `procs` generators in the container for `run` and counts what the daemon printed.
+pub fn run_storm(
+    container: &BenchContainer,
+    tracer: &Tracer,
+    procs: u64,
+    run: Duration,
+) -> Result<StormStep> {
+    let loss_before = {
+        let mut seen = tracer.watch.lock();
+        seen.count_net = true;
+        seen.net_lines.clear();
+        seen.loss
+    };
+    let start = unix_ns_now() + LEAD.as_nanos() as u64;
+    let end = start + run.as_nanos() as u64;
+    let children: Vec<Child> = (0..procs)
+        .map(|_| {
+            container
+                .loadgen(&storm_args(start, end))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("starting the tcp generator (podman exec)")
+        })
+        .collect::<Result<_>>()?;
+    let mut storms: Vec<Storm> = Vec::new();
+    for child in children {
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "the tcp generator failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        storms.push(parse_storm(&String::from_utf8_lossy(&out.stdout))?);
+    }
+    let of_port = |port: u16| {
+        let seen = tracer.watch.lock();
+        seen.net_lines.get(&port).copied().unwrap_or_default()
+    };
+    // Lines may trail the generators: wait for all (or give up), then a loss tick (100 ms).
+    let waiting = Instant::now();
+    while waiting.elapsed() < Duration::from_secs(5) {
+        let all = storms.iter().all(|s| {
+            let got = of_port(s.port);
+            got.connect + got.accept >= s.iterations * LINES_PER_ITERATION
+        });
+        if all {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut seen = tracer.watch.lock();
+    seen.count_net = false;
+    let mut received = NetLines::default();
+    for storm in &storms {
+        let got = seen.net_lines.get(&storm.port).copied().unwrap_or_default();
+        received.connect += got.connect;
+        received.accept += got.accept;
+    }
+    let first = storms.iter().map(|s| s.first_unix_ns).min().unwrap_or(0);
+    let last = storms.iter().map(|s| s.last_unix_ns).max().unwrap_or(0);
+    Ok(StormStep {
+        procs,
+        iterations: storms.iter().map(|s| s.iterations).sum(),
+        seconds: last.saturating_sub(first) as f64 / 1e9,
+        received,
+        loss: seen.loss.since(&loss_before),
+        late: storms
+            .iter()
+            .filter(|s| s.first_unix_ns > start + LATE_NS)
+            .count() as u64,
+        spent: Spent::default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_and_counts() {
+        let step = StormStep {
+            procs: 2,
+            iterations: 30_000,
+            seconds: 3.0,
+            received: NetLines {
+                connect: 30_000,
+                accept: 29_999,
+            },
+            ..StormStep::default()
+        };
+        assert_eq!(step.expected(), 60_000);
+        assert_eq!(step.received_lines(), 59_999);
+        assert!((step.events_per_s() - 20_000.0).abs() < 1e-6);
+    }
+}

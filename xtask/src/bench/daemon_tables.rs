@@ -1,0 +1,128 @@
+//! The daemon's step tables: the exec ramp and the connect storm.
+
+use std::fmt::Write as _;
+
+use super::daemon::{DaemonFigures, EVENTS_PER_SPAWN};
+use super::daemon_spent::{fmt_ratio, Spent};
+use super::daemon_storm::{EVENTS_PER_ITERATION, LINES_PER_ITERATION};
+use super::rounds::fmt_ns;
+
+fn per_line(spent: &Spent) -> String {
+    spent.per_line().map_or("-".into(), fmt_ns)
+}
+
+fn switches(spent: &Spent) -> String {
+    spent.switches_per_line().map_or("-".into(), fmt_ratio)
+}
+
+pub fn daemon_tables(md: &mut String, d: &DaemonFigures) {
+    exec_table(md, d);
+    storm_table(md, d);
+    let mib = |k: Option<u64>| k.map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+    let _ = writeln!(
+        md,
+        "The daemon handled {} kernel events in its life (its own count at stop). Peak RSS under \
+         load (the highest VmRSS sampled every 100 ms during the steps above): {}; over its whole \
+         life, start-up included (VmHWM): {}.\n",
+        d.events.map_or("?".into(), |e| e.to_string()),
+        mib(d.rss_under_load_kib),
+        mib(d.vm_hwm_kib),
+    );
+}
+
+fn exec_table(md: &mut String, d: &DaemonFigures) {
+    let _ = writeln!(md, "## Daemon under an exec ramp\n");
+    let _ = writeln!(
+        md,
+        "| exec/s asked | made exec/s | ≈ kernel events/s | generated | marked lines received | lost critical | lost bulk | lost decode | lost output | tracepoint→line p50 / p99 | syscall→line p50 / p99 | daemon CPU per line | context switches per line |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for s in &d.steps {
+        let pair = |p: Option<(f64, f64)>| {
+            p.map_or("-".into(), |(a, b)| {
+                format!("{} / {}", fmt_ns(a), fmt_ns(b))
+            })
+        };
+        let _ = writeln!(
+            md,
+            "| {} ({} gen.) | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            if s.rate == 0 {
+                "max".into()
+            } else {
+                s.rate.to_string()
+            },
+            s.procs,
+            s.exec_rate(),
+            s.exec_rate() * EVENTS_PER_SPAWN as f64,
+            s.generated,
+            s.received,
+            s.loss.kernel_critical,
+            s.loss.kernel_bulk,
+            s.loss.decode,
+            s.loss.output,
+            pair(s.tracepoint_to_line),
+            pair(s.syscall_to_line),
+            per_line(&s.spent),
+            switches(&s.spent),
+        );
+    }
+    md.push('\n');
+}
+
+fn storm_table(md: &mut String, d: &DaemonFigures) {
+    if d.storm.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "## Daemon under a connect storm\n");
+    let _ = writeln!(
+        md,
+        "The same daemon after the exec ramp: the `tcp-connect-container` loop (socket, connect, \
+         accept, close on 127.0.0.1 in the bench container) flat out, in one and then two \
+         generator processes started together. Each iteration is {EVENTS_PER_ITERATION} kernel \
+         records (connect exit and accept exit, both on the critical lane) and \
+         {LINES_PER_ITERATION} JSON lines (`connect`, `accept`); a generator's lines are those \
+         whose `network.dport` is its listening port. \"all lines/s\" counts every line the \
+         daemon printed during the step (podman exec's own processes included); CPU and context \
+         switches per line are per line of those; CPU per kernel event is all of the daemon's \
+         CPU in the step over the generators' kernel records (an upper bound).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| generators | iterations | seconds | iterations/s | ≈ kernel events/s | lines expected | lines received (connect + accept) | lost critical | lost bulk | lost decode | lost output | all lines/s | daemon CPU per line | daemon CPU per kernel event | context switches per line |"
+    );
+    let _ = writeln!(
+        md,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for s in &d.storm {
+        let events = s.iterations * EVENTS_PER_ITERATION;
+        let per_event = (events > 0).then(|| s.spent.cpu_ns as f64 / events as f64);
+        let _ = writeln!(
+            md,
+            "| {}{} | {} | {:.2} | {:.0} | {:.0} | {} | {} ({} + {}) | {} | {} | {} | {} | {:.0} | {} | {} | {} |",
+            s.procs,
+            if s.late > 0 {
+                format!(" ({} started late)", s.late)
+            } else {
+                String::new()
+            },
+            s.iterations,
+            s.seconds,
+            s.iterations_per_s(),
+            s.events_per_s(),
+            s.expected(),
+            s.received_lines(),
+            s.received.connect,
+            s.received.accept,
+            s.loss.kernel_critical,
+            s.loss.kernel_bulk,
+            s.loss.decode,
+            s.loss.output,
+            s.spent.lines as f64 / s.seconds.max(1e-9),
+            per_line(&s.spent),
+            per_event.map_or("-".into(), fmt_ns),
+            switches(&s.spent),
+        );
+    }
+    md.push('\n');
+}
