@@ -60,12 +60,16 @@ pub struct RunArgs {
     /// Node name written into every event. Default: the host name.
     #[arg(long, env = "SEALWATCH_NODE")]
     pub node: Option<String>,
-    /// Size of the critical ring buffer (exec, fork, exit, cgroups) in bytes: a power of two, at
-    /// least one page.
-    #[arg(long, default_value_t = 8 << 20, value_parser = parse_ring_size)]
+    /// Size of the critical ring buffer (exec, fork, exit, cgroups, connections) in bytes: a
+    /// power of two, at least one page. Records take only the bytes they use (an exec is a few
+    /// hundred), so the default 4 MiB holds about ten thousand execs the daemon has not read yet.
+    /// The memory is locked kernel memory charged to sealwatch's cgroup; its RSS counts each
+    /// ring twice (the data pages are mapped twice, so records can be read across the wrap).
+    #[arg(long, default_value_t = 4 << 20, value_parser = parse_ring_size)]
     pub ring_critical_bytes: u32,
-    /// Size of the bulk ring buffer (high-volume events) in bytes: a power of two, at least one page.
-    #[arg(long, default_value_t = 8 << 20, value_parser = parse_ring_size)]
+    /// Size of the bulk ring buffer (file writes and other high-volume events) in bytes: a power
+    /// of two, at least one page.
+    #[arg(long, default_value_t = 4 << 20, value_parser = parse_ring_size)]
     pub ring_bulk_bytes: u32,
     /// How long an event may wait for its container's metadata (name, image, pod) before it is
     /// printed with `"metadata": "pending"`.

@@ -13,6 +13,7 @@ pub mod detect;
 pub mod event;
 pub mod filter;
 pub mod learn;
+pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod output;

@@ -37,13 +37,27 @@ impl EventLine {
     /// Serialises to one line (no trailing newline). serde_json escapes control characters, so a
     /// newline in a file name can never split the line.
     pub fn to_json(&self) -> String {
-        // Serialising these plain structs cannot fail (no maps with non-string keys, no I/O).
-        serde_json::to_string(self).unwrap_or_else(|err| {
-            format!(
-                r#"{{"schema":"{}","kind":"error","error":"{err}"}}"#,
-                super::SCHEMA
-            )
-        })
+        let mut out = Vec::with_capacity(1024);
+        self.write_json(&mut out);
+        // serde_json writes UTF-8 only.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends the line (no trailing newline) to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        // Serialising these plain structs cannot fail (no maps with non-string keys, and a Vec
+        // takes every write).
+        if let Err(err) = serde_json::to_writer(&mut *out, self) {
+            out.truncate(start);
+            out.extend_from_slice(
+                format!(
+                    r#"{{"schema":"{}","kind":"error","error":"{err}"}}"#,
+                    super::SCHEMA
+                )
+                .as_bytes(),
+            );
+        }
     }
 }
 
@@ -204,16 +218,19 @@ impl TextFields {
         text.into_owned()
     }
 
-    /// Renders a list whose items live at `pointer/<index>`.
+    /// Renders a list whose items live at `pointer/<index>`. (The pointer is only written out
+    /// for an escaped item: building it for every argument was a hot spot.)
     pub fn texts(&mut self, pointer: &str, items: &[Vec<u8>]) -> Vec<String> {
         items
             .iter()
             .enumerate()
             .map(|(i, item)| {
-                self.text(
-                    &format!("{pointer}/{}", pointer_token(&i.to_string())),
-                    item,
-                )
+                let (text, escaped) = render(item);
+                if escaped {
+                    self.escaped
+                        .push(format!("{pointer}/{}", pointer_token(&i.to_string())));
+                }
+                text.into_owned()
             })
             .collect()
     }

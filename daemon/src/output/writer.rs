@@ -1,11 +1,17 @@
-//! Getting lines out without letting a slow reader slow the daemon: a bounded queue in front of
-//! a dedicated writer thread. A full queue drops the line and counts it; the count comes back in
-//! the next `loss` line, so nothing is lost silently.
+//! Getting lines out without letting a slow reader slow the daemon. Once per turn of the daemon's
+//! loop, the lines of that turn go out in one non-blocking write (`RWF_NOWAIT`) from the loop's
+//! own thread. What the reader cannot take at once goes to a dedicated writer thread, which
+//! blocks for it; so do all lines while that thread has any waiting (order is kept). At most
+//! `capacity` lines wait for that thread; beyond that a line is dropped and counted, and the
+//! count comes back in the next `loss` line, so nothing is lost silently.
+//!
+//! Why not always the thread: waking it for every turn cost one context switch per line, about
+//! half the daemon's CPU under an exec storm.
 use std::{
     io::{BufWriter, Write},
     sync::{
-        atomic::{AtomicU64, Ordering},
-        mpsc::{sync_channel, SyncSender, TrySendError},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        mpsc::{channel, Sender},
         Arc,
     },
     thread::JoinHandle,
@@ -29,43 +35,124 @@ impl LineSink for Vec<EventLine> {
     }
 }
 
+/// Newline-terminated lines for the writer thread, and how many there are.
+struct Batch {
+    bytes: Vec<u8>,
+    lines: usize,
+}
+
 pub struct StdoutWriter {
-    queue: Option<SyncSender<String>>,
+    queue: Option<Sender<Batch>>,
+    batch: Batch,
+    /// Lines handed to the writer thread and not yet written.
+    waiting: Arc<AtomicUsize>,
+    capacity: usize,
     dropped: Arc<AtomicU64>,
     thread: Option<JoinHandle<std::io::Result<()>>>,
+    /// False once stdout refused a non-blocking write (a terminal, some file systems): then
+    /// every batch goes through the thread.
+    direct: bool,
 }
 
 impl StdoutWriter {
     /// `capacity` lines may wait for a slow reader before lines are dropped.
     pub fn spawn(capacity: usize) -> std::io::Result<Self> {
-        let (queue, lines) = sync_channel::<String>(capacity);
+        let (queue, batches) = channel::<Batch>();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let written = waiting.clone();
         let thread = std::thread::Builder::new()
             .name("stdout-writer".into())
             .spawn(move || {
                 let stdout = std::io::stdout();
                 let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
-                while let Ok(line) = lines.recv() {
-                    out.write_all(line.as_bytes())?;
-                    out.write_all(b"\n")?;
+                while let Ok(batch) = batches.recv() {
+                    out.write_all(&batch.bytes)?;
+                    let mut lines = batch.lines;
                     // Drain what is queued, then flush: batches under load (the BufWriter
                     // flushes itself when full), prompt delivery when quiet (tail -f, tests).
-                    while let Ok(more) = lines.try_recv() {
-                        out.write_all(more.as_bytes())?;
-                        out.write_all(b"\n")?;
+                    while let Ok(more) = batches.try_recv() {
+                        out.write_all(&more.bytes)?;
+                        lines += more.lines;
                     }
                     out.flush()?;
+                    // Only once flushed: the loop writes directly again when nothing waits.
+                    written.fetch_sub(lines, Ordering::Release);
                 }
                 out.flush()
             })?;
         Ok(StdoutWriter {
             queue: Some(queue),
+            batch: Batch {
+                bytes: Vec::new(),
+                lines: 0,
+            },
+            waiting,
+            capacity,
             dropped: Arc::new(AtomicU64::new(0)),
             thread: Some(thread),
+            direct: true,
         })
     }
 
-    /// Flushes everything queued and stops the writer thread.
+    /// Adds a line already serialised (`EventLine::to_json`) to the batch, for sinks that also
+    /// need the text elsewhere (live tail). Dropped and counted when `capacity` lines wait.
+    pub fn emit_json(&mut self, json: &str) {
+        if !self.has_room() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.batch.bytes.extend_from_slice(json.as_bytes());
+        self.batch.bytes.push(b'\n');
+        self.batch.lines += 1;
+    }
+
+    /// Fewer than `capacity` lines wait (and the writer runs).
+    fn has_room(&self) -> bool {
+        self.queue.is_some()
+            && self.waiting.load(Ordering::Relaxed) + self.batch.lines < self.capacity
+    }
+
+    /// Hands the batch to the writer thread (one wake-up for all its lines).
+    pub fn end_batch(&mut self) {
+        if self.batch.lines == 0 {
+            return;
+        }
+        let Some(queue) = &self.queue else { return };
+        let size = self.batch.bytes.len();
+        let batch = std::mem::replace(
+            &mut self.batch,
+            Batch {
+                bytes: Vec::with_capacity(size),
+                lines: 0,
+            },
+        );
+        let mut batch = batch;
+        if self.direct && self.waiting.load(Ordering::Acquire) == 0 {
+            match write_nowait(&batch.bytes) {
+                Ok(n) if n == batch.bytes.len() => return,
+                // The rest of a line written in part still goes first, through the thread.
+                Ok(n) => {
+                    batch.bytes.drain(..n);
+                }
+                Err(err) if err.raw_os_error() == Some(libc::EAGAIN) => {}
+                Err(err) => {
+                    tracing::debug!(%err, "stdout takes no non-blocking writes: using the writer thread");
+                    self.direct = false;
+                }
+            }
+        }
+        let lines = batch.lines;
+        self.waiting.fetch_add(lines, Ordering::Relaxed);
+        if queue.send(batch).is_err() {
+            // The writer stopped (stdout closed or failed): its error comes out of `finish`.
+            self.waiting.fetch_sub(lines, Ordering::Relaxed);
+            self.dropped.fetch_add(lines as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes the last batch, flushes everything queued and stops the writer thread.
     pub fn finish(mut self) -> std::io::Result<()> {
+        self.end_batch();
         self.queue.take();
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
@@ -75,32 +162,41 @@ impl StdoutWriter {
     }
 }
 
-impl StdoutWriter {
-    /// Queues a line already serialised (`EventLine::to_json`), for sinks that also need the
-    /// text elsewhere (live tail).
-    pub fn emit_json(&mut self, json: String) {
-        let Some(queue) = &self.queue else { return };
-        match queue.try_send(json) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
 impl LineSink for StdoutWriter {
+    /// Serialises straight into the batch.
     fn emit(&mut self, line: &EventLine) {
-        let Some(queue) = &self.queue else { return };
-        match queue.try_send(line.to_json()) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        if !self.has_room() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
         }
+        line.write_json(&mut self.batch.bytes);
+        self.batch.bytes.push(b'\n');
+        self.batch.lines += 1;
     }
 
     fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// One `pwritev2(stdout, RWF_NOWAIT)`: writes what the pipe or socket takes now, or fails with
+/// EAGAIN instead of blocking. Neither std nor nix offer the flag, and setting `O_NONBLOCK` on
+/// stdout would change a file description the daemon shares (a terminal, its parent's pipe).
+fn write_nowait(bytes: &[u8]) -> std::io::Result<usize> {
+    let iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    loop {
+        // SAFETY: `iov` points at `bytes`, alive and unmodified for the call; offset -1 writes at
+        // the file position like write(2).
+        let written = unsafe { libc::pwritev2(libc::STDOUT_FILENO, &iov, 1, -1, libc::RWF_NOWAIT) };
+        if written >= 0 {
+            return Ok(written as usize);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
     }
 }

@@ -11,12 +11,10 @@ mod render;
 pub mod sessions;
 mod snapshot;
 
-use std::{
-    collections::{BTreeMap, HashMap, HashSet},
-    sync::Arc,
-};
+use std::{collections::BTreeMap, sync::Arc};
 
 use crate::container::image_path::PathOrigin;
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 
 use hold::HoldQueue;
 pub use input::{DropCounts, Enforce, Input, Request};

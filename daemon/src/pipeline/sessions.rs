@@ -4,7 +4,7 @@
 //! an sshd child, a `login` child, a process leaving a container into the host's namespaces).
 //! Processes it starts inherit its id (fork), so one filter on `session.id` gives a responder the
 //! whole session. It ends when its first process exits, with its duration and command count.
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use serde::Serialize;
 

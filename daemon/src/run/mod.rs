@@ -63,6 +63,7 @@ fn run_until(
     args: RunArgs,
     learn_for: Option<Duration>,
 ) -> anyhow::Result<Option<crate::learn::Learner>> {
+    crate::memory::single_malloc_arena();
     let policy = Arc::new(load_policy(args.policy.as_deref())?);
     // One thread for readers, pipeline and servers: a record reaches the pipeline without waking
     // another thread (cross-thread wake-ups were most of the daemon's CPU per event). Blocking
@@ -205,7 +206,7 @@ async fn run_async(
     );
     publish(&metrics, &pipeline);
     metrics.set_ready(true);
-    release_startup_memory();
+    crate::memory::release_free_heap();
     // Learning ends after its duration; a plain run never does by itself.
     let learning_ends = tokio::time::sleep(learn_for.unwrap_or(Duration::from_secs(u64::MAX >> 2)));
     tokio::pin!(learning_ends);
@@ -253,6 +254,7 @@ async fn run_async(
                 dispatch(&mut pipeline, &resolver, &mut enforcer, &mut sensors);
             }
         }
+        writer.end_batch();
     }
 
     metrics.set_ready(false);
@@ -378,14 +380,5 @@ fn policy_changed(
     }
     if let Some(recorder) = recorder {
         recorder.policy_changed(policy);
-    }
-}
-
-/// Start-up parses the kernel's BTF twice (offsets, then aya for tp_btf) and scans /proc: tens
-/// of MiB of short-lived heap that glibc keeps unless asked to hand it back.
-fn release_startup_memory() {
-    // SAFETY: malloc_trim has no preconditions; it only returns free heap pages to the kernel.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }

@@ -157,13 +157,19 @@ impl Sensors {
             self_tgid: std::process::id(),
             offsets: offsets::resolve(std::path::Path::new(offsets::VMLINUX_BTF))?,
         };
-        let mut ebpf = EbpfLoader::new()
+        // One parse of vmlinux BTF for relocations and tp_btf alike: `EbpfLoader::new()` parses
+        // its own copy, dropped here before ours is made (two copies were most of the start-up
+        // peak of memory).
+        let mut loader = EbpfLoader::new();
+        loader.btf(None);
+        let btf = Btf::from_sys_fs()?;
+        let mut ebpf = loader
+            .btf(Some(&btf))
             .override_global(names::CONFIG, &config, true)
             .map_max_entries(names::RING_CRITICAL, options.ring_critical_bytes)
             .map_max_entries(names::RING_BULK, options.ring_bulk_bytes)
             .load(PROBES)
             .map_err(Box::new)?;
-        let btf = Btf::from_sys_fs()?;
         for &(program, tracepoint, sensor) in PROGRAMS {
             let fail = |step, source| SensorError::Program {
                 sensor,
@@ -180,6 +186,10 @@ impl Sensors {
             prog.attach().map_err(|e| fail("attach", e))?;
             tracing::debug!(sensor, program, "attached");
         }
+        // The BTF is done with: freed before the rings are mapped, so the two never add up.
+        drop(loader);
+        drop(btf);
+        crate::memory::release_free_heap();
         preflight::ensure_tracefs()?;
         let mut attach_failures = Vec::new();
         let tracepoints = FILE_TRACEPOINTS

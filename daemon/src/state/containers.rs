@@ -2,7 +2,7 @@
 //!
 //! Containers are registered when their cgroup is created (`cgroup_mkdir`), before their first
 //! process; metadata is fetched off the event path and arrives as a pipeline input.
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use crate::container::{parse_cgroup_path, CgroupContainer, ContainerMeta};
 

@@ -1,6 +1,6 @@
 //! The process table: parent and executable of every live process, so an exec event can name its
 //! parent's executable even when the parent is older than the daemon.
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use super::seed::ProcSeed;
 

@@ -65,11 +65,17 @@ impl TailHub {
     }
 
     /// Offers `line` (already serialised as `json`) to every client whose filter takes it.
-    pub fn publish(&mut self, line: &EventLine, json: &str) {
+    /// Whether any client is connected (those that joined since are taken in first), so the
+    /// sink can skip making a line's text for live tail when nobody listens.
+    pub fn has_subscribers(&mut self) -> bool {
         while let Ok(subscriber) = self.joins.try_recv() {
             self.subscribers.push(subscriber);
         }
-        if self.subscribers.is_empty() {
+        !self.subscribers.is_empty()
+    }
+
+    pub fn publish(&mut self, line: &EventLine, json: &str) {
+        if !self.has_subscribers() {
             return;
         }
         let shared: Arc<str> = json.into();

@@ -37,6 +37,11 @@ impl TeeSink {
         }
     }
 
+    /// Hands this turn's stdout lines to the writer thread in one go.
+    pub fn end_batch(&mut self) {
+        self.stdout.end_batch();
+    }
+
     /// Disconnects tail clients (their tasks flush and close) and flushes stdout.
     pub fn finish(self) -> std::io::Result<()> {
         drop(self.hub);
@@ -46,6 +51,13 @@ impl TeeSink {
 
 impl LineSink for TeeSink {
     fn emit(&mut self, line: &EventLine) {
+        let for_learner = self.learner.is_some() && line.network.is_some();
+        let for_tail = self.hub.as_mut().is_some_and(TailHub::has_subscribers);
+        if !for_learner && !for_tail {
+            // Straight into stdout's batch, without a String of its own.
+            self.stdout.emit(line);
+            return;
+        }
         let json = line.to_json();
         if let Some(learner) = &mut self.learner {
             if line.network.is_some() {
@@ -55,7 +67,7 @@ impl LineSink for TeeSink {
         if let Some(hub) = &mut self.hub {
             hub.publish(line, &json);
         }
-        self.stdout.emit_json(json);
+        self.stdout.emit_json(&json);
     }
 
     /// Only stdout's drops: a tail client's skipped lines are its own, reported to it.

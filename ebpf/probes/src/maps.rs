@@ -6,7 +6,7 @@ use aya_ebpf::{
 use sealwatch_abi::{lane, Config, ExecEvent, FileEvent, Settings};
 
 /// Default ring sizes; the daemon resizes them at load time (`--ring-*-bytes`).
-const RING_DEFAULT_BYTES: u32 = 8 << 20;
+const RING_DEFAULT_BYTES: u32 = 4 << 20;
 
 #[map(name = "EVENTS_CRITICAL")]
 pub static EVENTS_CRITICAL: RingBuf = RingBuf::with_byte_size(RING_DEFAULT_BYTES, 0);
