@@ -15,6 +15,7 @@ use std::{
         Arc,
     },
     thread::JoinHandle,
+    time::{Duration, Instant},
 };
 
 use super::EventLine;
@@ -150,14 +151,32 @@ impl StdoutWriter {
         }
     }
 
-    /// Writes the last batch, flushes everything queued and stops the writer thread.
-    pub fn finish(mut self) -> std::io::Result<()> {
+    /// Writes the last batch, flushes everything queued and stops the writer thread. A reader
+    /// that takes nothing for `grace` does not hold the daemon's exit hostage: the lines still
+    /// waiting are then given up, and the error says how many.
+    pub fn finish(mut self, grace: Duration) -> std::io::Result<()> {
         self.end_batch();
         self.queue.take();
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(std::io::Error::other("stdout writer thread panicked")),
-            None => Ok(()),
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + grace;
+        while !thread.is_finished() {
+            if Instant::now() >= deadline {
+                let waiting = self.waiting.load(Ordering::Acquire);
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "stdout took nothing for {}: the last {waiting} lines are lost",
+                        humantime::format_duration(grace)
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        match thread.join() {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::other("stdout writer thread panicked")),
         }
     }
 }

@@ -4,6 +4,8 @@ mod events;
 mod hold;
 pub mod input;
 mod logins;
+#[cfg(test)]
+mod loss_tests;
 mod network;
 #[cfg(test)]
 mod network_tests;
@@ -329,7 +331,13 @@ impl Pipeline {
             loss: Some(loss),
             escaped: Vec::new(),
         };
+        let dropped_before = sink.dropped();
         self.write(&line, sink);
+        if sink.dropped() != dropped_before {
+            // The loss line was itself dropped (stdout stalled): the next tick reports these
+            // counts again, plus this line, rather than lose them with it.
+            self.last_drops = last;
+        }
     }
 
     fn write(&mut self, line: &EventLine, sink: &mut dyn LineSink) {

@@ -38,6 +38,8 @@ use crate::{
 const TICK: Duration = Duration::from_millis(100);
 /// How long shutdown waits for in-flight lookups and the final drain.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long shutdown waits for a reader of stdout that takes nothing before giving up its lines.
+const OUTPUT_GRACE: Duration = Duration::from_secs(5);
 
 pub fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
     Ok(match path {
@@ -279,15 +281,17 @@ async fn run_async(
     }
     let stats = pipeline.stats().clone();
     let learner = writer.take_learner();
-    writer.finish().context("flushing stdout")?;
-    drop(tail_server);
+    // Programs detach first: the kernel stops paying for them even if stdout is slow to drain.
     drop(sensors);
+    drop(tail_server);
+    let flushed = writer.finish(OUTPUT_GRACE);
     tracing::info!(
         events = stats.events,
         lines = stats.lines,
         violations = stats.violations,
         "stopped; programs detached"
     );
+    flushed.context("flushing stdout")?;
     Ok(learner)
 }
 

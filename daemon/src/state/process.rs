@@ -47,7 +47,19 @@ impl ProcessTable {
 
     /// A new process starts as a copy of its parent's image.
     pub fn fork(&mut self, parent: u32, child: u32, comm: &[u8]) {
-        let mut entry = self.procs.get(&parent).cloned().unwrap_or(ProcEntry {
+        // The parent's image without its `previous` one: cloning that too doubled the work of
+        // every fork.
+        let inherited = self.procs.get(&parent).map(|p| ProcEntry {
+            ppid: p.ppid,
+            exe: p.exe.clone(),
+            comm: Vec::new(),
+            args: p.args.clone(),
+            cwd: p.cwd.clone(),
+            exited_at: None,
+            exec_ns: p.exec_ns,
+            previous: None,
+        });
+        let mut entry = inherited.unwrap_or(ProcEntry {
             ppid: parent,
             exe: Vec::new(),
             comm: Vec::new(),

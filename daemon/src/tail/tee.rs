@@ -43,9 +43,9 @@ impl TeeSink {
     }
 
     /// Disconnects tail clients (their tasks flush and close) and flushes stdout.
-    pub fn finish(self) -> std::io::Result<()> {
+    pub fn finish(self, grace: std::time::Duration) -> std::io::Result<()> {
         drop(self.hub);
-        self.stdout.finish()
+        self.stdout.finish(grace)
     }
 }
 
