@@ -1,6 +1,5 @@
 //! Network events: connections, accepts and listeners of containers judged against their
 //! workload's allowlist, DNS answers learned per container, and what the kernel must enforce.
-use std::net::IpAddr;
 
 use super::{
     events::container_facts,
@@ -310,7 +309,7 @@ fn network_json(
     name: Option<String>,
     workload: String,
 ) -> NetworkJson {
-    let text = |addr: IpAddr| addr.to_string();
+    let text = crate::net::addr_text;
     let (direction, src, sport, dst, dport) = match kind {
         "accept" => (
             Some("ingress"),
