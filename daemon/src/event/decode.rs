@@ -230,6 +230,7 @@ fn decode_file(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
         path_truncated: has(file_flags::PATH_TRUNCATED),
         host_task: has(file_flags::HOST_TASK),
         deleted: has(file_flags::DELETED),
+        repeats: fixed.repeats,
     }))
 }
 

@@ -150,6 +150,10 @@ pub struct FileRecord {
     /// The task runs on the host's root filesystem, not in a container.
     pub host_task: bool,
     pub deleted: bool,
+    /// Identical operations the kernel folded into this record (at most one record per second
+    /// per cgroup, file and operation); 0 in captures made before it did.
+    #[serde(default)]
+    pub repeats: u32,
 }
 
 /// What a network record reports.

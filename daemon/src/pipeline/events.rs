@@ -379,7 +379,7 @@ impl Pipeline {
                 file.op.as_str(),
                 path.clone(),
             );
-            match self.repeat_gate(key, file.task.ktime_ns) {
+            match self.repeat_gate(key, file.task.ktime_ns, u64::from(file.repeats)) {
                 Some(held_back) => repeats = held_back,
                 None => return,
             }
@@ -431,20 +431,27 @@ impl Pipeline {
 
     /// Whether a violation with `key` prints now: `Some(repeats held back since it last
     /// printed)`, or None when an identical one printed within [`REPEAT_WINDOW_NS`] (counted).
-    pub(super) fn repeat_gate(&mut self, key: super::RepeatKey, now: u64) -> Option<u64> {
+    /// `folded`: identical ones the kernel already counted into this event instead of sending.
+    pub(super) fn repeat_gate(
+        &mut self,
+        key: super::RepeatKey,
+        now: u64,
+        folded: u64,
+    ) -> Option<u64> {
+        self.stats.repeats_suppressed += folded;
         match self.repeats.get_mut(&key) {
             Some((last, held_back)) if now.saturating_sub(*last) < REPEAT_WINDOW_NS => {
-                *held_back += 1;
+                *held_back += 1 + folded;
                 self.stats.repeats_suppressed += 1;
                 None
             }
             Some((last, held_back)) => {
                 *last = now;
-                Some(std::mem::take(held_back))
+                Some(std::mem::take(held_back) + folded)
             }
             None => {
                 self.repeats.insert(key, (now, 0));
-                Some(0)
+                Some(folded)
             }
         }
     }

@@ -10,6 +10,8 @@ mod network;
 #[cfg(test)]
 mod network_tests;
 mod render;
+#[cfg(test)]
+mod repeat_tests;
 pub mod sessions;
 mod snapshot;
 

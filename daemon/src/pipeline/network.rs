@@ -231,7 +231,7 @@ impl Pipeline {
                 kind,
                 what.into_bytes(),
             );
-            match self.repeat_gate(key, net.task.ktime_ns) {
+            match self.repeat_gate(key, net.task.ktime_ns, 0) {
                 Some(held_back) => repeats = held_back,
                 None => return,
             }

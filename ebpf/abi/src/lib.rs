@@ -253,7 +253,9 @@ pub struct FileFixed {
     pub gid: u32,
     pub ino: u64,
     pub dev: u32,
-    pub _pad: u32,
+    /// Identical fd-based operations (same cgroup, file and operation) the kernel folded into
+    /// this record: it sends at most one per second for them and counts the rest here.
+    pub repeats: u32,
     pub path: Blob,
     pub base: Blob,
     pub name: Blob,

@@ -5,8 +5,12 @@
 //! lower stack present), and writes to a container's own files (upper layer, no exec bits) or to
 //! volumes never leave the kernel. Path-based syscalls inside containers are reported with their
 //! path and result; userspace checks the path against the image's lower directories.
+use core::intrinsics::{atomic_xadd, AtomicOrdering::Relaxed};
+
 use aya_ebpf::{
-    helpers::{bpf_probe_read_user, generated as gen},
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns, bpf_probe_read_user, generated as gen,
+    },
     macros::tracepoint,
     programs::TracePointContext,
 };
@@ -21,7 +25,10 @@ use crate::{
         fd_file, fill_header, inode_layer, is_self, read, read_ptr, task_in_container, walk_path,
         TARGET_FILE,
     },
-    maps::{config, FILE_SCRATCH, NEEDS_RESULT, OPEN_STASH, SETTINGS},
+    maps::{
+        config, FileRepeat, FileRepeatKey, FILE_REPEATS, FILE_SCRATCH, NEEDS_RESULT, OPEN_STASH,
+        SETTINGS,
+    },
     syscall::{ctx_arg, ctx_ret, current_task, tid},
 };
 
@@ -194,6 +201,23 @@ fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, makes_executable: bool) -> 
     } else {
         op
     };
+    let ino = read::<u64>(inode, config!(offsets.inode_i_ino)).unwrap_or(0);
+    let dev = read_ptr(inode, config!(offsets.inode_i_sb))
+        .and_then(|sb| read::<u32>(sb, config!(offsets.sb_s_dev)))
+        .unwrap_or(0);
+    let f_path = config!(offsets.file_f_path);
+    let dentry = read_ptr(file, f_path + config!(offsets.path_dentry))?;
+    let repeat_key = FileRepeatKey {
+        // SAFETY: helper without arguments.
+        cgroup: unsafe { bpf_get_current_cgroup_id() },
+        dentry: dentry as u64,
+        ino,
+        dev,
+        op,
+    };
+    let Some(repeats) = fold_repeat(&repeat_key) else {
+        return Ok(());
+    };
     let Some(event) = FILE_SCRATCH.get_ptr_mut(0) else {
         count_drop(lane::BULK);
         return Ok(());
@@ -208,13 +232,9 @@ fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, makes_executable: bool) -> 
     fixed.mode = mode;
     fixed.uid = 0;
     fixed.gid = 0;
-    fixed.ino = read::<u64>(inode, config!(offsets.inode_i_ino)).unwrap_or(0);
-    fixed.dev = read_ptr(inode, config!(offsets.inode_i_sb))
-        .and_then(|sb| read::<u32>(sb, config!(offsets.sb_s_dev)))
-        .unwrap_or(0);
-    fixed._pad = 0;
-    let f_path = config!(offsets.file_f_path);
-    let dentry = read_ptr(file, f_path + config!(offsets.path_dentry))?;
+    fixed.ino = ino;
+    fixed.dev = dev;
+    fixed.repeats = repeats;
     let mnt = read_ptr(file, f_path + config!(offsets.path_mnt))?;
     let walk = walk_path(TARGET_FILE, 0, dentry, mnt);
     if walk.truncated {
@@ -233,6 +253,42 @@ fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, makes_executable: bool) -> 
     // need to wake the daemon for each one.
     output_bytes(lane::BULK, paced_wakeup(), record, len);
     Ok(())
+}
+
+/// A write loop on one file (a log kept in the image, a cache rewritten each request) would send
+/// a record, and walk its path, on every open: the kernel sends one record per second per
+/// (cgroup, file, operation) and counts the others into the next one it sends. The daemon's own
+/// repeat window (10 s) then adds them to `violation.repeats`, so no occurrence goes uncounted.
+const REPEAT_WINDOW_NS: u64 = 1_000_000_000;
+
+/// `Some(operations folded since the last record)` when a record goes out now; None when this
+/// one is folded (counted) instead.
+#[inline(always)]
+fn fold_repeat(key: &FileRepeatKey) -> Option<u32> {
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let Some(entry) = FILE_REPEATS.get_ptr_mut(key) else {
+        let fresh = FileRepeat {
+            sent_ns: now,
+            folded: 0,
+        };
+        let _ = FILE_REPEATS.insert(key, &fresh, 0);
+        return Some(0);
+    };
+    // SAFETY: a map value stays valid while the program runs; `folded` is only changed through
+    // atomic adds, so increments from other CPUs are never overwritten.
+    unsafe {
+        let folded = &raw mut (*entry).folded;
+        if now.wrapping_sub((*entry).sent_ns) < REPEAT_WINDOW_NS {
+            atomic_xadd::<u64, u64, { Relaxed }>(folded, 1);
+            return None;
+        }
+        (*entry).sent_ns = now;
+        // Take what was counted, keeping increments that race with this read.
+        let taken = core::ptr::read_volatile(folded);
+        atomic_xadd::<u64, u64, { Relaxed }>(folded, taken.wrapping_neg());
+        Some(taken.min(u64::from(u32::MAX)) as u32)
+    }
 }
 
 // ---- path operations: reported at entry with their path, completed by their result ----------
@@ -276,7 +332,7 @@ fn report_path_op(
     fixed.gid = 0;
     fixed.ino = 0;
     fixed.dev = 0;
-    fixed._pad = 0;
+    fixed.repeats = 0;
     fixed.path = Blob::default();
     let mut off = 0usize;
 

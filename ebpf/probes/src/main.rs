@@ -3,6 +3,13 @@
 //! of reporting half-filled records.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+// The BPF target has no `AtomicU64::fetch_add` (core offers atomic loads and stores only there),
+// while the kernel has atomic adds: the intrinsic reaches them (see `file::fold_repeat`).
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(
+    target_arch = "bpf",
+    allow(internal_features, reason = "atomic_xadd, see above")
+)]
 
 #[cfg(target_arch = "bpf")]
 mod block;

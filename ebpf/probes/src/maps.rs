@@ -45,6 +45,32 @@ const NO_COMMON_LRU: u32 = 1 << 1;
 pub static OPEN_STASH: LruHashMap<u64, [u32; 2]> =
     LruHashMap::with_max_entries(8192, NO_COMMON_LRU);
 
+/// An fd-based file operation recently reported (see `file::fold_repeat`). The dentry stands
+/// for the path; inode and device guard against a freed dentry reused for another file.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FileRepeatKey {
+    pub cgroup: u64,
+    pub dentry: u64,
+    pub ino: u64,
+    pub dev: u32,
+    pub op: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FileRepeat {
+    /// When a record for this key was last sent.
+    pub sent_ns: u64,
+    /// Operations folded since then (added atomically: several CPUs may write the same file;
+    /// 64 bits because BPF has atomic adds of 64 bits everywhere).
+    pub folded: u64,
+}
+
+#[map(name = "FILE_REPEATS")]
+pub static FILE_REPEATS: LruHashMap<FileRepeatKey, FileRepeat> =
+    LruHashMap::with_max_entries(16384, 0);
+
 /// Threads whose syscall entry produced a record that needs its result.
 #[map(name = "NEEDS_RESULT")]
 pub static NEEDS_RESULT: LruHashMap<u64, u32> = LruHashMap::with_max_entries(8192, 0);

@@ -1,0 +1,48 @@
+//! The repeat window of file violations, with repeats the kernel already folded into a record.
+use std::sync::Arc;
+
+use super::{Pipeline, PipelineConfig};
+use crate::{
+    clock::BootClock,
+    policy::{NetEnvironment, Policy},
+};
+
+const SECOND: u64 = 1_000_000_000;
+
+#[test]
+fn kernel_folded_repeats_add_to_the_held_back_count() {
+    let mut p = Pipeline::new(
+        PipelineConfig {
+            node: "n1".into(),
+            clock: BootClock { boot_to_unix_ns: 0 },
+            hold_ns: SECOND,
+            host_mnt_ns: 0,
+            net_env: NetEnvironment::default(),
+        },
+        Arc::new(Policy::embedded_default()),
+    );
+    let key = || {
+        (
+            "c1".to_owned(),
+            "image-file-modified",
+            "open_write",
+            b"/etc/group".to_vec(),
+        )
+    };
+    // First record: prints, with what the kernel folded before it (nothing yet).
+    assert_eq!(p.repeat_gate(key(), SECOND, 0), Some(0));
+    // Within the window: held back, itself and the 7 the kernel folded into it.
+    assert_eq!(p.repeat_gate(key(), 2 * SECOND, 7), None);
+    assert_eq!(p.repeat_gate(key(), 3 * SECOND, 0), None);
+    // After the window: printed with every occurrence since the last line (8 + 1 + 3).
+    assert_eq!(p.repeat_gate(key(), 12 * SECOND, 3), Some(12));
+    assert_eq!(p.stats().repeats_suppressed, 12);
+    // Another operation on the same file has a window of its own.
+    let chmod = (
+        "c1".to_owned(),
+        "image-file-modified",
+        "chmod",
+        b"/etc/group".to_vec(),
+    );
+    assert_eq!(p.repeat_gate(chmod, 12 * SECOND, 2), Some(2));
+}
