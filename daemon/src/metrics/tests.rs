@@ -9,7 +9,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{http, namespaces::NAMESPACE_CAP, Metrics, PipelineView};
 use crate::{
-    clock::BootClock,
     container::{ContainerMeta, PodMeta},
     event::{model::ExeOrigin, ExecRecord, KernelEvent, Task},
     output::EventLine,
@@ -21,10 +20,7 @@ fn pipeline() -> Pipeline {
     Pipeline::new(
         PipelineConfig {
             node: "node-1".into(),
-            clock: BootClock { boot_to_unix_ns: 0 },
-            hold_ns: 1_000_000_000,
-            host_mnt_ns: 0,
-            net_env: crate::policy::NetEnvironment::default(),
+            ..PipelineConfig::for_tests()
         },
         Arc::new(Policy::embedded_default()),
     )

@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use super::{DropCounts, Input, Pipeline, PipelineConfig};
 use crate::{
-    clock::BootClock,
     output::{EventLine, LineSink},
-    policy::{NetEnvironment, Policy},
+    policy::Policy,
 };
 
 /// A stdout whose reader stalls until `open`: lines are dropped and counted meanwhile.
@@ -35,13 +34,7 @@ impl LineSink for StallingSink {
 
 fn pipeline() -> Pipeline {
     Pipeline::new(
-        PipelineConfig {
-            node: "n1".into(),
-            clock: BootClock { boot_to_unix_ns: 0 },
-            hold_ns: 1_000_000_000,
-            host_mnt_ns: 0,
-            net_env: NetEnvironment::default(),
-        },
+        PipelineConfig::for_tests(),
         Arc::new(Policy::embedded_default()),
     )
 }

@@ -50,6 +50,21 @@ pub struct PipelineConfig {
     pub net_env: crate::policy::NetEnvironment,
 }
 
+#[cfg(test)]
+impl PipelineConfig {
+    /// For unit tests: node `n1`, boot time at the Unix epoch, metadata held 1 s, no host mount
+    /// namespace, no cluster network.
+    pub(crate) fn for_tests() -> Self {
+        PipelineConfig {
+            node: "n1".into(),
+            clock: BootClock { boot_to_unix_ns: 0 },
+            hold_ns: 1_000_000_000,
+            host_mnt_ns: 0,
+            net_env: crate::policy::NetEnvironment::default(),
+        }
+    }
+}
+
 /// Counters for metrics and logs.
 #[derive(Debug, Default, Clone)]
 pub struct PipelineStats {

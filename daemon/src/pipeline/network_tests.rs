@@ -6,12 +6,11 @@ use std::{net::IpAddr, sync::Arc};
 
 use super::{Enforce, Input, Pipeline, PipelineConfig, Request};
 use crate::{
-    clock::BootClock,
     container::ContainerMeta,
     event::{DnsRecord, KernelEvent, NetOp, NetRecord, Task},
     net::Protocol,
     output::EventLine,
-    policy::{NetEnvironment, Policy},
+    policy::Policy,
 };
 
 const CGROUP: u64 = 4242;
@@ -38,16 +37,7 @@ fn container_id() -> String {
 
 fn pipeline(out: &mut Vec<EventLine>) -> Pipeline {
     let policy = Policy::parse(POLICY, "test.yaml").unwrap();
-    let mut p = Pipeline::new(
-        PipelineConfig {
-            node: "n1".into(),
-            clock: BootClock { boot_to_unix_ns: 0 },
-            hold_ns: 1_000_000_000,
-            host_mnt_ns: 0,
-            net_env: NetEnvironment::default(),
-        },
-        Arc::new(policy),
-    );
+    let mut p = Pipeline::new(PipelineConfig::for_tests(), Arc::new(policy));
     let id = container_id();
     p.handle(
         Input::CgroupSnapshot {

@@ -2,23 +2,14 @@
 use std::sync::Arc;
 
 use super::{Pipeline, PipelineConfig};
-use crate::{
-    clock::BootClock,
-    policy::{NetEnvironment, Policy},
-};
+use crate::policy::Policy;
 
 const SECOND: u64 = 1_000_000_000;
 
 #[test]
 fn kernel_folded_repeats_add_to_the_held_back_count() {
     let mut p = Pipeline::new(
-        PipelineConfig {
-            node: "n1".into(),
-            clock: BootClock { boot_to_unix_ns: 0 },
-            hold_ns: SECOND,
-            host_mnt_ns: 0,
-            net_env: NetEnvironment::default(),
-        },
+        PipelineConfig::for_tests(),
         Arc::new(Policy::embedded_default()),
     );
     let key = || {

@@ -106,16 +106,13 @@ impl PolicyReloader {
 #[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
-    use crate::{clock::BootClock, pipeline::PipelineConfig};
+    use crate::pipeline::PipelineConfig;
 
     fn pipeline() -> Pipeline {
         Pipeline::new(
             PipelineConfig {
-                node: "n".into(),
-                clock: BootClock { boot_to_unix_ns: 0 },
                 hold_ns: 0,
-                host_mnt_ns: 0,
-                net_env: crate::policy::NetEnvironment::default(),
+                ..PipelineConfig::for_tests()
             },
             Arc::new(Policy::embedded_default()),
         )

@@ -100,7 +100,14 @@ pub struct Tracer {
 }
 
 /// How long a tracer may take to attach.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `stdbuf -oL TOOL`: the tool's stdout flushed at each line.
+fn line_buffered(tool: &str) -> Command {
+    let mut c = Command::new("stdbuf");
+    c.args(["-oL", tool]);
+    c
+}
 /// How long a tracer may take to exit after SIGINT before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -120,8 +127,10 @@ impl Tracer {
             }
             Config::Floor => floor(env, &env.floor_hooks),
             Config::NaiveSysEnter => floor(env, &["sys_enter".to_owned()]),
-            Config::Execsnoop => (Command::new("execsnoop"), ReadyOn::FirstStdoutLine, 500),
-            Config::Opensnoop => (Command::new("opensnoop"), ReadyOn::FirstStdoutLine, 500),
+            // Line-buffered: their header is how they say they are attached, and into a pipe
+            // stdio would hold it until 4 KiB of events pile up (on a quiet machine: never).
+            Config::Execsnoop => (line_buffered("execsnoop"), ReadyOn::FirstStdoutLine, 500),
+            Config::Opensnoop => (line_buffered("opensnoop"), ReadyOn::FirstStdoutLine, 500),
             Config::BpftraceOpen => bpftrace(BPFTRACE_OPEN),
             Config::BpftraceExec => bpftrace(BPFTRACE_EXEC),
             Config::BpftraceTcp => bpftrace(BPFTRACE_TCP),
