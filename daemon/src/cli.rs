@@ -79,6 +79,10 @@ pub struct RunArgs {
     /// `loss` events).
     #[arg(long, default_value_t = 65536)]
     pub output_queue: usize,
+    /// Bytes those queued lines may take, at most (at least 65536): what a stalled reader of
+    /// stdout can cost in memory. 8 MiB is about 12 000 typical lines.
+    #[arg(long, default_value_t = 8 << 20, value_parser = parse_queue_bytes)]
+    pub output_queue_bytes: usize,
     /// Prefix of the container runtimes' state directories, e.g. /host when the node's /run and
     /// /var/lib are mounted there (DaemonSet). Default: the host's own paths.
     #[arg(long, env = "SEALWATCH_HOST_ROOT")]
@@ -145,6 +149,18 @@ fn parse_ring_size(text: &str) -> Result<u32, String> {
         .map_err(|err| format!("not a byte count: {err}"))?;
     if size < 4096 || !size.is_power_of_two() {
         return Err(format!("{size} is not a power of two of at least 4096"));
+    }
+    Ok(size)
+}
+
+fn parse_queue_bytes(text: &str) -> Result<usize, String> {
+    let size: usize = text
+        .parse()
+        .map_err(|err| format!("not a byte count: {err}"))?;
+    if size < 65536 {
+        return Err(format!(
+            "{size} is less than 65536 (a long exec line alone takes tens of KiB)"
+        ));
     }
     Ok(size)
 }

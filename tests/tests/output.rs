@@ -254,7 +254,18 @@ const OUTPUT_DROPS_SERIES: &str = "sealwatch_output_drops_total";
 
 #[test]
 fn a_stalled_stdout_reader_costs_counted_lines_never_order_or_the_daemon() -> Result<()> {
-    const QUEUE: u64 = 64;
+    stalled_reader(64, 8 << 20)
+}
+
+/// The same with the queue bounded by bytes: 64 KiB of lines wait, whatever their number.
+#[test]
+fn a_stalled_stdout_reader_holds_at_most_output_queue_bytes() -> Result<()> {
+    stalled_reader(100_000, 65_536)
+}
+
+/// Stalls stdout with `--output-queue QUEUE --output-queue-bytes QUEUE_BYTES`, runs more tagged
+/// execs than pipe and queue can hold, then reads: what arrived is in order, the rest counted.
+fn stalled_reader(queue: u64, queue_bytes: u64) -> Result<()> {
     const RUNS: u64 = 3000;
     let tag = unique_name("sw-out");
     // Metrics on a port of our own: only to learn when the daemon has taken in every exec
@@ -263,7 +274,9 @@ fn a_stalled_stdout_reader_costs_counted_lines_never_order_or_the_daemon() -> Re
     let mut daemon = RawDaemon::start(
         &[
             "--output-queue",
-            &QUEUE.to_string(),
+            &queue.to_string(),
+            "--output-queue-bytes",
+            &queue_bytes.to_string(),
             "--metrics-addr",
             &addr.to_string(),
         ],
@@ -275,7 +288,7 @@ fn a_stalled_stdout_reader_costs_counted_lines_never_order_or_the_daemon() -> Re
     ensure!(pipe_bytes > 0, "F_GETPIPE_SZ failed on the stdout pipe");
     let pipe_bytes = u64::try_from(pipe_bytes)?;
 
-    // Nobody reads stdout: the pipe fills, then QUEUE lines wait for the writer thread, then
+    // Nobody reads stdout: the pipe fills, then queued lines wait for the writer thread, then
     // lines are dropped.
     let before = metric(addr, EXEC_SERIES)?;
     run_tagged_execs(&tag, RUNS)?;
@@ -335,7 +348,8 @@ fn a_stalled_stdout_reader_costs_counted_lines_never_order_or_the_daemon() -> Re
         "{RUNS} tagged execs, {got} tagged lines arrived, {missing} missing; loss lines: output \
          {output} in {} loss lines (kernel_critical {}, decode {}); \
          {OUTPUT_DROPS_SERIES} {drops_metric} before SIGINT; {} lines in all; pipe {pipe_bytes} \
-         bytes, shortest tagged line {shortest} bytes, --output-queue {QUEUE}",
+         bytes, shortest tagged line {shortest} bytes, --output-queue {queue} \
+         --output-queue-bytes {queue_bytes}",
         events.iter().filter(|e| e["kind"] == "loss").count(),
         loss_sum(&events, "kernel_critical"),
         loss_sum(&events, "decode"),
@@ -343,9 +357,9 @@ fn a_stalled_stdout_reader_costs_counted_lines_never_order_or_the_daemon() -> Re
     );
     eprintln!("{report}");
     ensure!(got > 0, "no tagged line arrived at all: {report}");
-    // While nobody read, at most a full pipe of lines plus QUEUE lines could wait (a line never
-    // shorter than the shortest tagged one): most of the RUNS lines had to be dropped.
-    let could_hold = pipe_bytes / shortest as u64 + QUEUE;
+    // While nobody read, at most a full pipe of lines plus the queue's lines could wait (a line
+    // never shorter than the shortest tagged one): most of the RUNS lines had to be dropped.
+    let could_hold = pipe_bytes / shortest as u64 + queue.min(queue_bytes / shortest as u64);
     ensure!(
         RUNS > 2 * could_hold,
         "test premise: {RUNS} execs must be far more than the {could_hold} lines a stalled \

@@ -2,8 +2,9 @@
 //! loop, the lines of that turn go out in one non-blocking write (`RWF_NOWAIT`) from the loop's
 //! own thread. What the reader cannot take at once goes to a dedicated writer thread, which
 //! blocks for it; so do all lines while that thread has any waiting (order is kept). At most
-//! `capacity` lines wait for that thread; beyond that a line is dropped and counted, and the
-//! count comes back in the next `loss` line, so nothing is lost silently.
+//! `capacity` lines and `capacity_bytes` bytes wait for that thread (the memory a stalled reader
+//! can cost); beyond that a line is dropped and counted, and the count comes back in the next
+//! `loss` line, so nothing is lost silently.
 //!
 //! Why not always the thread: waking it for every turn cost one context switch per line, about
 //! half the daemon's CPU under an exec storm.
@@ -45,9 +46,11 @@ struct Batch {
 pub struct StdoutWriter {
     queue: Option<Sender<Batch>>,
     batch: Batch,
-    /// Lines handed to the writer thread and not yet written.
+    /// Lines handed to the writer thread and not yet written, and their bytes.
     waiting: Arc<AtomicUsize>,
+    waiting_bytes: Arc<AtomicUsize>,
     capacity: usize,
+    capacity_bytes: usize,
     dropped: Arc<AtomicU64>,
     thread: Option<JoinHandle<std::io::Result<()>>>,
     /// False once stdout refused a non-blocking write (a terminal, some file systems): then
@@ -56,11 +59,14 @@ pub struct StdoutWriter {
 }
 
 impl StdoutWriter {
-    /// `capacity` lines may wait for a slow reader before lines are dropped.
-    pub fn spawn(capacity: usize) -> std::io::Result<Self> {
+    /// `capacity` lines, and at most `capacity_bytes` bytes, may wait for a slow reader before
+    /// lines are dropped.
+    pub fn spawn(capacity: usize, capacity_bytes: usize) -> std::io::Result<Self> {
         let (queue, batches) = channel::<Batch>();
         let waiting = Arc::new(AtomicUsize::new(0));
+        let waiting_bytes = Arc::new(AtomicUsize::new(0));
         let written = waiting.clone();
+        let written_bytes = waiting_bytes.clone();
         let thread = std::thread::Builder::new()
             .name("stdout-writer".into())
             .spawn(move || {
@@ -68,15 +74,18 @@ impl StdoutWriter {
                 let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
                 while let Ok(batch) = batches.recv() {
                     out.write_all(&batch.bytes)?;
-                    let mut lines = batch.lines;
+                    let (mut lines, mut bytes) = (batch.lines, batch.bytes.len());
+                    drop(batch);
                     // Drain what is queued, then flush: batches under load (the BufWriter
                     // flushes itself when full), prompt delivery when quiet (tail -f, tests).
                     while let Ok(more) = batches.try_recv() {
                         out.write_all(&more.bytes)?;
                         lines += more.lines;
+                        bytes += more.bytes.len();
                     }
                     out.flush()?;
                     // Only once flushed: the loop writes directly again when nothing waits.
+                    written_bytes.fetch_sub(bytes, Ordering::Relaxed);
                     written.fetch_sub(lines, Ordering::Release);
                 }
                 out.flush()
@@ -88,7 +97,9 @@ impl StdoutWriter {
                 lines: 0,
             },
             waiting,
+            waiting_bytes,
             capacity,
+            capacity_bytes,
             dropped: Arc::new(AtomicU64::new(0)),
             thread: Some(thread),
             direct: true,
@@ -98,7 +109,7 @@ impl StdoutWriter {
     /// Adds a line already serialised (`EventLine::to_json`) to the batch, for sinks that also
     /// need the text elsewhere (live tail). Dropped and counted when `capacity` lines wait.
     pub fn emit_json(&mut self, json: &str) {
-        if !self.has_room() {
+        if !self.has_room(json.len() + 1) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -107,10 +118,13 @@ impl StdoutWriter {
         self.batch.lines += 1;
     }
 
-    /// Fewer than `capacity` lines wait (and the writer runs).
-    fn has_room(&self) -> bool {
+    /// Another line of `bytes` fits: fewer than `capacity` lines and at most `capacity_bytes`
+    /// bytes would wait (and the writer runs).
+    fn has_room(&self, bytes: usize) -> bool {
         self.queue.is_some()
             && self.waiting.load(Ordering::Relaxed) + self.batch.lines < self.capacity
+            && self.waiting_bytes.load(Ordering::Relaxed) + self.batch.bytes.len() + bytes
+                <= self.capacity_bytes
     }
 
     /// Hands the batch to the writer thread (one wake-up for all its lines).
@@ -142,11 +156,13 @@ impl StdoutWriter {
                 }
             }
         }
-        let lines = batch.lines;
+        let (lines, bytes) = (batch.lines, batch.bytes.len());
+        self.waiting_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.waiting.fetch_add(lines, Ordering::Relaxed);
         if queue.send(batch).is_err() {
             // The writer stopped (stdout closed or failed): its error comes out of `finish`.
             self.waiting.fetch_sub(lines, Ordering::Relaxed);
+            self.waiting_bytes.fetch_sub(bytes, Ordering::Relaxed);
             self.dropped.fetch_add(lines as u64, Ordering::Relaxed);
         }
     }
@@ -184,12 +200,19 @@ impl StdoutWriter {
 impl LineSink for StdoutWriter {
     /// Serialises straight into the batch.
     fn emit(&mut self, line: &EventLine) {
-        if !self.has_room() {
+        if !self.has_room(0) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let start = self.batch.bytes.len();
         line.write_json(&mut self.batch.bytes);
         self.batch.bytes.push(b'\n');
+        // Its size is only known now: over the byte bound, it is taken back out.
+        if !self.has_room(0) {
+            self.batch.bytes.truncate(start);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         self.batch.lines += 1;
     }
 

@@ -181,7 +181,8 @@ async fn run_async(
 
     let (tail_server, tail_hub) = start_tail(&args.tail)?;
     let mut writer = TeeSink::new(
-        StdoutWriter::spawn(args.output_queue).context("starting the output writer")?,
+        StdoutWriter::spawn(args.output_queue, args.output_queue_bytes)
+            .context("starting the output writer")?,
         tail_hub,
     );
     if learn_for.is_some() {
