@@ -15,8 +15,9 @@ use crate::{event::decode, pipeline::Input};
 
 /// Records per batch sent to the pipeline: amortises channel costs under load.
 const BATCH: usize = 256;
-/// Longest a record submitted without a wake-up waits in the ring.
-const SWEEP: std::time::Duration = std::time::Duration::from_millis(50);
+/// Longest a record submitted without a wake-up waits in the ring (the kernel paces wake-ups,
+/// see `ebpf/probes/src/emit.rs`): 50 wake-ups a second per ring when idle.
+const SWEEP: std::time::Duration = std::time::Duration::from_millis(20);
 
 pub fn spawn(
     lane: u32,
@@ -29,7 +30,7 @@ pub fn spawn(
     // open for as long as it is registered.
     let mut fd = unsafe { AsyncFd::register(ring) }.map_err(|err| err.into_parts().1)?;
     Ok(tokio::spawn(async move {
-        // Records submitted without a wake-up (fork, exit) are drained at the next wake-up or
+        // Records submitted without a wake-up (fork, exit, paced ones) are drained at the next wake-up or
         // by this timer, whichever comes first.
         let mut sweep = tokio::time::interval(SWEEP);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

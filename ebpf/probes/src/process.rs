@@ -11,7 +11,7 @@ use sealwatch_abi::{
 };
 
 use crate::{
-    emit::{count_drop, output_bytes, submit, NO_WAKEUP, WAKEUP},
+    emit::{count_drop, output_bytes, paced_wakeup, submit, NO_WAKEUP},
     env::scan_env,
     kernel::{
         fill_header, inode_layer, is_self, pid_ns, read, read_kernel_str, read_ptr,
@@ -198,7 +198,7 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
     if len > core::mem::size_of::<ExecEvent>() {
         len = core::mem::size_of::<ExecEvent>();
     }
-    output_bytes(lane::CRITICAL, WAKEUP, record, len);
+    output_bytes(lane::CRITICAL, paced_wakeup(), record, len);
     Ok(())
 }
 
