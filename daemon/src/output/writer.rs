@@ -133,21 +133,17 @@ impl StdoutWriter {
             return;
         }
         let Some(queue) = &self.queue else { return };
-        let size = self.batch.bytes.len();
-        let batch = std::mem::replace(
-            &mut self.batch,
-            Batch {
-                bytes: Vec::with_capacity(size),
-                lines: 0,
-            },
-        );
-        let mut batch = batch;
         if self.direct && self.waiting.load(Ordering::Acquire) == 0 {
-            match write_nowait(&batch.bytes) {
-                Ok(n) if n == batch.bytes.len() => return,
+            match write_nowait(&self.batch.bytes) {
+                // All out: the buffer is kept for the next turn.
+                Ok(n) if n == self.batch.bytes.len() => {
+                    self.batch.bytes.clear();
+                    self.batch.lines = 0;
+                    return;
+                }
                 // The rest of a line written in part still goes first, through the thread.
                 Ok(n) => {
-                    batch.bytes.drain(..n);
+                    self.batch.bytes.drain(..n);
                 }
                 Err(err) if err.raw_os_error() == Some(libc::EAGAIN) => {}
                 Err(err) => {
@@ -156,6 +152,13 @@ impl StdoutWriter {
                 }
             }
         }
+        let batch = std::mem::replace(
+            &mut self.batch,
+            Batch {
+                bytes: Vec::new(),
+                lines: 0,
+            },
+        );
         let (lines, bytes) = (batch.lines, batch.bytes.len());
         self.waiting_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.waiting.fetch_add(lines, Ordering::Relaxed);
