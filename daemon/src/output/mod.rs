@@ -1,7 +1,12 @@
 //! What sealwatch prints: one JSON object per line (schema `sealwatch.event/v1`).
+pub mod fragment;
+mod json_out;
 pub mod line;
+#[cfg(test)]
+mod line_tests;
 pub mod writer;
 
+pub use fragment::{Memo, Rendered, Shared};
 pub use line::{
     ContainerJson, EventLine, FileJson, LossJson, NetworkJson, PodJson, ProcessJson, SessionJson,
     TextFields, ViolationJson,

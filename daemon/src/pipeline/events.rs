@@ -42,6 +42,7 @@ impl Pipeline {
                 exited_at: None,
                 exec_ns: exec.task.ktime_ns,
                 previous: None,
+                json: crate::output::Memo::default(),
             },
         );
         let runtime_setup =
@@ -267,8 +268,8 @@ impl Pipeline {
     ) {
         let mut texts = TextFields::default();
         let exe_layer = exe_layer(&exec);
-        let mut process = render::process_json(&exec, parent_exe.as_deref(), &mut texts);
-        process.exe_layer = Some(exe_layer.as_str());
+        let process =
+            render::process_json(&exec, parent_exe.as_deref(), exe_layer.as_str(), &mut texts);
         let cgroup_id = self.container_cgroup(&exec).unwrap_or(exec.task.cgroup_id);
         let container = self.container_json(cgroup_id);
         let script_origin = script.as_ref().map(|path| {
@@ -284,7 +285,7 @@ impl Pipeline {
                     uid: exec.task.uid,
                     exe: &process.exe,
                     args: &process.args,
-                    container: container.as_ref().map(container_facts),
+                    container: container.as_ref().map(|c| container_facts(c)),
                     exe_layer,
                     script: script_origin.as_ref().map(|(p, o)| (p.as_str(), *o)),
                 })
@@ -360,7 +361,7 @@ impl Pipeline {
                 },
                 &process.exe,
                 &process.args,
-                container.as_ref().map(container_facts).as_ref(),
+                container.as_ref().map(|c| container_facts(c)).as_ref(),
             );
             if !verdicts.is_empty() {
                 chosen = Some((path.clone(), origin, verdicts));
@@ -421,7 +422,7 @@ impl Pipeline {
         &self,
         task: &crate::event::Task,
         texts: &mut TextFields,
-    ) -> crate::output::ProcessJson {
+    ) -> crate::output::Shared<crate::output::ProcessJson> {
         let entry = self.procs.image_at(task.pid, task.ktime_ns);
         let parent_exe = entry
             .and_then(|e| self.procs.get(e.ppid))
@@ -456,7 +457,10 @@ impl Pipeline {
         }
     }
 
-    pub(super) fn container_json(&self, cgroup_id: u64) -> Option<crate::output::ContainerJson> {
+    pub(super) fn container_json(
+        &self,
+        cgroup_id: u64,
+    ) -> Option<crate::output::Shared<crate::output::ContainerJson>> {
         match self.containers.lookup(cgroup_id) {
             CgroupLookup::Container(entry) => Some(render::container_json(entry)),
             _ => None,

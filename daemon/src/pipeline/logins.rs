@@ -186,7 +186,7 @@ impl Pipeline {
         &mut self,
         session: &Session,
         ended_ns: Option<u64>,
-        process: crate::output::ProcessJson,
+        process: crate::output::Shared<crate::output::ProcessJson>,
         escaped: Vec<String>,
         sink: &mut dyn LineSink,
     ) {

@@ -1,6 +1,8 @@
 //! The deterministic heart: inputs in, JSON lines out. Live, inputs come from the kernel and the
 //! resolvers; in replay, from a capture. Time comes only from event timestamps.
 mod events;
+#[cfg(test)]
+mod fragment_tests;
 mod hold;
 pub mod input;
 mod logins;

@@ -1,13 +1,33 @@
 //! Turning records and state into the JSON line model.
 use crate::{
     event::{ExecRecord, Task},
-    output::{ContainerJson, PodJson, ProcessJson, TextFields},
-    state::{ContainerEntry, MetaState, ProcEntry},
+    output::{ContainerJson, PodJson, ProcessJson, Rendered, Shared, TextFields},
+    state::{ContainerEntry, MetaState, ProcEntry, ProcessInputs},
 };
 
+/// The process of an exec event; its escaped fields are added to `texts`.
 pub fn process_json(
     exec: &ExecRecord,
     parent_exe: Option<&[u8]>,
+    exe_layer: &'static str,
+    texts: &mut TextFields,
+) -> Shared<ProcessJson> {
+    let mut own = TextFields::default();
+    let process = exec_process(exec, parent_exe, exe_layer, &mut own);
+    shared(process, own, texts)
+}
+
+/// Makes the fragment, and lists its escaped fields in the line's `texts` too.
+fn shared<T: serde::Serialize>(value: T, own: TextFields, texts: &mut TextFields) -> Shared<T> {
+    let fragment = Rendered::new(value, own.into_escaped());
+    texts.extend(fragment.escaped());
+    fragment
+}
+
+fn exec_process(
+    exec: &ExecRecord,
+    parent_exe: Option<&[u8]>,
+    exe_layer: &'static str,
     texts: &mut TextFields,
 ) -> ProcessJson {
     ProcessJson {
@@ -29,12 +49,46 @@ pub fn process_json(
         parent_exe: parent_exe
             .filter(|exe| !exe.is_empty())
             .map(|exe| texts.text("/process/parent_exe", exe)),
-        exe_layer: None,
+        exe_layer: Some(exe_layer),
     }
 }
 
-/// The process behind a non-exec event, as the process table knows it.
+/// The process behind a non-exec event, as the process table knows it; its escaped fields are
+/// added to `texts`. The entry remembers the fragment for the next event with the same inputs.
 pub fn process_from_table(
+    task: &Task,
+    entry: Option<&ProcEntry>,
+    parent_exe: Option<&[u8]>,
+    texts: &mut TextFields,
+) -> Shared<ProcessJson> {
+    let make = || {
+        let mut own = TextFields::default();
+        let process = table_process(task, entry, parent_exe, &mut own);
+        Rendered::new(process, own.into_escaped())
+    };
+    let fragment = match entry {
+        Some(entry) => entry.json.get_or_make(
+            |known| {
+                known.uid == task.uid
+                    && known.gid == task.gid
+                    && known.comm == task.comm
+                    && known.parent_exe.as_deref() == parent_exe
+            },
+            || ProcessInputs {
+                uid: task.uid,
+                gid: task.gid,
+                comm: task.comm.clone(),
+                parent_exe: parent_exe.map(<[u8]>::to_vec),
+            },
+            make,
+        ),
+        None => make(),
+    };
+    texts.extend(fragment.escaped());
+    fragment
+}
+
+fn table_process(
     task: &Task,
     entry: Option<&ProcEntry>,
     parent_exe: Option<&[u8]>,
@@ -61,7 +115,16 @@ pub fn process_from_table(
     }
 }
 
-pub fn container_json(entry: &ContainerEntry) -> ContainerJson {
+/// The container object of `entry`'s lines, made once per metadata state.
+pub fn container_json(entry: &ContainerEntry) -> Shared<ContainerJson> {
+    entry.json.get_or_make(
+        |()| true,
+        || (),
+        || Rendered::new(container(entry), Vec::new()),
+    )
+}
+
+fn container(entry: &ContainerEntry) -> ContainerJson {
     let (meta, status) = match &entry.meta {
         MetaState::Known(meta) => (Some(meta), "complete"),
         MetaState::Pending => (None, "pending"),

@@ -4,7 +4,10 @@
 //! process; metadata is fetched off the event path and arrives as a pipeline input.
 use foldhash::HashMap;
 
-use crate::container::{parse_cgroup_path, CgroupContainer, ContainerMeta};
+use crate::{
+    container::{parse_cgroup_path, CgroupContainer, ContainerMeta},
+    output::{ContainerJson, Memo},
+};
 
 /// Where a container's name, image and pod stand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +22,10 @@ pub enum MetaState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerEntry {
     pub info: CgroupContainer,
+    /// Changed only through [`ContainerRegistry::set_metadata`], which forgets `json`.
     pub meta: MetaState,
+    /// The container object of its lines, made at its first line.
+    pub json: Memo<(), ContainerJson>,
 }
 
 /// What a cgroup id means for an event.
@@ -60,6 +66,7 @@ impl ContainerRegistry {
             ContainerEntry {
                 info: container.clone(),
                 meta: MetaState::Pending,
+                json: Memo::default(),
             },
         );
         Some(container)
@@ -90,6 +97,7 @@ impl ContainerRegistry {
                 Some(meta) => MetaState::Known(meta),
                 None => MetaState::Unavailable,
             };
+            entry.json.forget();
         }
     }
 

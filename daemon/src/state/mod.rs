@@ -5,5 +5,5 @@ pub mod process;
 pub mod seed;
 
 pub use containers::{CgroupLookup, ContainerEntry, ContainerRegistry, MetaState};
-pub use process::{ProcEntry, ProcessTable};
+pub use process::{ProcEntry, ProcessInputs, ProcessTable};
 pub use seed::ProcSeed;

@@ -3,6 +3,7 @@
 use foldhash::HashMap;
 
 use super::seed::ProcSeed;
+use crate::output::{Memo, ProcessJson};
 
 /// How long an exited process stays in the table: its children's events may still be in flight.
 const EXITED_GRACE_NS: u64 = 5_000_000_000;
@@ -22,6 +23,18 @@ pub struct ProcEntry {
     /// The image it replaced: events of the old program can arrive after the exec (they travel
     /// on another ring-buffer lane).
     pub previous: Option<Box<ProcEntry>>,
+    /// The process object of its non-exec lines, made at the first one.
+    pub json: Memo<ProcessInputs, ProcessJson>,
+}
+
+/// What a process object depends on besides its table entry: fields of the event's task, which
+/// can change without an exec (setuid, prctl), and the parent's executable.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProcessInputs {
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: Vec<u8>,
+    pub parent_exe: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Default)]
@@ -41,6 +54,7 @@ impl ProcessTable {
                 exited_at: None,
                 exec_ns: 0,
                 previous: None,
+                json: Memo::default(),
             });
         }
     }
@@ -58,6 +72,7 @@ impl ProcessTable {
             exited_at: None,
             exec_ns: p.exec_ns,
             previous: None,
+            json: Memo::default(),
         });
         let mut entry = inherited.unwrap_or(ProcEntry {
             ppid: parent,
@@ -68,6 +83,7 @@ impl ProcessTable {
             exited_at: None,
             exec_ns: 0,
             previous: None,
+            json: Memo::default(),
         });
         entry.ppid = parent;
         entry.comm = comm.to_vec();
@@ -158,6 +174,7 @@ mod tests {
                 exited_at: None,
                 exec_ns: 500,
                 previous: None,
+                json: Memo::default(),
             },
         );
         assert_eq!(
