@@ -98,6 +98,7 @@ async fn run_async(
     let options = LoadOptions {
         ring_critical_bytes: args.ring_critical_bytes,
         ring_bulk_bytes: args.ring_bulk_bytes,
+        wakeup_pace_ns: args.wakeup_pace_us * 1000,
     };
     let mut sensors = tokio::task::spawn_blocking(move || Sensors::load(options))
         .await

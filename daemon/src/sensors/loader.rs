@@ -132,6 +132,9 @@ pub enum SensorError {
 pub struct LoadOptions {
     pub ring_critical_bytes: u32,
     pub ring_bulk_bytes: u32,
+    /// At most one forced ring wake-up per CPU per this many nanoseconds for paced records
+    /// (exec, file, connect); 0 forces one for every record.
+    pub wakeup_pace_ns: u64,
 }
 
 pub struct Sensors {
@@ -156,6 +159,7 @@ impl Sensors {
             abi_version: ABI_VERSION,
             self_tgid: std::process::id(),
             offsets: offsets::resolve(std::path::Path::new(offsets::VMLINUX_BTF))?,
+            wakeup_pace_ns: options.wakeup_pace_ns,
         };
         // One parse of vmlinux BTF for relocations and tp_btf alike: `EbpfLoader::new()` parses
         // its own copy, dropped here before ours is made (two copies were most of the start-up

@@ -2,7 +2,7 @@
 use aya_ebpf::maps::RingBuf;
 use sealwatch_abi::lane;
 
-use crate::maps::{DROPS, EVENTS_BULK, EVENTS_CRITICAL};
+use crate::maps::{config, DROPS, EVENTS_BULK, EVENTS_CRITICAL};
 
 #[inline(always)]
 pub fn ring(lane_id: u32) -> &'static RingBuf {
@@ -29,26 +29,23 @@ pub const NO_WAKEUP: u64 = 1;
 /// has consumed everything before the record, which the un-woken fork/exit records prevent.)
 pub const WAKEUP: u64 = 2;
 
-/// At most one forced wake-up per CPU per this many nanoseconds for [`paced_wakeup`] records.
+/// [`WAKEUP`] unless this CPU forced one less than `CONFIG.wakeup_pace_ns` ago ([`NO_WAKEUP`]).
 ///
-/// A forced wake-up is paid by the task that made the record: the ring's irq_work raises an IPI,
-/// and the daemon's CPU gets another. Measured with `kernel.bpf_stats_enabled` on this project's
-/// 2-core VM: the exec program took 121 µs per exec with a wake-up each, 5 µs without (IPIs exit
-/// to the hypervisor) — 10% of every fork+exec on the node. So exec records are paced too.
-const WAKEUP_PACE_NS: u64 = 5_000_000;
-
-/// [`WAKEUP`] unless this CPU forced one less than 5 ms ago ([`NO_WAKEUP`]): an isolated event
-/// wakes the daemon at once, a burst (an exec storm, a connect loop, a write loop) wakes it at
-/// most every 5 ms per CPU. The reader drains everything when it wakes, and its 20 ms sweep bounds
-/// the wait of a burst's last record.
+/// The daemon sets the pace (`--wakeup-pace-us`, default 5 ms:
+/// [`sealwatch_abi::WAKEUP_PACE_NS_DEFAULT`], which says what a forced wake-up costs the traced
+/// task). An isolated event wakes the daemon at once, a burst (an exec storm, a connect loop, a
+/// write loop) wakes it at most once per pace per CPU. The reader drains everything when it
+/// wakes, and its 20 ms sweep bounds the wait of a burst's last record. A pace of 0 forces a
+/// wake-up for every record: the lowest latency, and an IPI (or two) per record.
 #[inline(always)]
 pub fn paced_wakeup() -> u64 {
     // SAFETY: plain helper without arguments.
     let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
+    let pace = config!(wakeup_pace_ns);
     match crate::maps::LAST_WAKEUP.get_ptr_mut(0) {
         // SAFETY: per-CPU slot, programs do not preempt each other on one CPU.
         Some(last) => unsafe {
-            if now.wrapping_sub(*last) < WAKEUP_PACE_NS {
+            if now.wrapping_sub(*last) < pace {
                 NO_WAKEUP
             } else {
                 *last = now;

@@ -3,7 +3,9 @@
 //! per lane at each rate (the generators know the true count), the highest rate without a
 //! critical-lane drop, CPU per delivered line (`daemon_spent.rs`), peak RSS (the whole life's
 //! VmHWM and the highest VmRSS sampled under load, `rss_sampler.rs`), and latency from the exec
-//! to the line.
+//! to the line. Then a second sealwatch with `--wakeup-pace-us 0` (a forced ring wake-up per
+//! record) repeats the ramp step nearest 10k events/s, so the report shows what the default pace
+//! costs in latency.
 //!
 //! Each generated exec is `loadgen exit <tag>-<proc>-<i>`, a static binary that exits at once;
 //! the generator stamps CLOCK_REALTIME just before each vfork, the harness's stdout reader stamps
@@ -28,6 +30,12 @@ use super::tracers::{Config, Env, Tracer};
 
 /// Kernel events per generated spawn: sched_process_fork, sched_process_exec, sched_process_exit.
 pub const EVENTS_PER_SPAWN: u64 = 3;
+
+/// The latency target's rate: the ramp step nearest it is judged (and repeated unpaced).
+pub const LATENCY_RATE: f64 = 10_000.0;
+
+/// The flag that turns the wake-up pace off for the repeated step.
+const UNPACED: [&str; 2] = ["--wakeup-pace-us", "0"];
 
 /// One rate step of the exec ramp. `rate` 0 means as fast as the generators go.
 #[derive(Debug, Clone)]
@@ -81,7 +89,7 @@ pub struct Rate<'a> {
     pub spent: &'a Spent,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DaemonFigures {
     pub steps: Vec<Step>,
     /// The connect/accept steps, after the ramp.
@@ -94,6 +102,22 @@ pub struct DaemonFigures {
     pub rss_under_load_kib: Option<u64>,
     /// What is resident at the end, by kind of mapping.
     pub rss_parts_kib: Vec<(&'static str, u64)>,
+    /// The latency step again, in a daemon started with `--wakeup-pace-us 0`; or why not.
+    pub unpaced: Result<Step, String>,
+}
+
+impl Default for DaemonFigures {
+    fn default() -> Self {
+        DaemonFigures {
+            steps: Vec::new(),
+            storm: Vec::new(),
+            events: None,
+            vm_hwm_kib: None,
+            rss_under_load_kib: None,
+            rss_parts_kib: Vec::new(),
+            unpaced: Err("not run".into()),
+        }
+    }
 }
 
 impl Rate<'_> {
@@ -126,6 +150,15 @@ impl DaemonFigures {
             spent: &s.spent,
         });
         exec.chain(storm).collect()
+    }
+
+    /// The exec ramp step nearest [`LATENCY_RATE`] kernel events/s among those with latencies.
+    pub fn latency_step(&self) -> Option<&Step> {
+        let gap = |s: &Step| (s.exec_rate() * EVENTS_PER_SPAWN as f64 - LATENCY_RATE).abs();
+        self.steps
+            .iter()
+            .filter(|s| s.tracepoint_to_line.is_some())
+            .min_by(|a, b| gap(a).total_cmp(&gap(b)))
     }
 
     /// The step that judges CPU per event: the busiest one (most lines per second).
@@ -161,28 +194,15 @@ pub fn run(
     let tick = procfs::clock_ticks_per_second();
     let mut figures = DaemonFigures::default();
     let rss = RssSampler::start(pid)?;
+    let daemon = Measured {
+        env,
+        tracer: &tracer,
+        tick,
+        label: "",
+        started,
+    };
     for (index, (rate, procs)) in ramp(quick).into_iter().enumerate() {
-        let per_proc = if rate == 0 {
-            2000 * secs / procs
-        } else {
-            rate * secs / procs
-        };
-        let (mut step, spent) = Spent::measure(&tracer, tick, || {
-            run_step(env, &tracer, index, rate, procs, per_proc)
-        })?;
-        step.spent = spent;
-        println!(
-            "[bench {}] daemon · {} exec/s asked, {:.0}/s made · {} of {} lines · lost critical {} bulk {} output {} · CPU {} per line",
-            fmt_elapsed(started),
-            if rate == 0 { "max".into() } else { rate.to_string() },
-            step.exec_rate(),
-            step.received,
-            step.generated,
-            step.loss.kernel_critical,
-            step.loss.kernel_bulk,
-            step.loss.output,
-            step.spent.per_line().map_or("-".into(), fmt_ns),
-        );
+        let step = daemon.exec_step(index, rate, procs, secs)?;
         let dropped = step.loss.kernel_critical > 0;
         figures.steps.push(step);
         if dropped {
@@ -213,7 +233,104 @@ pub fn run(
     figures.rss_parts_kib = procfs::rss_by_mapping(pid);
     let seen = tracer.stop()?;
     figures.events = seen.final_events;
+    figures.unpaced = match figures.latency_step() {
+        None => Err("no ramp step had latencies".into()),
+        Some(_) if !super::run_help(&env.sealwatch).contains(UNPACED[0]) => {
+            Err(format!("this sealwatch has no `{}`", UNPACED[0]))
+        }
+        Some(step) => {
+            let (rate, procs) = (step.rate, step.procs);
+            let index = figures.steps.len();
+            // An extra figure: its failure is reported, not fatal to the run.
+            unpaced_step(env, index, rate, procs, secs, started).map_err(|err| {
+                eprintln!("[bench] warning: the --wakeup-pace-us 0 step failed: {err:#}");
+                format!("failed: {err:#}")
+            })
+        }
+    };
     Ok(figures)
+}
+
+/// The ramp step `rate`/`procs` once more, in its own daemon started with `--wakeup-pace-us 0`
+/// (after the first one stopped: never two daemons at once).
+fn unpaced_step(
+    env: &Env,
+    index: usize,
+    rate: u64,
+    procs: u64,
+    secs: u64,
+    started: Instant,
+) -> Result<Step> {
+    let env = Env {
+        sealwatch_args: env
+            .sealwatch_args
+            .iter()
+            .cloned()
+            .chain(UNPACED.map(String::from))
+            .collect(),
+        ..env.clone()
+    };
+    let tracer = Tracer::start(Config::Sealwatch, &env, "daemon-unpaced")?
+        .context("sealwatch is not the baseline")?;
+    let daemon = Measured {
+        env: &env,
+        tracer: &tracer,
+        tick: procfs::clock_ticks_per_second(),
+        label: " --wakeup-pace-us 0",
+        started,
+    };
+    let step = daemon.exec_step(index, rate, procs, secs)?;
+    tracer.stop()?;
+    Ok(step)
+}
+
+/// A running daemon that exec steps are measured against.
+struct Measured<'a> {
+    env: &'a Env,
+    tracer: &'a Tracer,
+    /// Clock ticks per second (`getconf`, run before the steps: its exec would be a line).
+    tick: u64,
+    /// What the progress line says after "daemon".
+    label: &'static str,
+    started: Instant,
+}
+
+impl Measured<'_> {
+    /// One step of the exec ramp, `secs` long (2000 exec/s for a flat-out step), with what the
+    /// daemon spent around it.
+    fn exec_step(&self, index: usize, rate: u64, procs: u64, secs: u64) -> Result<Step> {
+        let per_proc = if rate == 0 {
+            2000 * secs / procs
+        } else {
+            rate * secs / procs
+        };
+        let (mut step, spent) = Spent::measure(self.tracer, self.tick, || {
+            run_step(self.env, self.tracer, index, rate, procs, per_proc)
+        })?;
+        step.spent = spent;
+        println!(
+            "[bench {}] daemon{} · {} exec/s asked, {:.0}/s made · {} of {} lines · lost critical {} bulk {} output {} · CPU {} per line · tracepoint→line p50 / p99 {}",
+            fmt_elapsed(self.started),
+            self.label,
+            if rate == 0 { "max".into() } else { rate.to_string() },
+            step.exec_rate(),
+            step.received,
+            step.generated,
+            step.loss.kernel_critical,
+            step.loss.kernel_bulk,
+            step.loss.output,
+            step.spent.per_line().map_or("-".into(), fmt_ns),
+            fmt_pair(step.tracepoint_to_line),
+        );
+        Ok(step)
+    }
+}
+
+/// `p50 / p99`, or `-`.
+pub fn fmt_pair(pair: Option<(f64, f64)>) -> String {
+    pair.map_or("-".into(), |(a, b)| {
+        format!("{} / {}", fmt_ns(a), fmt_ns(b))
+    })
 }
 
 fn run_step(

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::daemon::{DaemonFigures, EVENTS_PER_SPAWN};
+use super::daemon::{fmt_pair, DaemonFigures, EVENTS_PER_SPAWN};
 use super::daemon_spent::{fmt_ratio, Spent};
 use super::daemon_storm::{EVENTS_PER_ITERATION, LINES_PER_ITERATION};
 use super::rounds::fmt_ns;
@@ -32,20 +32,28 @@ pub fn daemon_tables(md: &mut String, d: &DaemonFigures) {
 
 fn exec_table(md: &mut String, d: &DaemonFigures) {
     let _ = writeln!(md, "## Daemon under an exec ramp\n");
+    if d.unpaced.is_ok() {
+        let _ = writeln!(
+            md,
+            "The last row repeats the step nearest 10k kernel events/s in a second daemon \
+             started with `--wakeup-pace-us 0` (a forced ring wake-up per record instead of at \
+             most one per 5 ms per CPU).\n"
+        );
+    }
     let _ = writeln!(
         md,
         "| exec/s asked | made exec/s | ≈ kernel events/s | generated | marked lines received | lost critical | lost bulk | lost decode | lost output | tracepoint→line p50 / p99 | syscall→line p50 / p99 | daemon CPU per line | context switches per line |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for s in &d.steps {
-        let pair = |p: Option<(f64, f64)>| {
-            p.map_or("-".into(), |(a, b)| {
-                format!("{} / {}", fmt_ns(a), fmt_ns(b))
-            })
-        };
+    let unpaced = d
+        .unpaced
+        .as_ref()
+        .ok()
+        .map(|s| (s, " with `--wakeup-pace-us 0`"));
+    for (s, flag) in d.steps.iter().map(|s| (s, "")).chain(unpaced) {
         let _ = writeln!(
             md,
-            "| {} ({} gen.) | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} ({} gen.){flag} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             if s.rate == 0 {
                 "max".into()
             } else {
@@ -60,8 +68,8 @@ fn exec_table(md: &mut String, d: &DaemonFigures) {
             s.loss.kernel_bulk,
             s.loss.decode,
             s.loss.output,
-            pair(s.tracepoint_to_line),
-            pair(s.syscall_to_line),
+            fmt_pair(s.tracepoint_to_line),
+            fmt_pair(s.syscall_to_line),
             per_line(&s.spent),
             switches(&s.spent),
         );

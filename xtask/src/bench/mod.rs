@@ -46,8 +46,8 @@ pub struct BenchArgs {
     quick: bool,
     /// Only these workloads (repeat or comma-separate): open-ro-host, open-ro-container,
     /// open-write-image, open-write-new, fork-exec, tcp-connect, tcp-connect-container, getppid,
-    /// daemon (the daemon figures alone: exec ramp and connect storm, about a minute). Writes
-    /// target/bench/BENCHMARKS.partial.md instead of BENCHMARKS.md.
+    /// daemon (the daemon figures alone: exec ramp, connect storm, one unpaced exec step, about a
+    /// minute). Writes target/bench/BENCHMARKS.partial.md instead of BENCHMARKS.md.
     #[arg(long, value_name = "WORKLOAD")]
     only: Vec<String>,
     /// Rounds per configuration (default 5, or 2 with --quick).
@@ -223,12 +223,17 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
 /// daemons (tests, other benches) may run on the machine, and neither endpoint is what is
 /// measured.
 fn sealwatch_args(bin: &std::path::Path) -> Vec<String> {
-    let help = cmd::probe(Command::new(bin).args(["run", "--help"])).unwrap_or_default();
+    let help = run_help(bin);
     ["--metrics-addr", "--tail-socket"]
         .into_iter()
         .filter(|flag| help.contains(flag))
         .flat_map(|flag| [flag.to_owned(), "none".to_owned()])
         .collect()
+}
+
+/// `sealwatch run --help` of `bin` (empty if it fails): which flags this build has.
+fn run_help(bin: &std::path::Path) -> String {
+    cmd::probe(Command::new(bin).args(["run", "--help"])).unwrap_or_default()
 }
 
 /// `12 (sched_process_exec, syscalls/sys_enter_openat, ...)`, compact.

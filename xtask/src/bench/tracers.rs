@@ -81,6 +81,7 @@ impl Config {
 }
 
 /// What starting a tracer needs.
+#[derive(Clone)]
 pub struct Env {
     pub sealwatch: PathBuf,
     /// Extra `sealwatch run` flags (`--metrics-addr none` where the flag exists).
