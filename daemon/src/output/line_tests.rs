@@ -9,21 +9,12 @@ use super::{
     ProcessJson, SessionJson, ViolationJson, SCHEMA,
 };
 
+/// A line with no optional part, and a node name that needs escaping.
 fn bare(kind: &'static str) -> EventLine {
-    EventLine {
-        schema: SCHEMA,
-        time: "2026-11-22T22:52:18.264238476Z".into(),
-        node: Arc::from("node \"a\"\n"),
-        kind,
-        process: None,
-        container: None,
-        file: None,
-        network: None,
-        session: None,
-        violation: None,
-        loss: None,
-        escaped: Vec::new(),
-    }
+    let mut line = crate::tail::test_line(kind);
+    line.node = Arc::from("node \"a\"\n");
+    line.loss = None;
+    line
 }
 
 fn process() -> ProcessJson {
