@@ -63,7 +63,7 @@ fn main() -> ExitCode {
         Cmd::Run(args) => run::run_cmd(&args),
         Cmd::Lint => lint::lint(),
         Cmd::Test(args) => test::test(&args),
-        Cmd::Bench(args) => bench::bench(&args),
+        Cmd::Bench(args) => bench::bench_cmd(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -51,6 +51,9 @@ pub fn test(args: &TestArgs) -> Result<()> {
         stages.push(Stage::new("integration tests", || {
             integration_tests(args.filter.as_deref())
         }));
+        if args.filter.is_none() {
+            stages.push(Stage::new("bench smoke run", bench_smoke));
+        }
     }
     stages.extend(later_stages());
     run_stages(stages, args.unit_only)
@@ -80,6 +83,20 @@ fn integration_tests(filter: Option<&str>) -> Result<()> {
         .env("SEALWATCH_METRICS_ADDR", "none")
         .env("SEALWATCH_REPO", crate::repo_root());
     crate::cmd::run(&mut cargo)
+}
+
+/// `cargo xtask bench --quick --rounds 1` on the release build: the bench end to end on this
+/// machine (every peer attaches, every workload and daemon step runs, the report is written to
+/// target/bench/). It asserts no timing (the machine is noisy); it fails on what could not run.
+fn bench_smoke() -> Result<()> {
+    let problems = crate::bench::bench(&crate::bench::BenchArgs::smoke(run::release_bin()))?;
+    if !problems.is_empty() {
+        bail!(
+            "the bench could not measure everything:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    Ok(())
 }
 
 /// Where later stages plug in, run in order after the integration tests (and also with

@@ -59,15 +59,37 @@ pub struct BenchArgs {
     bin: Option<PathBuf>,
 }
 
-pub fn bench(args: &BenchArgs) -> Result<()> {
+impl BenchArgs {
+    /// The smoke run of `cargo xtask test`: `--quick --rounds 1` against an already built binary.
+    pub fn smoke(bin: PathBuf) -> Self {
+        BenchArgs {
+            quick: true,
+            only: Vec::new(),
+            rounds: Some(1),
+            bin: Some(bin),
+        }
+    }
+}
+
+/// `cargo xtask bench`: what did not run is reported in the table and printed, not fatal.
+pub fn bench_cmd(args: &BenchArgs) -> Result<()> {
+    bench(args).map(drop)
+}
+
+/// Runs the bench and writes its report; returns what could not be measured (a peer that is
+/// missing or did not attach, a step that failed), which the report also lists.
+pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
     if !setup::is_root() {
         bail!("the benchmark loads eBPF programs: run `cargo xtask bench` as root");
     }
+    // The peers (bpftrace, execsnoop, opensnoop), gcc and the podman image's tools.
+    setup::setup(true)?;
     let started = Instant::now();
     let load_at_start = loadavg();
     let (workloads, with_daemon) = workloads::select(&args.only)?;
     let rounds = args.rounds.unwrap_or(if args.quick { 2 } else { 5 }).max(1);
     let mut notes = Vec::new();
+    let mut problems = Vec::new();
 
     // The configurations in use, minus those whose tool is missing (noted in the report).
     let mut configs: Vec<Config> = Vec::new();
@@ -76,10 +98,14 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             continue;
         }
         match config.tool() {
-            Some(tool) if !tracers::on_path(tool) => notes.push(format!(
-                "{} skipped: `{tool}` is not installed (`cargo xtask setup` installs it)",
-                config.label()
-            )),
+            Some(tool) if !tracers::on_path(tool) => {
+                let why = format!(
+                    "{} skipped: `{tool}` is not installed (`cargo xtask setup` installs it)",
+                    config.label()
+                );
+                problems.push(why.clone());
+                notes.push(why);
+            }
             _ => configs.push(config),
         }
     }
@@ -91,10 +117,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
 
     let built = match &args.bin {
         Some(bin) => bin.clone(),
-        None => {
-            setup::setup(false)?;
-            run::build_release()?
-        }
+        None => run::build_release()?,
     };
     let work = crate::target_dir().join("bench");
     let log_dir = work.join("logs");
@@ -182,6 +205,10 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         _ => None,
     };
     drop(container);
+    problems.extend(samples.problems.iter().cloned());
+    if let Some(Err(why)) = daemon.as_ref().map(|d| &d.unpaced) {
+        problems.push(format!("the --wakeup-pace-us 0 step: {why}"));
+    }
 
     let partial = args.quick || !args.only.is_empty();
     let mode = format!(
@@ -216,7 +243,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     };
     std::fs::write(&out, &markdown).with_context(|| format!("writing {}", out.display()))?;
     say(started, &format!("written to {}", out.display()));
-    Ok(())
+    Ok(problems)
 }
 
 /// `--metrics-addr none` and `--tail-socket none` where this sealwatch has the flags: several
