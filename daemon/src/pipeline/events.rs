@@ -35,10 +35,10 @@ impl Pipeline {
             exec.task.pid,
             ProcEntry {
                 ppid: exec.ppid,
-                exe: exec.exe.clone(),
+                exe: std::sync::Arc::from(exec.exe.as_slice()),
                 comm: exec.task.comm.clone(),
-                args: exec.args.clone(),
-                cwd: exec.cwd.clone(),
+                args: std::sync::Arc::from(exec.args.as_slice()),
+                cwd: std::sync::Arc::from(exec.cwd.as_slice()),
                 exited_at: None,
                 exec_ns: exec.task.ktime_ns,
                 previous: None,
@@ -260,7 +260,7 @@ impl Pipeline {
     fn emit_exec(
         &mut self,
         exec: ExecRecord,
-        parent_exe: Option<Vec<u8>>,
+        parent_exe: Option<std::sync::Arc<[u8]>>,
         script: Option<Vec<u8>>,
         login: Option<Box<super::logins::SessionStart>>,
         session_id: Option<String>,
@@ -424,9 +424,7 @@ impl Pipeline {
         texts: &mut TextFields,
     ) -> crate::output::Shared<crate::output::ProcessJson> {
         let entry = self.procs.image_at(task.pid, task.ktime_ns);
-        let parent_exe = entry
-            .and_then(|e| self.procs.get(e.ppid))
-            .map(|p| p.exe.as_slice());
+        let parent_exe = entry.and_then(|e| self.procs.get(e.ppid)).map(|p| &*p.exe);
         render::process_from_table(task, entry, parent_exe, texts)
     }
 

@@ -9,7 +9,7 @@ use crate::event::{ExecRecord, FileRecord, NetRecord};
 pub enum Waiting {
     Exec {
         exec: ExecRecord,
-        parent_exe: Option<Vec<u8>>,
+        parent_exe: Option<std::sync::Arc<[u8]>>,
         /// Script run through an interpreter, when there is one.
         script: Option<Vec<u8>>,
         /// The login session this exec opens, decided at arrival.

@@ -19,10 +19,10 @@ impl Pipeline {
             .map(|(pid, entry)| ProcSeed {
                 pid,
                 ppid: entry.ppid,
-                exe: entry.exe.clone(),
+                exe: entry.exe.to_vec(),
                 comm: entry.comm.clone(),
-                args: entry.args.clone(),
-                cwd: entry.cwd.clone(),
+                args: entry.args.to_vec(),
+                cwd: entry.cwd.to_vec(),
             })
             .collect();
         procs.sort_by_key(|p| p.pid);

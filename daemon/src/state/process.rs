@@ -1,5 +1,7 @@
 //! The process table: parent and executable of every live process, so an exec event can name its
 //! parent's executable even when the parent is older than the daemon.
+use std::sync::Arc;
+
 use foldhash::HashMap;
 
 use super::seed::ProcSeed;
@@ -11,11 +13,13 @@ const EXITED_GRACE_NS: u64 = 5_000_000_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcEntry {
     pub ppid: u32,
-    pub exe: Vec<u8>,
+    /// Image facts are shared (`Arc`) between a parent and the children it forks, which run the
+    /// same image until they exec: a fork copies pointers, not every argument.
+    pub exe: Arc<[u8]>,
     pub comm: Vec<u8>,
     /// argv and cwd of the current image, so later events of the process can show them.
-    pub args: Vec<Vec<u8>>,
-    pub cwd: Vec<u8>,
+    pub args: Arc<[Vec<u8>]>,
+    pub cwd: Arc<[u8]>,
     /// Boot-time nanoseconds of the exit, once it happened.
     pub exited_at: Option<u64>,
     /// When this image was exec'd (0: before the daemon started, or inherited at fork).
@@ -47,10 +51,10 @@ impl ProcessTable {
         for seed in seeds {
             self.procs.entry(seed.pid).or_insert_with(|| ProcEntry {
                 ppid: seed.ppid,
-                exe: seed.exe.clone(),
+                exe: Arc::from(seed.exe.as_slice()),
                 comm: seed.comm.clone(),
-                args: seed.args.clone(),
-                cwd: seed.cwd.clone(),
+                args: Arc::from(seed.args.as_slice()),
+                cwd: Arc::from(seed.cwd.as_slice()),
                 exited_at: None,
                 exec_ns: 0,
                 previous: None,
@@ -76,10 +80,10 @@ impl ProcessTable {
         });
         let mut entry = inherited.unwrap_or(ProcEntry {
             ppid: parent,
-            exe: Vec::new(),
+            exe: Arc::default(),
             comm: Vec::new(),
-            args: Vec::new(),
-            cwd: Vec::new(),
+            args: Arc::default(),
+            cwd: Arc::default(),
             exited_at: None,
             exec_ns: 0,
             previous: None,
@@ -159,18 +163,18 @@ mod tests {
             cwd: b"/".to_vec(),
         }]);
         table.fork(10, 11, b"bash");
-        assert_eq!(
-            table.get(11).map(|p| p.exe.as_slice()),
-            Some(&b"/usr/bin/bash"[..])
-        );
+        assert_eq!(table.get(11).map(|p| &*p.exe), Some(&b"/usr/bin/bash"[..]));
+        let parent = table.get(10).expect("seeded");
+        let child = table.get(11).expect("forked");
+        assert!(Arc::ptr_eq(&parent.args, &child.args), "a fork shares argv");
         table.exec(
             11,
             ProcEntry {
                 ppid: 10,
-                exe: b"/usr/bin/id".to_vec(),
+                exe: Arc::from(&b"/usr/bin/id"[..]),
                 comm: b"id".to_vec(),
-                args: vec![b"id".to_vec()],
-                cwd: b"/".to_vec(),
+                args: Arc::from([b"id".to_vec()]),
+                cwd: Arc::from(&b"/"[..]),
                 exited_at: None,
                 exec_ns: 500,
                 previous: None,
@@ -178,18 +182,15 @@ mod tests {
             },
         );
         assert_eq!(
-            table.image_at(11, 499).map(|p| p.exe.as_slice()),
+            table.image_at(11, 499).map(|p| &*p.exe),
             Some(&b"/usr/bin/bash"[..]),
             "an event from before the exec sees the old image"
         );
         assert_eq!(
-            table.image_at(11, 500).map(|p| p.exe.as_slice()),
+            table.image_at(11, 500).map(|p| &*p.exe),
             Some(&b"/usr/bin/id"[..])
         );
-        assert_eq!(
-            table.get(11).map(|p| p.exe.as_slice()),
-            Some(&b"/usr/bin/id"[..])
-        );
+        assert_eq!(table.get(11).map(|p| &*p.exe), Some(&b"/usr/bin/id"[..]));
         table.exit(11, 1_000);
         table.sweep(1_000 + EXITED_GRACE_NS - 1);
         assert!(table.get(11).is_some(), "kept during the grace period");
