@@ -303,16 +303,22 @@ fn stalled_reader(queue: u64, queue_bytes: u64) -> Result<()> {
         daemon.log_tail()
     );
 
-    // Now read, and check the daemon still prints new lines after the stall.
+    // Now read, and check the daemon still prints new lines after the stall. The sentinel exec
+    // is repeated each second: one made while the writer is still handing the queued lines to
+    // the reader finds the queue full and is dropped (and counted), as it should be.
     let (bytes, reader) = read_in_thread(stdout);
-    cmd::run_ok(
-        &mut cmd::command("/bin/true", &[format!("{tag}-end")]),
-        cmd::DEFAULT_TIMEOUT,
-    )?;
     let sentinel = format!("\"{tag}-end\"");
-    let arrived = cmd::poll_until(EVENT_TIMEOUT, || {
-        contains(&bytes.lock().unwrap(), sentinel.as_bytes())
-    });
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    let mut arrived = false;
+    while !arrived && Instant::now() < deadline {
+        cmd::run_ok(
+            &mut cmd::command("/bin/true", &[format!("{tag}-end")]),
+            cmd::DEFAULT_TIMEOUT,
+        )?;
+        arrived = cmd::poll_until(Duration::from_secs(1), || {
+            contains(&bytes.lock().unwrap(), sentinel.as_bytes())
+        });
+    }
     daemon.ensure_running()?;
     ensure!(
         arrived,
