@@ -12,16 +12,16 @@ pub fn process_json(
     exe_layer: &'static str,
     texts: &mut TextFields,
 ) -> Shared<ProcessJson> {
-    let mut own = TextFields::default();
-    let process = exec_process(exec, parent_exe, exe_layer, &mut own);
-    shared(process, own, texts)
-}
-
-/// Makes the fragment, and lists its escaped fields in the line's `texts` too.
-fn shared<T: serde::Serialize>(value: T, own: TextFields, texts: &mut TextFields) -> Shared<T> {
-    let fragment = Rendered::new(value, own.into_escaped());
+    let fragment = rendered(|own| exec_process(exec, parent_exe, exe_layer, own));
     texts.extend(fragment.escaped());
     fragment
+}
+
+/// Builds a process object with its own escaped-field list and renders it.
+fn rendered(build: impl FnOnce(&mut TextFields) -> ProcessJson) -> Shared<ProcessJson> {
+    let mut own = TextFields::default();
+    let process = build(&mut own);
+    Rendered::new(process, own.into_escaped())
 }
 
 fn exec_process(
@@ -61,11 +61,7 @@ pub fn process_from_table(
     parent_exe: Option<&[u8]>,
     texts: &mut TextFields,
 ) -> Shared<ProcessJson> {
-    let make = || {
-        let mut own = TextFields::default();
-        let process = table_process(task, entry, parent_exe, &mut own);
-        Rendered::new(process, own.into_escaped())
-    };
+    let make = || rendered(|own| table_process(task, entry, parent_exe, own));
     let fragment = match entry {
         Some(entry) => entry.json.get_or_make(
             |known| {
