@@ -71,12 +71,14 @@ pub struct RunArgs {
     /// of two, at least one page.
     #[arg(long, default_value_t = 4 << 20, value_parser = parse_ring_size)]
     pub ring_bulk_bytes: u32,
-    /// Forced wake-ups of the daemon: at most one per CPU per this many microseconds for exec,
-    /// file and connection records (0: every such record wakes it; at most 1000000). Lower means
-    /// lower latency from syscall to JSON line, but each forced wake-up costs the traced task an
-    /// inter-processor interrupt (measured: 121 µs more per exec on a VM where IPIs exit to the
-    /// hypervisor). Records that force none wait for the next wake-up, at most the reader's 20 ms
-    /// sweep.
+    /// How long a record may wait in the ring while records flow, in microseconds (0 to
+    /// 1000000). During activity the daemon drains its rings this often on a timer of its own
+    /// and the kernel wakes nobody; outside it, exec, file and connection records force a
+    /// wake-up at most once per this long per CPU. Lower means lower latency from syscall to
+    /// JSON line and more timer wake-ups of the daemon while records flow (1000: a p99 of about
+    /// 1-2 ms on the project's VM). 0: every such record forces a wake-up, and the traced task
+    /// pays an inter-processor interrupt for it (measured: 121 µs more per exec on a VM where
+    /// IPIs exit to the hypervisor).
     #[arg(
         long,
         env = "SEALWATCH_WAKEUP_PACE_US",

@@ -154,6 +154,10 @@ async fn run_async(
             cgroups: scan_cgroups(&cgroup_root),
         },
     ];
+    let drain_options = reader::DrainOptions {
+        pace: Duration::from_micros(args.wakeup_pace_us),
+        windows: sensors.drain_windows(),
+    };
     let mut readers = Vec::new();
     for (lane, ring) in sensors.take_rings() {
         readers.push(
@@ -162,6 +166,7 @@ async fn run_async(
                 ring,
                 tx.clone(),
                 decode_errors.clone(),
+                drain_options.clone(),
                 shutdown_rx.clone(),
             )
             .context("watching a ring buffer")?,

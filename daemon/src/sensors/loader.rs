@@ -11,6 +11,7 @@ use sealwatch_abi::{lane, names, Config, Settings, ABI_VERSION};
 use thiserror::Error;
 
 use super::{
+    drain_window::DrainWindows,
     enforce::{AllowPrefix, EnforceError, Enforcement},
     offsets, preflight,
 };
@@ -145,6 +146,7 @@ pub struct Sensors {
     rings: Vec<(u32, RingBuf<MapData>)>,
     drops: PerCpuArray<MapData, u64>,
     settings: Array<MapData, Settings>,
+    drain_windows: DrainWindows,
     attach_failures: Vec<AttachFailure>,
 }
 
@@ -268,12 +270,21 @@ impl Sensors {
             name: names::SETTINGS,
             source,
         })?;
+        let map = ebpf
+            .take_map(names::DRAINING_UNTIL)
+            .ok_or(SensorError::Missing(names::DRAINING_UNTIL))?;
+        let drain_windows =
+            DrainWindows::new(Array::try_from(map).map_err(|source| SensorError::Map {
+                name: names::DRAINING_UNTIL,
+                source,
+            })?);
         Ok(Sensors {
             ebpf,
             enforcement,
             rings,
             drops,
             settings,
+            drain_windows,
             attach_failures,
         })
     }
@@ -360,6 +371,11 @@ impl Sensors {
     /// Hands the ring buffers to their readers (once).
     pub fn take_rings(&mut self) -> Vec<(u32, RingBuf<MapData>)> {
         std::mem::take(&mut self.rings)
+    }
+
+    /// Where the readers tell the kernel how long they drain on their own.
+    pub fn drain_windows(&self) -> DrainWindows {
+        self.drain_windows.clone()
     }
 
     /// Records dropped in the kernel so far, per lane (summed over CPUs).

@@ -8,7 +8,7 @@
 /// Version of this layout, written into [`Config`]. The probes are built into the daemon from
 /// the same source, so the two cannot disagree; bump it when a layout changes, to tell objects
 /// apart.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Record kinds. Fixed numbers: never renumber, never reuse a retired one.
 pub mod kind {
@@ -40,6 +40,9 @@ pub mod names {
     pub const SCRATCH: &str = "SCRATCH";
     pub const CONFIG: &str = "CONFIG";
     pub const SETTINGS: &str = "SETTINGS";
+    /// Per lane: until when (boot-time ns) the daemon drains that ring on its own timer, so
+    /// paced records need not wake it (see [`super::Config::wakeup_pace_ns`]).
+    pub const DRAINING_UNTIL: &str = "DRAINING_UNTIL";
     /// cgroup id → workload key of containers whose egress is enforced in the kernel.
     pub const BLOCK_WORKLOAD: &str = "BLOCK_WORKLOAD";
     /// (workload key, address prefix) → allowed port rules, for the connect/sendmsg hooks.
@@ -505,7 +508,8 @@ pub struct Config {
     pub self_tgid: u32,
     pub offsets: KernelOffsets,
     /// A paced record (exec, file, connect) forces a ring wake-up only if its CPU forced none in
-    /// the last this many nanoseconds; 0 forces one for every record (`--wakeup-pace-us`).
+    /// the last this many nanoseconds, and the daemon is not draining its lane on a timer
+    /// ([`names::DRAINING_UNTIL`]); 0 forces one for every record (`--wakeup-pace-us`).
     pub wakeup_pace_ns: u64,
 }
 
@@ -515,8 +519,10 @@ pub struct Config {
 /// A forced wake-up is paid by the task that made the record: the ring's irq_work raises an IPI,
 /// and the daemon's CPU gets another. Measured with `kernel.bpf_stats_enabled` on this project's
 /// 2-core VM: the exec program took 121 µs per exec with a wake-up each, 5 µs without (IPIs exit
-/// to the hypervisor) — 10% of every fork+exec on the node. The price is latency: a burst's
-/// records wait for the next paced wake-up or the reader's 20 ms sweep.
+/// to the hypervisor) — 10% of every fork+exec on the node. So while records keep coming the
+/// daemon drains the rings on its own timer, every pace, and the kernel wakes nobody
+/// ([`names::DRAINING_UNTIL`]): a record waits at most about a pace, and the daemon pays for the
+/// wake-ups.
 pub const WAKEUP_PACE_NS_DEFAULT: u64 = 5_000_000;
 
 // No implicit padding: `wakeup_pace_ns` must stay 8-aligned right after `offsets` (an odd number

@@ -29,18 +29,25 @@ pub const NO_WAKEUP: u64 = 1;
 /// has consumed everything before the record, which the un-woken fork/exit records prevent.)
 pub const WAKEUP: u64 = 2;
 
-/// [`WAKEUP`] unless this CPU forced one less than `CONFIG.wakeup_pace_ns` ago ([`NO_WAKEUP`]).
+/// [`NO_WAKEUP`] while the daemon drains `lane_id` on its own timer (`DRAINING_UNTIL`) or when
+/// this CPU forced a wake-up less than `CONFIG.wakeup_pace_ns` ago; [`WAKEUP`] otherwise.
 ///
-/// The daemon sets the pace (`--wakeup-pace-us`, default 5 ms:
-/// [`sealwatch_abi::WAKEUP_PACE_NS_DEFAULT`], which says what a forced wake-up costs the traced
-/// task). An isolated event wakes the daemon at once, a burst (an exec storm, a connect loop, a
-/// write loop) wakes it at most once per pace per CPU. The reader drains everything when it
-/// wakes, and its 20 ms sweep bounds the wait of a burst's last record. A pace of 0 forces a
-/// wake-up for every record: the lowest latency, and an IPI (or two) per record.
+/// A forced wake-up is paid by the traced task (an IPI, costly in a VM:
+/// [`sealwatch_abi::WAKEUP_PACE_NS_DEFAULT`]). So an isolated event wakes the daemon at once;
+/// then, while records keep coming, the daemon drains the ring every pace (`--wakeup-pace-us`,
+/// default 5 ms) on a timer of its own and publishes until when it will, and the kernel stops
+/// waking it. Between windows a CPU forces at most one wake-up per pace. A pace of 0 forces a
+/// wake-up for every record (the daemon then publishes no window): an IPI or two per record.
 #[inline(always)]
-pub fn paced_wakeup() -> u64 {
+pub fn paced_wakeup(lane_id: u32) -> u64 {
     // SAFETY: plain helper without arguments.
     let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
+    if crate::maps::DRAINING_UNTIL
+        .get(lane_id)
+        .is_some_and(|until| now < *until)
+    {
+        return NO_WAKEUP;
+    }
     let pace = config!(wakeup_pace_ns);
     match crate::maps::LAST_WAKEUP.get_ptr_mut(0) {
         // SAFETY: per-CPU slot, programs do not preempt each other on one CPU.

@@ -251,7 +251,7 @@ fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, makes_executable: bool) -> 
     let len = (FILE_FIXED_SIZE + walk.len).min(core::mem::size_of::<sealwatch_abi::FileEvent>());
     // File lines wait for the critical lane anyway (the pipeline's lane skew of 50 ms): no
     // need to wake the daemon for each one.
-    output_bytes(lane::BULK, paced_wakeup(), record, len);
+    output_bytes(lane::BULK, paced_wakeup(lane::BULK), record, len);
     Ok(())
 }
 
@@ -395,7 +395,7 @@ fn report_path_op(
     fixed.header.flags = header_flags;
     let len = (FILE_FIXED_SIZE + off).min(core::mem::size_of::<sealwatch_abi::FileEvent>());
     let _ = NEEDS_RESULT.insert(&pid_tgid, &1, 0);
-    output_bytes(lane::BULK, paced_wakeup(), record, len);
+    output_bytes(lane::BULK, paced_wakeup(lane::BULK), record, len);
     Ok(())
 }
 
@@ -428,7 +428,7 @@ fn report_result(ctx: &TracePointContext) {
     let _ = NEEDS_RESULT.remove(&key);
     let ret = ctx_ret(ctx);
     let task = current_task();
-    submit::<SyscallResult>(lane::BULK, paced_wakeup(), |result| {
+    submit::<SyscallResult>(lane::BULK, paced_wakeup(lane::BULK), |result| {
         fill_header(&mut result.header, kind::SYSCALL_RESULT, task);
         result.ret = ret;
         Ok(())

@@ -219,7 +219,7 @@ fn exit_with_addr(ctx: &TracePointContext) -> Result<(), i64> {
 /// Sends a record for a stashed operation: peer from the stash, own end from the socket.
 #[inline(always)]
 fn report(task: Ptr, stash: &NetStash, ret: i64, blocked: bool, sk: Ptr) {
-    submit::<NetEvent>(lane::CRITICAL, paced_wakeup(), |record| {
+    submit::<NetEvent>(lane::CRITICAL, paced_wakeup(lane::CRITICAL), |record| {
         fill_header(&mut record.header, kind::NET, task);
         record.header.flags = if blocked { net_flags::BLOCKED } else { 0 };
         record.op = stash.op;
@@ -265,7 +265,7 @@ fn exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
     if family != AF_INET && family != AF_INET6 {
         return Ok(());
     }
-    submit::<NetEvent>(lane::CRITICAL, paced_wakeup(), |record| {
+    submit::<NetEvent>(lane::CRITICAL, paced_wakeup(lane::CRITICAL), |record| {
         fill_header(&mut record.header, kind::NET, task);
         record.op = net_op::ACCEPT;
         record.ret = fd as i32;
@@ -312,7 +312,7 @@ fn exit_listen(ctx: &TracePointContext) -> Result<(), i64> {
     if family != AF_INET && family != AF_INET6 {
         return Ok(());
     }
-    submit::<NetEvent>(lane::CRITICAL, paced_wakeup(), |record| {
+    submit::<NetEvent>(lane::CRITICAL, paced_wakeup(lane::CRITICAL), |record| {
         fill_header(&mut record.header, kind::NET, task);
         record.op = net_op::LISTEN;
         record.family = family;

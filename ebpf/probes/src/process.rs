@@ -198,7 +198,7 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
     if len > core::mem::size_of::<ExecEvent>() {
         len = core::mem::size_of::<ExecEvent>();
     }
-    output_bytes(lane::CRITICAL, paced_wakeup(), record, len);
+    output_bytes(lane::CRITICAL, paced_wakeup(lane::CRITICAL), record, len);
     Ok(())
 }
 

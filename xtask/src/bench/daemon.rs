@@ -3,9 +3,10 @@
 //! per lane at each rate (the generators know the true count), the highest rate without a
 //! critical-lane drop, CPU per delivered line (`daemon_spent.rs`), peak RSS (the whole life's
 //! VmHWM and the highest VmRSS sampled under load, `rss_sampler.rs`), and latency from the exec
-//! to the line. Then a second sealwatch with `--wakeup-pace-us 0` (a forced ring wake-up per
-//! record) repeats the ramp step nearest 10k events/s, so the report shows what the default pace
-//! costs in latency.
+//! to the line, then under the connect loop paced at 10k events/s (which judges latency). Then a
+//! second sealwatch with `--wakeup-pace-us 1000` (timer drains every 1 ms instead of 5 while
+//! records flow) repeats the two latency steps, so the report shows what a shorter pace buys in
+//! latency and costs in daemon CPU.
 //!
 //! Each generated exec is `loadgen exit <tag>-<proc>-<i>`, a static binary that exits at once;
 //! the generator stamps CLOCK_REALTIME just before each vfork, the harness's stdout reader stamps
@@ -31,11 +32,12 @@ use super::tracers::{Config, Env, Tracer};
 /// Kernel events per generated spawn: sched_process_fork, sched_process_exec, sched_process_exit.
 pub const EVENTS_PER_SPAWN: u64 = 3;
 
-/// The latency target's rate: the ramp step nearest it is judged (and repeated unpaced).
+/// The latency target's rate: the paced connect step runs at it, and it and the ramp step
+/// nearest it are repeated at the short pace.
 pub const LATENCY_RATE: f64 = 10_000.0;
 
-/// The flag that turns the wake-up pace off for the repeated step.
-const UNPACED: [&str; 2] = ["--wakeup-pace-us", "0"];
+/// The pace of the second daemon: what a user who wants latency would choose.
+const SHORT_PACE: [&str; 2] = ["--wakeup-pace-us", "1000"];
 
 /// One rate step of the exec ramp. `rate` 0 means as fast as the generators go.
 #[derive(Debug, Clone)]
@@ -102,8 +104,17 @@ pub struct DaemonFigures {
     pub rss_under_load_kib: Option<u64>,
     /// What is resident at the end, by kind of mapping.
     pub rss_parts_kib: Vec<(&'static str, u64)>,
-    /// The latency step again, in a daemon started with `--wakeup-pace-us 0`; or why not.
-    pub unpaced: Result<Step, String>,
+    /// The latency steps again, in a daemon started with `--wakeup-pace-us 1000`; or why not.
+    pub short_pace: Result<ShortPace, String>,
+}
+
+/// The latency steps in a daemon that forces a wake-up per record.
+#[derive(Debug, Clone)]
+pub struct ShortPace {
+    /// The exec ramp step nearest [`LATENCY_RATE`].
+    pub exec: Step,
+    /// The paced connect step.
+    pub connect: StormStep,
 }
 
 impl Default for DaemonFigures {
@@ -115,7 +126,7 @@ impl Default for DaemonFigures {
             vm_hwm_kib: None,
             rss_under_load_kib: None,
             rss_parts_kib: Vec::new(),
-            unpaced: Err("not run".into()),
+            short_pace: Err("not run".into()),
         }
     }
 }
@@ -141,7 +152,7 @@ impl DaemonFigures {
             spent: &s.spent,
         });
         let storm = self.storm.iter().map(|s| Rate {
-            label: format!("connect storm, {} gen.", s.procs),
+            label: s.label(),
             events_per_s: s.events_per_s(),
             lines_per_s: s.spent.lines as f64 / s.seconds.max(1e-9),
             events: s.iterations * EVENTS_PER_ITERATION,
@@ -159,6 +170,11 @@ impl DaemonFigures {
             .iter()
             .filter(|s| s.tracepoint_to_line.is_some())
             .min_by(|a, b| gap(a).total_cmp(&gap(b)))
+    }
+
+    /// The connect step paced at [`LATENCY_RATE`] kernel events/s.
+    pub fn connect_latency_step(&self) -> Option<&StormStep> {
+        self.storm.iter().find(|s| s.rate.is_some())
     }
 
     /// The step that judges CPU per event: the busiest one (most lines per second).
@@ -180,6 +196,10 @@ fn ramp(quick: bool) -> Vec<(u64, u64)> {
 
 /// Generator processes of the connect storm steps.
 const STORM_PROCS: [u64; 2] = [1, 2];
+
+/// Iterations per second of the paced connect step: [`LATENCY_RATE`] kernel events/s, every
+/// one a line.
+const CONNECT_LATENCY_RATE: u64 = LATENCY_RATE as u64 / EVENTS_PER_ITERATION;
 
 pub fn run(
     env: &Env,
@@ -210,40 +230,29 @@ pub fn run(
         }
     }
     for procs in STORM_PROCS {
-        let (mut step, spent) = Spent::measure(&tracer, tick, || {
-            run_storm(container, &tracer, procs, Duration::from_secs(secs))
-        })?;
-        step.spent = spent;
-        println!(
-            "[bench {}] daemon · connect storm, {procs} gen. · {} iterations, {:.0} kernel events/s · {} of {} lines · lost critical {} bulk {} output {} · CPU {} per line",
-            fmt_elapsed(started),
-            step.iterations,
-            step.events_per_s(),
-            step.received_lines(),
-            step.expected(),
-            step.loss.kernel_critical,
-            step.loss.kernel_bulk,
-            step.loss.output,
-            step.spent.per_line().map_or("-".into(), fmt_ns),
-        );
-        figures.storm.push(step);
+        figures
+            .storm
+            .push(daemon.connect_step(container, procs, None, secs)?);
     }
+    figures
+        .storm
+        .push(daemon.connect_step(container, 1, Some(CONNECT_LATENCY_RATE), secs)?);
     figures.rss_under_load_kib = rss.stop();
     figures.vm_hwm_kib = procfs::status_kib(pid, "VmHWM");
     figures.rss_parts_kib = procfs::rss_by_mapping(pid);
     let seen = tracer.stop()?;
     figures.events = seen.final_events;
-    figures.unpaced = match figures.latency_step() {
+    figures.short_pace = match figures.latency_step() {
         None => Err("no ramp step had latencies".into()),
-        Some(_) if !super::run_help(&env.sealwatch).contains(UNPACED[0]) => {
-            Err(format!("this sealwatch has no `{}`", UNPACED[0]))
+        Some(_) if !super::run_help(&env.sealwatch).contains(SHORT_PACE[0]) => {
+            Err(format!("this sealwatch has no `{}`", SHORT_PACE[0]))
         }
         Some(step) => {
             let (rate, procs) = (step.rate, step.procs);
             let index = figures.steps.len();
             // An extra figure: its failure is reported, not fatal to the run.
-            unpaced_step(env, index, rate, procs, secs, started).map_err(|err| {
-                eprintln!("[bench] warning: the --wakeup-pace-us 0 step failed: {err:#}");
+            short_pace_steps(env, container, index, rate, procs, secs, started).map_err(|err| {
+                eprintln!("[bench] warning: the --wakeup-pace-us 1000 steps failed: {err:#}");
                 format!("failed: {err:#}")
             })
         }
@@ -251,37 +260,39 @@ pub fn run(
     Ok(figures)
 }
 
-/// The ramp step `rate`/`procs` once more, in its own daemon started with `--wakeup-pace-us 0`
-/// (after the first one stopped: never two daemons at once).
-fn unpaced_step(
+/// The ramp step `rate`/`procs` and the paced connect step once more, in their own daemon
+/// started with `--wakeup-pace-us 1000` (after the first one stopped: never two daemons at once).
+fn short_pace_steps(
     env: &Env,
+    container: &BenchContainer,
     index: usize,
     rate: u64,
     procs: u64,
     secs: u64,
     started: Instant,
-) -> Result<Step> {
+) -> Result<ShortPace> {
     let env = Env {
         sealwatch_args: env
             .sealwatch_args
             .iter()
             .cloned()
-            .chain(UNPACED.map(String::from))
+            .chain(SHORT_PACE.map(String::from))
             .collect(),
         ..env.clone()
     };
-    let tracer = Tracer::start(Config::Sealwatch, &env, "daemon-unpaced")?
+    let tracer = Tracer::start(Config::Sealwatch, &env, "daemon-short-pace")?
         .context("sealwatch is not the baseline")?;
     let daemon = Measured {
         env: &env,
         tracer: &tracer,
         tick: procfs::clock_ticks_per_second(),
-        label: " --wakeup-pace-us 0",
+        label: " --wakeup-pace-us 1000",
         started,
     };
-    let step = daemon.exec_step(index, rate, procs, secs)?;
+    let exec = daemon.exec_step(index, rate, procs, secs)?;
+    let connect = daemon.connect_step(container, 1, Some(CONNECT_LATENCY_RATE), secs)?;
     tracer.stop()?;
-    Ok(step)
+    Ok(ShortPace { exec, connect })
 }
 
 /// A running daemon that exec steps are measured against.
@@ -316,6 +327,42 @@ impl Measured<'_> {
             step.exec_rate(),
             step.received,
             step.generated,
+            step.loss.kernel_critical,
+            step.loss.kernel_bulk,
+            step.loss.output,
+            step.spent.per_line().map_or("-".into(), fmt_ns),
+            fmt_pair(step.tracepoint_to_line),
+        );
+        Ok(step)
+    }
+
+    /// A connect step (`daemon_storm.rs`), `secs` long, with what the daemon spent around it.
+    fn connect_step(
+        &self,
+        container: &BenchContainer,
+        procs: u64,
+        rate: Option<u64>,
+        secs: u64,
+    ) -> Result<StormStep> {
+        let (mut step, spent) = Spent::measure(self.tracer, self.tick, || {
+            run_storm(
+                container,
+                self.tracer,
+                procs,
+                rate,
+                Duration::from_secs(secs),
+            )
+        })?;
+        step.spent = spent;
+        println!(
+            "[bench {}] daemon{} · {} · {} iterations, {:.0} kernel events/s · {} of {} lines · lost critical {} bulk {} output {} · CPU {} per line · tracepoint→line p50 / p99 {}",
+            fmt_elapsed(self.started),
+            self.label,
+            step.label(),
+            step.iterations,
+            step.events_per_s(),
+            step.received_lines(),
+            step.expected(),
             step.loss.kernel_critical,
             step.loss.kernel_bulk,
             step.loss.output,

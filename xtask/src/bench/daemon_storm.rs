@@ -1,6 +1,7 @@
-//! The daemon's high-rate steps: the container TCP connect/accept loop of the
+//! The daemon's connect steps: the container TCP connect/accept loop of the
 //! `tcp-connect-container` workload (`loadgen tcp-until`, via `podman exec` in the bench
-//! container), flat out, with one and then two generator processes.
+//! container), flat out with one and then two generator processes, and paced at the latency
+//! target's rate (the event's `time` to the line's read, per line).
 //!
 //! Every iteration is one connect and one accept in a container task, so two kernel records
 //! (ebpf/probes/src/net.rs: the sys_exit_connect and sys_exit_accept programs each submit one
@@ -21,6 +22,7 @@ use super::container::BenchContainer;
 use super::daemon_spent::Spent;
 use super::loadgen::{parse_storm, storm_args, Storm};
 use super::output::{unix_ns_now, Loss, NetLines};
+use super::stats::percentile;
 use super::tracers::Tracer;
 
 /// Kernel records per iteration: connect exit and accept exit.
@@ -36,6 +38,8 @@ const LATE_NS: u64 = 50_000_000;
 #[derive(Debug, Clone, Default)]
 pub struct StormStep {
     pub procs: u64,
+    /// Iterations per second asked of each generator; None: flat out.
+    pub rate: Option<u64>,
     pub iterations: u64,
     /// From the first generator's start to the last one's end.
     pub seconds: f64,
@@ -44,6 +48,8 @@ pub struct StormStep {
     pub loss: Loss,
     /// Generators that began later than [`LATE_NS`] after the common start.
     pub late: u64,
+    /// p50, p99 in ns of the generators' lines: the event's `time` (tracepoint) → line read.
+    pub tracepoint_to_line: Option<(f64, f64)>,
     /// Filled in by the caller, which measures around the whole step.
     pub spent: Spent,
 }
@@ -64,19 +70,30 @@ impl StormStep {
     pub fn events_per_s(&self) -> f64 {
         self.iterations_per_s() * EVENTS_PER_ITERATION as f64
     }
+
+    /// `connect storm, 2 gen.` or `connect, 5000/s asked, 1 gen.`.
+    pub fn label(&self) -> String {
+        match self.rate {
+            None => format!("connect storm, {} gen.", self.procs),
+            Some(rate) => format!("connect, {rate}/s asked, {} gen.", self.procs),
+        }
+    }
 }
 
-/// Runs `procs` generators in the container for `run` and counts what the daemon printed.
+/// Runs `procs` generators in the container for `run`, flat out or at `rate` iterations per
+/// second each, and counts and times what the daemon printed.
 pub fn run_storm(
     container: &BenchContainer,
     tracer: &Tracer,
     procs: u64,
+    rate: Option<u64>,
     run: Duration,
 ) -> Result<StormStep> {
     let loss_before = {
         let mut seen = tracer.watch.lock();
         seen.count_net = true;
         seen.net_lines.clear();
+        seen.net_delays.clear();
         seen.loss
     };
     let start = unix_ns_now() + LEAD.as_nanos() as u64;
@@ -84,7 +101,7 @@ pub fn run_storm(
     let children: Vec<Child> = (0..procs)
         .map(|_| {
             container
-                .loadgen(&storm_args(start, end))
+                .loadgen(&storm_args(start, end, rate))
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -125,15 +142,22 @@ pub fn run_storm(
     let mut seen = tracer.watch.lock();
     seen.count_net = false;
     let mut received = NetLines::default();
+    let mut delays = Vec::new();
     for storm in &storms {
         let got = seen.net_lines.get(&storm.port).copied().unwrap_or_default();
         received.connect += got.connect;
         received.accept += got.accept;
+        let of_port = seen.net_delays.get(&storm.port).into_iter().flatten();
+        delays.extend(of_port.map(|&ns| ns as f64));
     }
+    seen.net_delays.clear();
     let first = storms.iter().map(|s| s.first_unix_ns).min().unwrap_or(0);
     let last = storms.iter().map(|s| s.last_unix_ns).max().unwrap_or(0);
+    let p50_p99 = || Some((percentile(&delays, 50.0)?, percentile(&delays, 99.0)?));
     Ok(StormStep {
         procs,
+        rate,
+        tracepoint_to_line: p50_p99(),
         iterations: storms.iter().map(|s| s.iterations).sum(),
         seconds: last.saturating_sub(first) as f64 / 1e9,
         received,

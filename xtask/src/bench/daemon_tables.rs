@@ -1,4 +1,4 @@
-//! The daemon's step tables: the exec ramp and the connect storm.
+//! The daemon's step tables: the exec ramp and the connect loops.
 
 use std::fmt::Write as _;
 
@@ -32,12 +32,12 @@ pub fn daemon_tables(md: &mut String, d: &DaemonFigures) {
 
 fn exec_table(md: &mut String, d: &DaemonFigures) {
     let _ = writeln!(md, "## Daemon under an exec ramp\n");
-    if d.unpaced.is_ok() {
+    if d.short_pace.is_ok() {
         let _ = writeln!(
             md,
             "The last row repeats the step nearest 10k kernel events/s in a second daemon \
-             started with `--wakeup-pace-us 0` (a forced ring wake-up per record instead of at \
-             most one per 5 ms per CPU).\n"
+             started with `--wakeup-pace-us 1000` (timer drains every 1 ms instead of 5 while \
+             records flow).\n"
         );
     }
     let _ = writeln!(
@@ -45,12 +45,12 @@ fn exec_table(md: &mut String, d: &DaemonFigures) {
         "| exec/s asked | made exec/s | ≈ kernel events/s | generated | marked lines received | lost critical | lost bulk | lost decode | lost output | tracepoint→line p50 / p99 | syscall→line p50 / p99 | daemon CPU per line | context switches per line |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let unpaced = d
-        .unpaced
+    let short_pace = d
+        .short_pace
         .as_ref()
         .ok()
-        .map(|s| (s, " with `--wakeup-pace-us 0`"));
-    for (s, flag) in d.steps.iter().map(|s| (s, "")).chain(unpaced) {
+        .map(|u| (&u.exec, " with `--wakeup-pace-us 1000`"));
+    for (s, flag) in d.steps.iter().map(|s| (s, "")).chain(short_pace) {
         let _ = writeln!(
             md,
             "| {} ({} gen.){flag} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -81,34 +81,42 @@ fn storm_table(md: &mut String, d: &DaemonFigures) {
     if d.storm.is_empty() {
         return;
     }
-    let _ = writeln!(md, "## Daemon under a connect storm\n");
+    let _ = writeln!(md, "## Daemon under connect loops\n");
     let _ = writeln!(
         md,
         "The same daemon after the exec ramp: the `tcp-connect-container` loop (socket, connect, \
          accept, close on 127.0.0.1 in the bench container) flat out, in one and then two \
-         generator processes started together. Each iteration is {EVENTS_PER_ITERATION} kernel \
-         records (connect exit and accept exit, both on the critical lane) and \
-         {LINES_PER_ITERATION} JSON lines (`connect`, `accept`); a generator's lines are those \
-         whose `network.dport` is its listening port. \"all lines/s\" counts every line the \
-         daemon printed during the step (podman exec's own processes included); CPU and context \
-         switches per line are per line of those; CPU per kernel event is all of the daemon's \
-         CPU in the step over the generators' kernel records (an upper bound).\n"
+         generator processes started together, then one generator paced at 10k kernel events/s \
+         (the latency target's rate; the last row repeats it in the daemon started with \
+         `--wakeup-pace-us 1000`). Each iteration is {EVENTS_PER_ITERATION} kernel records (connect \
+         exit and accept exit, both on the critical lane) and {LINES_PER_ITERATION} JSON lines \
+         (`connect`, `accept`); a generator's lines are those whose `network.dport` is its \
+         listening port, and tracepoint→line runs from each such line's `time` to its read. \
+         \"all lines/s\" counts every line the daemon printed during the step (podman exec's own \
+         processes included); CPU and context switches per line are per line of those; CPU per \
+         kernel event is all of the daemon's CPU in the step over the generators' kernel records \
+         (an upper bound).\n"
     );
     let _ = writeln!(
         md,
-        "| generators | iterations | seconds | iterations/s | ≈ kernel events/s | lines expected | lines received (connect + accept) | lost critical | lost bulk | lost decode | lost output | all lines/s | daemon CPU per line | daemon CPU per kernel event | context switches per line |"
+        "| step | iterations | seconds | iterations/s | ≈ kernel events/s | lines expected | lines received (connect + accept) | lost critical | lost bulk | lost decode | lost output | tracepoint→line p50 / p99 | all lines/s | daemon CPU per line | daemon CPU per kernel event | context switches per line |"
     );
     let _ = writeln!(
         md,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
-    for s in &d.storm {
+    let short_pace = d
+        .short_pace
+        .as_ref()
+        .ok()
+        .map(|u| (&u.connect, " with `--wakeup-pace-us 1000`"));
+    for (s, flag) in d.storm.iter().map(|s| (s, "")).chain(short_pace) {
         let events = s.iterations * EVENTS_PER_ITERATION;
         let per_event = (events > 0).then(|| s.spent.cpu_ns as f64 / events as f64);
         let _ = writeln!(
             md,
-            "| {}{} | {} | {:.2} | {:.0} | {:.0} | {} | {} ({} + {}) | {} | {} | {} | {} | {:.0} | {} | {} | {} |",
-            s.procs,
+            "| {}{}{flag} | {} | {:.2} | {:.0} | {:.0} | {} | {} ({} + {}) | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} |",
+            s.label(),
             if s.late > 0 {
                 format!(" ({} started late)", s.late)
             } else {
@@ -126,6 +134,7 @@ fn storm_table(md: &mut String, d: &DaemonFigures) {
             s.loss.kernel_bulk,
             s.loss.decode,
             s.loss.output,
+            fmt_pair(s.tracepoint_to_line),
             s.spent.lines as f64 / s.seconds.max(1e-9),
             per_line(&s.spent),
             per_event.map_or("-".into(), fmt_ns),

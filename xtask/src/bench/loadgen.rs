@@ -142,13 +142,16 @@ pub struct Storm {
     pub port: u16,
 }
 
-/// `loadgen tcp-until START_NS END_NS` (its loop runs from START to END, CLOCK_REALTIME).
-pub fn storm_args(start_unix_ns: u64, end_unix_ns: u64) -> Vec<String> {
-    vec![
+/// `loadgen tcp-until START_NS END_NS [RATE]` (its loop runs from START to END, CLOCK_REALTIME,
+/// flat out or at `rate` iterations per second).
+pub fn storm_args(start_unix_ns: u64, end_unix_ns: u64, rate: Option<u64>) -> Vec<String> {
+    let mut args = vec![
         "tcp-until".into(),
         start_unix_ns.to_string(),
         end_unix_ns.to_string(),
-    ]
+    ];
+    args.extend(rate.map(|rate| rate.to_string()));
+    args
 }
 
 /// Parses the `storm ITERATIONS FIRST_NS LAST_NS PORT` line.

@@ -78,6 +78,8 @@ pub struct Seen {
     /// listener's port for both: the connect's peer, the accept's own end).
     pub count_net: bool,
     pub net_lines: HashMap<u16, NetLines>,
+    /// While `count_net`: per `network.dport`, the event's `time` to the line's read, ns.
+    pub net_delays: HashMap<u16, Vec<u64>>,
     /// (sensor, program) from the daemon's debug log.
     pub attached: Vec<(String, String)>,
     /// `events=N` from the daemon's last log line.
@@ -183,6 +185,10 @@ fn take_line(seen: &mut Seen, line: &str, read_unix_ns: u64, ready: ReadyOn) {
                 NetKind::Connect => count.connect += 1,
                 NetKind::Accept => count.accept += 1,
             }
+            if let Some(event_unix_ns) = event_time(line) {
+                let delays = seen.net_delays.entry(port).or_default();
+                delays.push(read_unix_ns.saturating_sub(event_unix_ns));
+            }
         }
     }
     if let Some(tag) = &seen.tag {
@@ -284,11 +290,14 @@ fn parse_mark(line: &str, tag: &str) -> Option<(String, Option<u64>)> {
     }
     let start = line.find(&format!("\"{tag}-"))? + tag.len() + 2;
     let key: String = line[start..].chars().take_while(|&c| c != '"').collect();
-    let time = line
-        .find("\"time\":\"")
+    Some((key, event_time(line)))
+}
+
+/// Unix nanoseconds of a line's `time` (the kernel's timestamp of the event).
+fn event_time(line: &str) -> Option<u64> {
+    line.find("\"time\":\"")
         .and_then(|at| line.get(at + 8..at + 38))
-        .and_then(parse_rfc3339_ns);
-    Some((key, time))
+        .and_then(parse_rfc3339_ns)
 }
 
 /// Unix nanoseconds of sealwatch's fixed-width `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
@@ -376,6 +385,18 @@ mod tests {
         assert_eq!(parse_net(accept), Some((NetKind::Accept, 45783)));
         assert_eq!(parse_net(listen), None);
         assert_eq!(parse_net(r#"{"kind":"exec"}"#), None);
+    }
+
+    #[test]
+    fn net_lines_are_timed_by_port_only_while_counting() {
+        let line = r#"{"schema":"s","time":"1970-01-01T00:00:01.000000000Z","kind":"connect","network":{"dport":45783}}"#;
+        let mut seen = Seen::default();
+        take_line(&mut seen, line, 1_000_700_000, ReadyOn::FirstStdoutLine);
+        assert!(seen.net_delays.is_empty(), "not counting yet");
+        seen.count_net = true;
+        take_line(&mut seen, line, 1_000_700_000, ReadyOn::FirstStdoutLine);
+        assert_eq!(seen.net_delays.get(&45783), Some(&vec![700_000]));
+        assert_eq!(seen.net_lines[&45783].connect, 1);
     }
 
     #[test]
