@@ -287,6 +287,11 @@ fn stalled_reader(queue: u64, queue_bytes: u64) -> Result<()> {
     let pipe_bytes = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_GETPIPE_SZ) };
     ensure!(pipe_bytes > 0, "F_GETPIPE_SZ failed on the stdout pipe");
     let pipe_bytes = u64::try_from(pipe_bytes)?;
+    // The daemon grows its stdout pipe (output/writer.rs) so a busy turn fits in one write.
+    ensure!(
+        pipe_bytes >= 256 << 10,
+        "the daemon left its stdout pipe at {pipe_bytes} bytes, expected at least 256 KiB"
+    );
 
     // Nobody reads stdout: the pipe fills, then queued lines wait for the writer thread, then
     // lines are dropped.

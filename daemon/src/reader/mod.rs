@@ -38,9 +38,7 @@ const DRAIN_INTERVAL_MIN: Duration = Duration::from_micros(50);
 #[derive(Debug, Clone)]
 pub struct DrainOptions {
     /// The kernel's wake-up pace (`--wakeup-pace-us`), zero for none. It is also the interval of
-    /// the timer drains and how long after the last sign of records they go on: when a window
-    /// closes, at least a pace has passed since any CPU last forced a wake-up, so the next record
-    /// forces one at once.
+    /// the timer drains (`schedule.rs`).
     pub pace: Duration,
     /// The kernel's copy of the windows.
     pub windows: DrainWindows,
@@ -57,9 +55,14 @@ pub fn spawn(
     // SAFETY: the ring buffer owns its fd and the AsyncFd owns the ring buffer, so the fd stays
     // open for as long as it is registered.
     let mut fd = unsafe { AsyncFd::register(ring) }.map_err(|err| err.into_parts().1)?;
-    let pace = drain_options.pace;
-    let mut schedule = DrainSchedule::new(u64::try_from(pace.as_nanos()).unwrap_or(u64::MAX));
-    let mut timer = DrainTimer::new(pace.max(DRAIN_INTERVAL_MIN))?;
+    let interval = drain_options.pace.max(DRAIN_INTERVAL_MIN);
+    let interval_ns = if drain_options.pace.is_zero() {
+        0
+    } else {
+        u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX)
+    };
+    let mut schedule = DrainSchedule::new(interval_ns);
+    let mut timer = DrainTimer::new(interval)?;
     let mut own_drains = OwnDrains {
         lane,
         windows: drain_options.windows,
