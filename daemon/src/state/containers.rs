@@ -2,6 +2,8 @@
 //!
 //! Containers are registered when their cgroup is created (`cgroup_mkdir`), before their first
 //! process; metadata is fetched off the event path and arrives as a pipeline input.
+use std::rc::Rc;
+
 use foldhash::HashMap;
 
 use crate::{
@@ -22,7 +24,8 @@ pub enum MetaState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerEntry {
     pub info: CgroupContainer,
-    /// Changed only through [`ContainerRegistry::set_metadata`], which forgets `json`.
+    /// Changed only through [`ContainerRegistry::set_metadata`], which makes a new entry (and so
+    /// a new `json`).
     pub meta: MetaState,
     /// The container object of its lines, made at its first line.
     pub json: Memo<(), ContainerJson>,
@@ -40,9 +43,11 @@ pub enum CgroupLookup<'a> {
 
 #[derive(Debug, Default)]
 pub struct ContainerRegistry {
-    /// cgroup id → container id (None: a host cgroup).
-    cgroups: HashMap<u64, Option<String>>,
-    containers: HashMap<String, ContainerEntry>,
+    /// cgroup id → its container (None: a host cgroup). The entry itself, shared with
+    /// `containers`: every event looks its cgroup up, several times, and hashing a u64 is all
+    /// that costs (through the container id it hashed 64 bytes and compared them).
+    cgroups: HashMap<u64, Option<Rc<ContainerEntry>>>,
+    containers: HashMap<String, Rc<ContainerEntry>>,
     /// cgroup id → path as announced, so a capture file can start with a snapshot
     /// ([`ContainerRegistry::snapshot`]).
     paths: HashMap<u64, String>,
@@ -57,31 +62,30 @@ impl ContainerRegistry {
             self.cgroups.insert(id, None);
             return None;
         };
-        self.cgroups.insert(id, Some(container.id.clone()));
-        if self.containers.contains_key(&container.id) {
+        if let Some(entry) = self.containers.get(&container.id) {
+            self.cgroups.insert(id, Some(entry.clone()));
             return None;
         }
-        self.containers.insert(
-            container.id.clone(),
-            ContainerEntry {
-                info: container.clone(),
-                meta: MetaState::Pending,
-                json: Memo::default(),
-            },
-        );
+        let entry = Rc::new(ContainerEntry {
+            info: container.clone(),
+            meta: MetaState::Pending,
+            json: Memo::default(),
+        });
+        self.cgroups.insert(id, Some(entry.clone()));
+        self.containers.insert(container.id.clone(), entry);
         Some(container)
     }
 
     /// Forgets a removed cgroup; the container goes with its last cgroup.
     pub fn remove_cgroup(&mut self, id: u64) {
         self.paths.remove(&id);
-        if let Some(Some(container_id)) = self.cgroups.remove(&id) {
+        if let Some(Some(entry)) = self.cgroups.remove(&id) {
             let still_used = self
                 .cgroups
                 .values()
-                .any(|c| c.as_deref() == Some(container_id.as_str()));
+                .any(|c| c.as_ref().is_some_and(|c| Rc::ptr_eq(c, &entry)));
             if !still_used {
-                self.containers.remove(&container_id);
+                self.containers.remove(&entry.info.id);
             }
         }
     }
@@ -91,13 +95,25 @@ impl ContainerRegistry {
         self.cgroups.entry(id).or_insert(None);
     }
 
+    /// A new entry replaces the old one in every cgroup of the container (its rendered JSON goes
+    /// with the old one).
     pub fn set_metadata(&mut self, container_id: &str, meta: Option<ContainerMeta>) {
-        if let Some(entry) = self.containers.get_mut(container_id) {
-            entry.meta = match meta {
+        let Some(old) = self.containers.get_mut(container_id) else {
+            return;
+        };
+        let entry = Rc::new(ContainerEntry {
+            info: old.info.clone(),
+            meta: match meta {
                 Some(meta) => MetaState::Known(meta),
                 None => MetaState::Unavailable,
-            };
-            entry.json.forget();
+            },
+            json: Memo::default(),
+        });
+        let old = std::mem::replace(old, entry.clone());
+        for slot in self.cgroups.values_mut().flatten() {
+            if Rc::ptr_eq(slot, &old) {
+                *slot = entry.clone();
+            }
         }
     }
 
@@ -105,10 +121,7 @@ impl ContainerRegistry {
         match self.cgroups.get(&cgroup_id) {
             None => CgroupLookup::Unknown,
             Some(None) => CgroupLookup::Host,
-            Some(Some(container_id)) => match self.containers.get(container_id) {
-                Some(entry) => CgroupLookup::Container(entry),
-                None => CgroupLookup::Host,
-            },
+            Some(Some(entry)) => CgroupLookup::Container(entry),
         }
     }
 
@@ -186,21 +199,30 @@ mod tests {
         let request = registry.add_cgroup(5, &path);
         assert_eq!(request.map(|c| c.id), Some(ID.to_owned()));
         assert!(registry.add_cgroup(5, &path).is_none(), "asked once");
+        // A second cgroup of the same container (a sub-cgroup) shares its entry.
+        assert!(registry.add_cgroup(6, &format!("{path}/init")).is_none());
         let CgroupLookup::Container(entry) = registry.lookup(5) else {
             panic!("not a container");
         };
         assert_eq!(entry.meta, MetaState::Pending);
 
         registry.set_metadata(ID, Some(ContainerMeta::default()));
-        assert!(matches!(
-            registry.lookup(5),
-            CgroupLookup::Container(ContainerEntry {
-                meta: MetaState::Known(_),
-                ..
-            })
-        ));
+        for cgroup in [5, 6] {
+            assert!(
+                matches!(
+                    registry.lookup(cgroup),
+                    CgroupLookup::Container(ContainerEntry {
+                        meta: MetaState::Known(_),
+                        ..
+                    })
+                ),
+                "cgroup {cgroup} sees the metadata"
+            );
+        }
         registry.remove_cgroup(5);
         assert_eq!(registry.lookup(5), CgroupLookup::Unknown);
+        assert_eq!(registry.container_count(), 1, "cgroup 6 still holds it");
+        registry.remove_cgroup(6);
         assert_eq!(registry.container_count(), 0);
     }
 }
