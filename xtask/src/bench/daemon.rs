@@ -320,18 +320,18 @@ impl Measured<'_> {
         })?;
         step.spent = spent;
         println!(
-            "[bench {}] daemon{} · {} exec/s asked, {:.0}/s made · {} of {} lines · lost critical {} bulk {} output {} · CPU {} per line · tracepoint→line p50 / p99 {}",
+            "[bench {}] daemon{} · {} exec/s asked, {:.0}/s made · {} of {} lines · {}",
             fmt_elapsed(self.started),
             self.label,
-            if rate == 0 { "max".into() } else { rate.to_string() },
+            if rate == 0 {
+                "max".into()
+            } else {
+                rate.to_string()
+            },
             step.exec_rate(),
             step.received,
             step.generated,
-            step.loss.kernel_critical,
-            step.loss.kernel_bulk,
-            step.loss.output,
-            step.spent.per_line().map_or("-".into(), fmt_ns),
-            fmt_pair(step.tracepoint_to_line),
+            progress_tail(&step.loss, &step.spent, step.tracepoint_to_line),
         );
         Ok(step)
     }
@@ -355,7 +355,7 @@ impl Measured<'_> {
         })?;
         step.spent = spent;
         println!(
-            "[bench {}] daemon{} · {} · {} iterations, {:.0} kernel events/s · {} of {} lines · lost critical {} bulk {} output {} · CPU {} per line · tracepoint→line p50 / p99 {}",
+            "[bench {}] daemon{} · {} · {} iterations, {:.0} kernel events/s · {} of {} lines · {}",
             fmt_elapsed(self.started),
             self.label,
             step.label(),
@@ -363,14 +363,22 @@ impl Measured<'_> {
             step.events_per_s(),
             step.received_lines(),
             step.expected(),
-            step.loss.kernel_critical,
-            step.loss.kernel_bulk,
-            step.loss.output,
-            step.spent.per_line().map_or("-".into(), fmt_ns),
-            fmt_pair(step.tracepoint_to_line),
+            progress_tail(&step.loss, &step.spent, step.tracepoint_to_line),
         );
         Ok(step)
     }
+}
+
+/// What the progress line of every daemon step ends with: loss, CPU, latency.
+fn progress_tail(loss: &Loss, spent: &Spent, latency: Option<(f64, f64)>) -> String {
+    format!(
+        "lost critical {} bulk {} output {} · CPU {} per line · tracepoint→line p50 / p99 {}",
+        loss.kernel_critical,
+        loss.kernel_bulk,
+        loss.output,
+        spent.per_line().map_or("-".into(), fmt_ns),
+        fmt_pair(latency),
+    )
 }
 
 /// `p50 / p99`, or `-`.
