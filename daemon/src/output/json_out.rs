@@ -42,6 +42,21 @@ impl<'a> ObjectWriter<'a> {
         }
     }
 
+    /// An IP address as a string (its text never needs escaping).
+    pub fn addr(&mut self, key: &'static str, addr: std::net::IpAddr) {
+        self.key(key);
+        self.out.push(b'"');
+        crate::net::write_addr(self.out, addr);
+        self.out.push(b'"');
+    }
+
+    pub fn opt_addr(&mut self, key: &'static str, addr: Option<std::net::IpAddr>) {
+        match addr {
+            Some(addr) => self.addr(key, addr),
+            None => self.raw(key, "null"),
+        }
+    }
+
     pub fn uint(&mut self, key: &'static str, value: u64) {
         self.key(key);
         self.out

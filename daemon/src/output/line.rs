@@ -1,6 +1,6 @@
 //! The JSON event line. Field names and meanings are a public contract documented in the README
 //! and in `schema/sealwatch.event.v1.json`.
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 use serde::Serialize;
 
@@ -201,11 +201,12 @@ pub struct NetworkJson {
     pub family: &'static str,
     /// `egress` (connect) or `ingress` (accept); null for listeners.
     pub direction: Option<&'static str>,
-    /// Initiator's end: local for connect and listen, the remote peer for accept.
-    pub src: String,
+    /// Initiator's end: local for connect and listen, the remote peer for accept (serde writes
+    /// an address as its text).
+    pub src: IpAddr,
     pub sport: u16,
     /// The other end; null for listeners.
-    pub dst: Option<String>,
+    pub dst: Option<IpAddr>,
     pub dport: Option<u16>,
     /// success, in-progress, blocked, refused, unreachable, timed-out or failed.
     pub result: &'static str,
@@ -223,9 +224,9 @@ impl NetworkJson {
         object.str("protocol", self.protocol);
         object.str("family", self.family);
         object.opt_str("direction", self.direction);
-        object.str("src", &self.src);
+        object.addr("src", self.src);
         object.uint("sport", u64::from(self.sport));
-        object.opt_str("dst", self.dst.as_deref());
+        object.opt_addr("dst", self.dst);
         object.opt_uint("dport", self.dport.map(u64::from));
         object.str("result", self.result);
         object.opt_uint("errno", self.errno.map(u64::from));

@@ -309,21 +309,20 @@ fn network_json(
     name: Option<String>,
     workload: String,
 ) -> NetworkJson {
-    let text = crate::net::addr_text;
     let (direction, src, sport, dst, dport) = match kind {
         "accept" => (
             Some("ingress"),
-            text(net.peer),
+            net.peer,
             net.peer_port,
-            Some(text(net.local)),
+            Some(net.local),
             Some(net.local_port),
         ),
-        "listen" => (None, text(net.local), net.local_port, None, None),
+        "listen" => (None, net.local, net.local_port, None, None),
         _ => (
             Some("egress"),
-            text(net.local),
+            net.local,
             net.local_port,
-            Some(text(net.peer)),
+            Some(net.peer),
             Some(net.peer_port),
         ),
     };
