@@ -36,8 +36,15 @@ pub const EVENTS_PER_SPAWN: u64 = 3;
 /// nearest it are repeated at the short pace.
 pub const LATENCY_RATE: f64 = 10_000.0;
 
+/// The daemon's flag for its wake-up pace.
+const PACE_FLAG: &str = "--wakeup-pace-us";
 /// The pace of the second daemon: what a user who wants latency would choose.
-const SHORT_PACE: [&str; 2] = ["--wakeup-pace-us", "1000"];
+pub const SHORT_PACE_US: u64 = 1000;
+
+/// `--wakeup-pace-us 1000`, as the report and the progress lines name the second daemon.
+pub fn short_pace() -> String {
+    format!("{PACE_FLAG} {SHORT_PACE_US}")
+}
 
 /// One rate step of the exec ramp. `rate` 0 means as fast as the generators go.
 #[derive(Debug, Clone)]
@@ -218,7 +225,7 @@ pub fn run(
         env,
         tracer: &tracer,
         tick,
-        label: "",
+        label: String::new(),
         started,
     };
     for (index, (rate, procs)) in ramp(quick).into_iter().enumerate() {
@@ -244,15 +251,18 @@ pub fn run(
     figures.events = seen.final_events;
     figures.short_pace = match figures.latency_step() {
         None => Err("no ramp step had latencies".into()),
-        Some(_) if !super::run_help(&env.sealwatch).contains(SHORT_PACE[0]) => {
-            Err(format!("this sealwatch has no `{}`", SHORT_PACE[0]))
+        Some(_) if !super::run_help(&env.sealwatch).contains(PACE_FLAG) => {
+            Err(format!("this sealwatch has no `{PACE_FLAG}`"))
         }
         Some(step) => {
             let (rate, procs) = (step.rate, step.procs);
             let index = figures.steps.len();
             // An extra figure: its failure is reported, not fatal to the run.
             short_pace_steps(env, container, index, rate, procs, secs, started).map_err(|err| {
-                eprintln!("[bench] warning: the --wakeup-pace-us 1000 steps failed: {err:#}");
+                eprintln!(
+                    "[bench] warning: the {} steps failed: {err:#}",
+                    short_pace()
+                );
                 format!("failed: {err:#}")
             })
         }
@@ -276,7 +286,7 @@ fn short_pace_steps(
             .sealwatch_args
             .iter()
             .cloned()
-            .chain(SHORT_PACE.map(String::from))
+            .chain([PACE_FLAG.to_owned(), SHORT_PACE_US.to_string()])
             .collect(),
         ..env.clone()
     };
@@ -286,7 +296,7 @@ fn short_pace_steps(
         env: &env,
         tracer: &tracer,
         tick: procfs::clock_ticks_per_second(),
-        label: " --wakeup-pace-us 1000",
+        label: format!(" {}", short_pace()),
         started,
     };
     let exec = daemon.exec_step(index, rate, procs, secs)?;
@@ -302,7 +312,7 @@ struct Measured<'a> {
     /// Clock ticks per second (`getconf`, run before the steps: its exec would be a line).
     tick: u64,
     /// What the progress line says after "daemon".
-    label: &'static str,
+    label: String,
     started: Instant,
 }
 

@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use super::daemon::{DaemonFigures, Rate, Step, EVENTS_PER_SPAWN, LATENCY_RATE};
+use super::daemon::{
+    short_pace, DaemonFigures, Rate, Step, EVENTS_PER_SPAWN, LATENCY_RATE, SHORT_PACE_US,
+};
 use super::daemon_spent::{fmt_ratio, Spent};
 use super::rounds::fmt_ns;
 
@@ -168,7 +170,7 @@ fn latency_target(md: &mut String, d: &DaemonFigures) {
     if connect.is_none() && exec.is_none() {
         return;
     }
-    let short_pace = d.short_pace.as_ref().ok();
+    let second = d.short_pace.as_ref().ok();
     let judged = connect.and_then(|c| c.tracepoint_to_line);
     let p99 = judged.map_or(f64::INFINITY, |(_, p99)| p99);
     let status = if p99 <= P99_TARGET_NS { "PASS" } else { "MISS" };
@@ -181,10 +183,11 @@ fn latency_target(md: &mut String, d: &DaemonFigures) {
             p50_p99(c.tracepoint_to_line),
             c.events_per_s()
         );
-        if let Some(u) = short_pace {
+        if let Some(u) = second {
             let _ = write!(
                 measured,
-                " (`--wakeup-pace-us 1000`: {})",
+                " (`{}`: {})",
+                short_pace(),
                 p50_p99(u.connect.tracepoint_to_line)
             );
         }
@@ -198,10 +201,11 @@ fn latency_target(md: &mut String, d: &DaemonFigures) {
             p50_p99(s.tracepoint_to_line),
             events_per_s(s)
         );
-        if let Some(u) = short_pace {
+        if let Some(u) = second {
             let _ = write!(
                 measured,
-                " (`--wakeup-pace-us 1000`: {})",
+                " (`{}`: {})",
+                short_pace(),
                 p50_p99(u.exec.tracepoint_to_line)
             );
         }
@@ -230,14 +234,15 @@ fn latency_target(md: &mut String, d: &DaemonFigures) {
         (Ok(u), Some(c)) => {
             let _ = write!(
                 notes,
-                "; `--wakeup-pace-us 1000` is a second daemon draining every 1 ms instead of 5 \
+                "; `{}` is a second daemon draining every {SHORT_PACE_US} µs instead of 5 ms \
                  while records flow (connect: daemon CPU per line {}, {} at the default)",
+                short_pace(),
                 cpu(&u.connect.spent),
                 cpu(&c.spent),
             );
         }
         (Err(why), _) => {
-            let _ = write!(notes, "; `--wakeup-pace-us 1000` not measured: {why}");
+            let _ = write!(notes, "; `{}` not measured: {why}", short_pace());
         }
         (Ok(_), None) => {}
     }

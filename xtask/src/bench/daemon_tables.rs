@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::daemon::{fmt_pair, DaemonFigures, EVENTS_PER_SPAWN};
+use super::daemon::{fmt_pair, short_pace, DaemonFigures, EVENTS_PER_SPAWN, SHORT_PACE_US};
 use super::daemon_spent::{fmt_ratio, Spent};
 use super::daemon_storm::{EVENTS_PER_ITERATION, LINES_PER_ITERATION};
 use super::rounds::fmt_ns;
@@ -36,8 +36,9 @@ fn exec_table(md: &mut String, d: &DaemonFigures) {
         let _ = writeln!(
             md,
             "The last row repeats the step nearest 10k kernel events/s in a second daemon \
-             started with `--wakeup-pace-us 1000` (timer drains every 1 ms instead of 5 while \
-             records flow).\n"
+             started with `{}` (timer drains every {SHORT_PACE_US} µs instead of 5 ms while \
+             records flow).\n",
+            short_pace()
         );
     }
     let _ = writeln!(
@@ -45,12 +46,12 @@ fn exec_table(md: &mut String, d: &DaemonFigures) {
         "| exec/s asked | made exec/s | ≈ kernel events/s | generated | marked lines received | lost critical | lost bulk | lost decode | lost output | tracepoint→line p50 / p99 | syscall→line p50 / p99 | daemon CPU per line | context switches per line |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let short_pace = d
+    let second = d
         .short_pace
         .as_ref()
         .ok()
-        .map(|u| (&u.exec, " with `--wakeup-pace-us 1000`"));
-    for (s, flag) in d.steps.iter().map(|s| (s, "")).chain(short_pace) {
+        .map(|u| (&u.exec, format!(" with `{}`", short_pace())));
+    for (s, flag) in d.steps.iter().map(|s| (s, String::new())).chain(second) {
         let _ = writeln!(
             md,
             "| {} ({} gen.){flag} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -88,14 +89,15 @@ fn storm_table(md: &mut String, d: &DaemonFigures) {
          accept, close on 127.0.0.1 in the bench container) flat out, in one and then two \
          generator processes started together, then one generator paced at 10k kernel events/s \
          (the latency target's rate; the last row repeats it in the daemon started with \
-         `--wakeup-pace-us 1000`). Each iteration is {EVENTS_PER_ITERATION} kernel records (connect \
+         `{short_pace}`). Each iteration is {EVENTS_PER_ITERATION} kernel records (connect \
          exit and accept exit, both on the critical lane) and {LINES_PER_ITERATION} JSON lines \
          (`connect`, `accept`); a generator's lines are those whose `network.dport` is its \
          listening port, and tracepoint→line runs from each such line's `time` to its read. \
          \"all lines/s\" counts every line the daemon printed during the step (podman exec's own \
          processes included); CPU and context switches per line are per line of those; CPU per \
          kernel event is all of the daemon's CPU in the step over the generators' kernel records \
-         (an upper bound).\n"
+         (an upper bound).\n",
+        short_pace = short_pace(),
     );
     let _ = writeln!(
         md,
@@ -105,12 +107,12 @@ fn storm_table(md: &mut String, d: &DaemonFigures) {
         md,
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
-    let short_pace = d
+    let second = d
         .short_pace
         .as_ref()
         .ok()
-        .map(|u| (&u.connect, " with `--wakeup-pace-us 1000`"));
-    for (s, flag) in d.storm.iter().map(|s| (s, "")).chain(short_pace) {
+        .map(|u| (&u.connect, format!(" with `{}`", short_pace())));
+    for (s, flag) in d.storm.iter().map(|s| (s, String::new())).chain(second) {
         let events = s.iterations * EVENTS_PER_ITERATION;
         let per_event = (events > 0).then(|| s.spent.cpu_ns as f64 / events as f64);
         let _ = writeln!(

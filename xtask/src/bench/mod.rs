@@ -207,7 +207,7 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
     drop(container);
     problems.extend(samples.problems.iter().cloned());
     if let Some(Err(why)) = daemon.as_ref().map(|d| &d.short_pace) {
-        problems.push(format!("the --wakeup-pace-us 1000 step: {why}"));
+        problems.push(format!("the {} step: {why}", daemon::short_pace()));
     }
 
     let partial = args.quick || !args.only.is_empty();
