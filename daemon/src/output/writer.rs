@@ -233,8 +233,8 @@ const BATCH_CAPACITY_MAX: usize = 1 << 20;
 /// What stdout's pipe is asked to hold. Lines of a busy turn (a connect storm prints up to about
 /// 300 KiB per 5 ms, while the reader takes them) then mostly fit in one non-blocking write,
 /// where the default 64 KiB sent most of them through the writer thread: a wake-up and a
-/// blocking write per turn (2400 context switches in a 3 s storm, 900 with this). A quarter of
-/// `/proc/sys/fs/pipe-max-size`'s default, so it works unprivileged too.
+/// blocking write per turn (2400 context switches of the daemon in a 3 s storm, about 800 with
+/// this). A quarter of `/proc/sys/fs/pipe-max-size`'s default, so it works unprivileged too.
 const STDOUT_PIPE_BYTES: i32 = 256 << 10;
 
 /// Grows stdout's pipe buffer when stdout is a pipe (a container runtime's log pipe, `| jq`).
