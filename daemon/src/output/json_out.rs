@@ -42,6 +42,14 @@ impl<'a> ObjectWriter<'a> {
         }
     }
 
+    /// A wall-clock time as an RFC 3339 string (its text never needs escaping).
+    pub fn time(&mut self, key: &'static str, at: crate::clock::WallTime) {
+        self.key(key);
+        self.out.push(b'"');
+        at.write_rfc3339(self.out);
+        self.out.push(b'"');
+    }
+
     /// An IP address as a string (its text never needs escaping).
     pub fn addr(&mut self, key: &'static str, addr: std::net::IpAddr) {
         self.key(key);

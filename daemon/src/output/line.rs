@@ -10,7 +10,7 @@ use crate::event::text::{pointer_token, render};
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct EventLine {
     pub schema: &'static str,
-    pub time: String,
+    pub time: crate::clock::WallTime,
     pub node: Arc<str>,
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,7 +65,7 @@ impl EventLine {
     fn write_fields(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         let mut line = ObjectWriter::open(out);
         line.str("schema", self.schema);
-        line.str("time", &self.time);
+        line.time("time", self.time);
         line.str("node", &self.node);
         line.str("kind", self.kind);
         if let Some(process) = &self.process {

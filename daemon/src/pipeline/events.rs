@@ -298,7 +298,7 @@ impl Pipeline {
         }
         let line = EventLine {
             schema: SCHEMA,
-            time: self.config.clock.rfc3339(exec.task.ktime_ns),
+            time: self.config.clock.wall(exec.task.ktime_ns),
             node: self.config.node.clone(),
             kind: "exec",
             process: Some(process),
@@ -402,7 +402,7 @@ impl Pipeline {
         };
         let line = EventLine {
             schema: SCHEMA,
-            time: self.config.clock.rfc3339(file.task.ktime_ns),
+            time: self.config.clock.wall(file.task.ktime_ns),
             node: self.config.node.clone(),
             kind: "file",
             process: Some(process),

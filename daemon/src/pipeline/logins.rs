@@ -201,7 +201,7 @@ impl Pipeline {
             time: self
                 .config
                 .clock
-                .rfc3339(ended_ns.unwrap_or(session.started_ns)),
+                .wall(ended_ns.unwrap_or(session.started_ns)),
             node: self.config.node.clone(),
             kind: "session",
             process: Some(process),

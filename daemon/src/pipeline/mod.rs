@@ -338,7 +338,7 @@ impl Pipeline {
         }
         let line = EventLine {
             schema: SCHEMA,
-            time: self.config.clock.rfc3339(ktime_ns),
+            time: self.config.clock.wall(ktime_ns),
             node: self.config.node.clone(),
             kind: "loss",
             process: None,

@@ -248,7 +248,7 @@ impl Pipeline {
         );
         let line = EventLine {
             schema: SCHEMA,
-            time: self.config.clock.rfc3339(net.task.ktime_ns),
+            time: self.config.clock.wall(net.task.ktime_ns),
             node: self.config.node.clone(),
             kind,
             process: Some(process),
