@@ -11,7 +11,7 @@ use sealwatch_abi::{lane, names, Config, Settings, ABI_VERSION};
 use thiserror::Error;
 
 use super::{
-    drain_window::DrainWindows,
+    drain_window::{DrainWindows, WindowError},
     enforce::{AllowPrefix, EnforceError, Enforcement},
     offsets, preflight,
 };
@@ -121,6 +121,8 @@ pub enum SensorError {
     },
     #[error("the kernel object has no {0} (stale build?)")]
     Missing(&'static str),
+    #[error(transparent)]
+    DrainWindows(#[from] WindowError),
     #[error("map {name}: {source}")]
     Map {
         name: &'static str,
@@ -273,11 +275,7 @@ impl Sensors {
         let map = ebpf
             .take_map(names::DRAINING_UNTIL)
             .ok_or(SensorError::Missing(names::DRAINING_UNTIL))?;
-        let drain_windows =
-            DrainWindows::new(Array::try_from(map).map_err(|source| SensorError::Map {
-                name: names::DRAINING_UNTIL,
-                source,
-            })?);
+        let drain_windows = DrainWindows::new(map)?;
         Ok(Sensors {
             ebpf,
             enforcement,

@@ -8,7 +8,11 @@
 /// Version of this layout, written into [`Config`]. The probes are built into the daemon from
 /// the same source, so the two cannot disagree; bump it when a layout changes, to tell objects
 /// apart.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
+
+/// `BPF_F_MMAPABLE` (uapi `linux/bpf.h`, Linux 5.5): an array map the daemon can map into its
+/// memory. [`names::DRAINING_UNTIL`] is one.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 /// Record kinds. Fixed numbers: never renumber, never reuse a retired one.
 pub mod kind {

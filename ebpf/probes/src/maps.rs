@@ -23,9 +23,11 @@ pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(lane::COUNT, 
 pub static LAST_WAKEUP: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per lane: until when (boot-time ns) the daemon drains that ring on its own timer. Written
-/// by the daemon only; see `emit::paced_wakeup`.
+/// by the daemon only, through a memory mapping of the map (so a write is a store, not a
+/// syscall); see `emit::paced_wakeup`.
 #[map(name = "DRAINING_UNTIL")]
-pub static DRAINING_UNTIL: Array<u64> = Array::with_max_entries(lane::COUNT, 0);
+pub static DRAINING_UNTIL: Array<u64> =
+    Array::with_max_entries(lane::COUNT, sealwatch_abi::BPF_F_MMAPABLE);
 
 /// Exec records are too large for the 512-byte stack: they are built here, then copied into the
 /// ring with only their used length.
