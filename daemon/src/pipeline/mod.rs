@@ -5,6 +5,8 @@ mod events;
 mod fragment_tests;
 mod hold;
 pub mod input;
+#[cfg(test)]
+mod line_cost;
 mod logins;
 #[cfg(test)]
 mod loss_tests;
