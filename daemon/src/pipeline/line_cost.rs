@@ -15,7 +15,6 @@ use std::{net::IpAddr, sync::Arc, time::Instant};
 use super::{Input, Pipeline, PipelineConfig};
 use crate::{
     clock::BootClock,
-    container::ContainerMeta,
     event::{ExecRecord, KernelEvent, NetOp, NetRecord, Task},
     net::Protocol,
     output::{EventLine, LineSink},
@@ -42,14 +41,7 @@ impl LineSink for Bytes {
 }
 
 fn task(ktime_ns: u64) -> Task {
-    Task {
-        ktime_ns,
-        pid: 100,
-        tid: 100,
-        cgroup_id: CGROUP,
-        comm: b"lg".to_vec(),
-        ..Task::default()
-    }
+    super::test_support::task_100(ktime_ns, CGROUP, b"lg")
 }
 
 /// The bench container running the connect loop, as the storm sees it.
@@ -61,22 +53,11 @@ fn pipeline(sink: &mut Bytes) -> Pipeline {
         ..PipelineConfig::for_tests()
     };
     let mut p = Pipeline::new(config, Arc::new(Policy::embedded_default()));
-    let id = format!("{:064x}", 7);
-    p.handle(
-        Input::CgroupSnapshot {
-            cgroups: vec![(CGROUP, format!("/machine.slice/libpod-{id}.scope"))],
-        },
-        sink,
-    );
-    p.handle(
-        Input::Metadata {
-            container_id: id,
-            meta: Some(ContainerMeta {
-                name: Some("sealwatch-bench".into()),
-                image: Some("localhost/sealwatch-test:1".into()),
-                pod: None,
-            }),
-        },
+    p.with_podman_container(
+        CGROUP,
+        &format!("{:064x}", 7),
+        "sealwatch-bench",
+        "localhost/sealwatch-test:1",
         sink,
     );
     let args = [

@@ -18,6 +18,8 @@ mod render;
 mod repeat_tests;
 pub mod sessions;
 mod snapshot;
+#[cfg(test)]
+mod test_support;
 
 use std::{collections::BTreeMap, sync::Arc};
 

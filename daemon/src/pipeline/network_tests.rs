@@ -6,7 +6,6 @@ use std::{net::IpAddr, sync::Arc};
 
 use super::{Enforce, Input, Pipeline, PipelineConfig, Request};
 use crate::{
-    container::ContainerMeta,
     event::{DnsRecord, KernelEvent, NetOp, NetRecord, Task},
     net::Protocol,
     output::EventLine,
@@ -38,36 +37,12 @@ fn container_id() -> String {
 fn pipeline(out: &mut Vec<EventLine>) -> Pipeline {
     let policy = Policy::parse(POLICY, "test.yaml").unwrap();
     let mut p = Pipeline::new(PipelineConfig::for_tests(), Arc::new(policy));
-    let id = container_id();
-    p.handle(
-        Input::CgroupSnapshot {
-            cgroups: vec![(CGROUP, format!("/machine.slice/libpod-{id}.scope"))],
-        },
-        out,
-    );
-    p.handle(
-        Input::Metadata {
-            container_id: id,
-            meta: Some(ContainerMeta {
-                name: Some("web-1".into()),
-                image: Some("localhost/web:1".into()),
-                pod: None,
-            }),
-        },
-        out,
-    );
+    p.with_podman_container(CGROUP, &container_id(), "web-1", "localhost/web:1", out);
     p
 }
 
 fn task(ktime_ns: u64) -> Task {
-    Task {
-        ktime_ns,
-        pid: 100,
-        tid: 100,
-        cgroup_id: CGROUP,
-        comm: b"nc".to_vec(),
-        ..Task::default()
-    }
+    super::test_support::task_100(ktime_ns, CGROUP, b"nc")
 }
 
 fn connect(peer: &str, port: u16, ret: i32, blocked: bool) -> Input {

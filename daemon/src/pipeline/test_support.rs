@@ -1,0 +1,45 @@
+//! Set-up shared by the pipeline's tests.
+use super::{Input, Pipeline};
+use crate::{container::ContainerMeta, event::Task, output::LineSink};
+
+/// Pid 100 (a single-threaded process) in `cgroup_id`, seen at `ktime_ns`.
+pub(super) fn task_100(ktime_ns: u64, cgroup_id: u64, comm: &[u8]) -> Task {
+    Task {
+        ktime_ns,
+        pid: 100,
+        tid: 100,
+        cgroup_id,
+        comm: comm.to_vec(),
+        ..Task::default()
+    }
+}
+
+impl Pipeline {
+    /// A podman container `id` in cgroup `cgroup`, its metadata already answered.
+    pub(super) fn with_podman_container(
+        &mut self,
+        cgroup: u64,
+        id: &str,
+        name: &str,
+        image: &str,
+        sink: &mut dyn LineSink,
+    ) {
+        self.handle(
+            Input::CgroupSnapshot {
+                cgroups: vec![(cgroup, format!("/machine.slice/libpod-{id}.scope"))],
+            },
+            sink,
+        );
+        self.handle(
+            Input::Metadata {
+                container_id: id.to_owned(),
+                meta: Some(ContainerMeta {
+                    name: Some(name.into()),
+                    image: Some(image.into()),
+                    pod: None,
+                }),
+            },
+            sink,
+        );
+    }
+}
