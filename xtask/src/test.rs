@@ -59,8 +59,9 @@ pub fn test(args: &TestArgs) -> Result<()> {
     run_stages(stages, args.unit_only)
 }
 
-/// `cargo test -p sealwatch-tests --release -- --test-threads=1 [FILTER]`, as root, told where
-/// the release daemon and the repo are.
+/// `cargo test -p sealwatch-tests --profile integration -- --test-threads=1 [FILTER]` (release
+/// optimisations without LTO, see Cargo.toml), as root, told where the release daemon and the
+/// repo are.
 fn integration_tests(filter: Option<&str>) -> Result<()> {
     if !setup::is_root() {
         bail!("{}", setup::NEED_ROOT);
@@ -70,7 +71,8 @@ fn integration_tests(filter: Option<&str>) -> Result<()> {
         "test",
         "-p",
         "sealwatch-tests",
-        "--release",
+        "--profile",
+        "integration",
         "--",
         "--test-threads=1",
     ];
