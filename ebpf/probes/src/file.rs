@@ -177,24 +177,20 @@ fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, makes_executable: bool) -> 
     let inode = read_ptr(file, config!(offsets.file_f_inode))?;
     let (file_layer, deleted) = inode_layer(inode);
     let mut header_flags = if deleted { file_flags::DELETED } else { 0 };
-    match file_layer {
+    // Whether a host task made it (host tasks include the runtime preparing a container, whose
+    // root is not the overlay yet). On overlay files it only flags the record, so it is asked
+    // after folding: a write loop on an image file then skips the four reads of the check.
+    let host_task = match file_layer {
         // An image file: always reported.
-        layer::LOWER | layer::UNKNOWN => {}
+        layer::LOWER | layer::UNKNOWN => None,
         // The container's own file: only when it becomes executable.
-        layer::UPPER if makes_executable => {}
+        layer::UPPER if makes_executable => None,
         layer::UPPER => return Ok(()),
         // Not on overlayfs: a host task's write matters only for host-file-modified.
         _ if !host_watch() => return Ok(()),
-        _ => {}
-    }
-    // Host tasks include the runtime preparing a container (its root is not the overlay yet).
-    let in_container = task_in_container(task);
-    if file_layer == layer::NONE && in_container {
-        return Ok(());
-    }
-    if !in_container {
-        header_flags |= file_flags::HOST_TASK;
-    }
+        _ if task_in_container(task) => return Ok(()),
+        _ => Some(true),
+    };
     // A new file of the container's own with exec bits (`cp /bin/sh /tmp/x` opens with O_TRUNC).
     let op = if op != file_op::CHMOD && makes_executable && file_layer == layer::UPPER {
         file_op::CREATE
@@ -218,6 +214,9 @@ fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, makes_executable: bool) -> 
     let Some(repeats) = fold_repeat(&repeat_key) else {
         return Ok(());
     };
+    if host_task.unwrap_or_else(|| !task_in_container(task)) {
+        header_flags |= file_flags::HOST_TASK;
+    }
     let Some(event) = FILE_SCRATCH.get_ptr_mut(0) else {
         count_drop(lane::BULK);
         return Ok(());
