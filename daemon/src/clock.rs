@@ -30,15 +30,11 @@ impl BootClock {
             unix_ns: self.unix_ns(ktime_ns),
         }
     }
-
-    /// RFC 3339, UTC, nanoseconds: `2026-11-22T13:44:10.123456789Z`.
-    pub fn rfc3339(&self, ktime_ns: u64) -> String {
-        self.wall(ktime_ns).to_string()
-    }
 }
 
-/// A wall-clock instant. Lines keep it as a number and write its RFC 3339 text straight into
-/// the output: a `String` per line was a malloc, a copy and a free for every event.
+/// A wall-clock instant, shown as RFC 3339 UTC with nanoseconds
+/// (`2026-11-22T13:44:10.123456789Z`). Lines keep it as a number and write its text straight
+/// into the output: a `String` per line was a malloc, a copy and a free for every event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct WallTime {
     pub unix_ns: i128,
@@ -164,7 +160,7 @@ mod tests {
         let clock = BootClock {
             boot_to_unix_ns: 1_000_000_000,
         };
-        assert_eq!(clock.rfc3339(5), "1970-01-01T00:00:01.000000005Z");
+        assert_eq!(clock.wall(5).to_string(), "1970-01-01T00:00:01.000000005Z");
     }
 
     #[test]
