@@ -114,7 +114,7 @@ pub fn write_addr(out: &mut Vec<u8>, addr: IpAddr) {
 }
 
 #[cfg(test)]
-mod addr_text_tests {
+mod write_addr_tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     fn text(addr: IpAddr) -> String {

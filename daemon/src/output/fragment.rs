@@ -97,10 +97,6 @@ impl<K, T> Memo<K, T> {
         *self.0.borrow_mut() = Some((key(), fragment.clone()));
         fragment
     }
-
-    pub fn forget(&mut self) {
-        *self.0.get_mut() = None;
-    }
 }
 
 impl<K, T> Default for Memo<K, T> {

@@ -44,17 +44,19 @@ impl<'a> ObjectWriter<'a> {
 
     /// A wall-clock time as an RFC 3339 string (its text never needs escaping).
     pub fn time(&mut self, key: &'static str, at: crate::clock::WallTime) {
-        self.key(key);
-        self.out.push(b'"');
-        at.write_rfc3339(self.out);
-        self.out.push(b'"');
+        self.quoted(key, |out| at.write_rfc3339(out));
     }
 
     /// An IP address as a string (its text never needs escaping).
     pub fn addr(&mut self, key: &'static str, addr: std::net::IpAddr) {
+        self.quoted(key, |out| crate::net::write_addr(out, addr));
+    }
+
+    /// A string whose text `write` appends, known to need no escaping.
+    fn quoted(&mut self, key: &'static str, write: impl FnOnce(&mut Vec<u8>)) {
         self.key(key);
         self.out.push(b'"');
-        crate::net::write_addr(self.out, addr);
+        write(self.out);
         self.out.push(b'"');
     }
 
