@@ -4,7 +4,8 @@
 //! `busybox --list` (so `/bin/id` is a symlink whose exe is `/bin/busybox`), `/etc/passwd` and
 //! `/etc/group` with `root` and `nobody` (65534), the image files [`FIXTURE_FILES`] (0644, for the
 //! immutability tests to modify), the static [`EXEC_HELPER`] built from
-//! `tests/helpers/memfd_exec.c` (runs a memfd or a deleted binary, for the drift tests), and empty
+//! `tests/helpers/memfd_exec.c` (runs a memfd or a deleted binary, for the drift tests), the
+//! static [`NET_PROBE`] and [`OPEN_PROBE`] (network and open syscalls busybox does not make), and empty
 //! `/tmp` (1777), `/root`, `/proc`, `/sys`, `/dev`. The rootfs tar is built once per test process;
 //! imports are skipped when the image already exists (bump [`TAG`] when the contents change).
 
@@ -18,13 +19,13 @@ use crate::cmd;
 use crate::services;
 
 /// Image tag; bump it when the rootfs changes so stale imports are not reused.
-pub const TAG: &str = "3";
+pub const TAG: &str = "4";
 /// The image as podman names it (and reports it).
-pub const PODMAN_IMAGE: &str = "localhost/sealwatch-test:3";
+pub const PODMAN_IMAGE: &str = "localhost/sealwatch-test:4";
 /// The image as Docker names it (and reports it).
-pub const DOCKER_IMAGE: &str = "sealwatch-test:3";
+pub const DOCKER_IMAGE: &str = "sealwatch-test:4";
 /// The image as containerd names it after `docker save` | `ctr images import`.
-pub const CONTAINERD_IMAGE: &str = "docker.io/library/sealwatch-test:3";
+pub const CONTAINERD_IMAGE: &str = "docker.io/library/sealwatch-test:4";
 /// Regular files of the image (content [`FIXTURE_CONTENT`], mode 0644) that tests may modify.
 /// None of them is a runtime bind mount (unlike `/etc/hosts`, `/etc/hostname`,
 /// `/etc/resolv.conf`), so they stay on the container's overlay.
@@ -47,6 +48,11 @@ pub const EXEC_HELPER_SOURCE: &str = "tests/helpers/memfd_exec.c";
 /// `udp-connect ADDR PORT`, `tcp ADDR PORT`, `udp-bind PORT`; prints `ok` or `error: <reason>`.
 pub const NET_PROBE: &str = "/bin/sw-net-probe";
 pub const NET_PROBE_SOURCE: &str = "tests/helpers/net_probe.c";
+/// The open probe in the image: `sw-open-probe open|openat|openat2 PATH FLAGS MODE` and
+/// `sw-open-probe creat PATH MODE` (octal) open through that very syscall; prints `ok` or
+/// `error: <reason>`.
+pub const OPEN_PROBE: &str = "/bin/sw-open-probe";
+pub const OPEN_PROBE_SOURCE: &str = "tests/helpers/open_probe.c";
 /// The containerd namespace the `ctr` tests use (Docker's own containers are in `moby`).
 pub const CONTAINERD_NAMESPACE: &str = "default";
 
@@ -211,6 +217,9 @@ fn build_rootfs_tar() -> Result<PathBuf> {
     let probe = root.join(NET_PROBE.trim_start_matches('/'));
     std::fs::copy(net_probe()?, &probe).with_context(|| format!("copying {NET_PROBE}"))?;
     set_mode(&probe, 0o755)?;
+    let opener = root.join(OPEN_PROBE.trim_start_matches('/'));
+    std::fs::copy(open_probe()?, &opener).with_context(|| format!("copying {OPEN_PROBE}"))?;
+    set_mode(&opener, 0o755)?;
 
     // Written under a process-unique name, then renamed: test binaries may build it concurrently.
     let tar = dir.join("rootfs.tar");
@@ -252,6 +261,16 @@ pub fn net_probe() -> Result<&'static Path> {
     BIN.get_or_init(|| build_static(NET_PROBE_SOURCE, "sw-net-probe").map_err(|e| format!("{e:#}")))
         .as_deref()
         .map_err(|e| anyhow!("building the network probe: {e}"))
+}
+
+/// [`OPEN_PROBE_SOURCE`] compiled like [`exec_helper`].
+pub fn open_probe() -> Result<&'static Path> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        build_static(OPEN_PROBE_SOURCE, "sw-open-probe").map_err(|e| format!("{e:#}"))
+    })
+    .as_deref()
+    .map_err(|e| anyhow!("building the open probe: {e}"))
 }
 
 fn build_static(source: &str, name: &str) -> Result<PathBuf> {

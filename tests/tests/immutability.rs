@@ -22,7 +22,7 @@ use sealwatch_tests::daemon::{Daemon, EVENT_TIMEOUT};
 use sealwatch_tests::events::{
     check_fields, container_id, is_exec_of, violation_rule, wait_in_container,
 };
-use sealwatch_tests::image::{EXEC_HELPER, FIXTURE_FILES};
+use sealwatch_tests::image::{EXEC_HELPER, FIXTURE_FILES, OPEN_PROBE};
 use sealwatch_tests::runtime::{Container, RunOptions, Runtime};
 use sealwatch_tests::{require_root, unique_name};
 
@@ -268,6 +268,68 @@ fn each_change_of_an_image_file_is_one_violation() -> Result<()> {
     ensure!(
         hits.len() == cases.len(),
         "violations beyond the four changes: {hits:#?}"
+    );
+    Ok(())
+}
+
+/// `sw-open-probe ARGS` in `c`: one open through the named syscall, which must succeed.
+fn open_through(c: &Container, args: &[&str]) -> Result<()> {
+    let mut argv = vec![OPEN_PROBE];
+    argv.extend_from_slice(args);
+    let out = c.exec(&argv)?;
+    ensure!(out.trim() == "ok", "{argv:?} in {}: {out}", c.name);
+    Ok(())
+}
+
+/// The file sensor reads an open's flags and mode at its exit from the syscall's saved
+/// registers, which differ from one open syscall to the next. Through each of open, openat,
+/// openat2 and creat: an image file opened for writing is one `image-file-modified` (creat
+/// truncates), a new file created with exec bits is one `new-executable`, and a read-only open
+/// of an image file is nothing.
+#[test]
+fn every_open_syscall_is_judged() -> Result<()> {
+    /// O_WRONLY | O_APPEND, O_WRONLY | O_CREAT (octal, as sw-open-probe takes them).
+    const APPEND: &str = "2001";
+    const CREATE: &str = "101";
+    let rt = Runtime::Podman;
+    rt.ensure_ready()?;
+    let mut daemon = start_daemon(&[])?;
+    let c = start_container(rt, &RunOptions::default())?;
+    let read_only = FIXTURE_FILES[4];
+    let calls = ["open", "openat", "openat2", "creat"];
+    let mut expected = Vec::new();
+    for (call, &image_file) in calls.into_iter().zip(FIXTURE_FILES) {
+        let new_file = format!("/tmp/{}", unique_name(&format!("sw-open-{call}")));
+        let image_op = if call == "creat" {
+            open_through(&c, &[call, image_file, "644"])?;
+            open_through(&c, &[call, &new_file, "755"])?;
+            "truncate"
+        } else {
+            open_through(&c, &[call, read_only, "0", "0"])?;
+            open_through(&c, &[call, image_file, APPEND, "0"])?;
+            open_through(&c, &[call, &new_file, CREATE, "755"])?;
+            "open_write"
+        };
+        let image_case = (
+            IMAGE_RULE,
+            "critical",
+            image_file.to_owned(),
+            image_op,
+            "lower",
+        );
+        expected.push(image_case);
+        expected.push((NEW_EXE_RULE, "high", new_file, "create", "upper"));
+    }
+    for (rule, severity, path, op, layer) in &expected {
+        let ev = wait_file_violation(&mut daemon, &c, rule, path, |_| true)?;
+        check_file_violation(&ev, &c, rule, severity, path, op, layer, OPEN_PROBE)?;
+    }
+    let stopped = daemon.stop()?;
+    let hits = rule_hits(&stopped.events, &c);
+    ensure!(
+        hits.len() == expected.len(),
+        "expected {} violations (none for the read-only opens of {read_only}), got {hits:#?}",
+        expected.len()
     );
     Ok(())
 }

@@ -31,13 +31,9 @@ const PROGRAMS: &[(&str, &str, &str)] = &[
 /// Syscall tracepoints of the file sensor (program name = tracepoint name). Each is optional: a
 /// kernel without one (fchmodat2 is Linux 6.6+) loses only that syscall, and the daemon says so.
 const FILE_TRACEPOINTS: &[&str] = &[
-    "sys_enter_openat",
     "sys_exit_openat",
-    "sys_enter_openat2",
     "sys_exit_openat2",
-    "sys_enter_open",
     "sys_exit_open",
-    "sys_enter_creat",
     "sys_exit_creat",
     "sys_enter_fchmod",
     "sys_enter_fchown",

@@ -132,6 +132,7 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
         ))
     })()
     .ok();
+    let [regs_arg1, regs_arg2, regs_arg3] = syscall_arg_registers(&r)?;
     Ok(KernelOffsets {
         task_real_parent: r.offset("task_struct", "real_parent")?,
         task_tgid: r.offset("task_struct", "tgid")?,
@@ -205,7 +206,29 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
         skc_rcv_saddr: skc + r.offset("sock_common", "skc_rcv_saddr")?,
         skc_v6_daddr: skc + r.offset("sock_common", "skc_v6_daddr")?,
         skc_v6_rcv_saddr: skc + r.offset("sock_common", "skc_v6_rcv_saddr")?,
+        regs_arg1,
+        regs_arg2,
+        regs_arg3,
+        _pad: 0,
     })
+}
+
+/// Where `struct pt_regs` keeps the second to fourth syscall arguments (the calling convention).
+#[cfg(target_arch = "x86_64")]
+fn syscall_arg_registers(r: &Resolver) -> Result<[u32; 3], OffsetError> {
+    // x86-64: di, si, dx, r10, r8, r9.
+    Ok([
+        r.offset("pt_regs", "si")?,
+        r.offset("pt_regs", "dx")?,
+        r.offset("pt_regs", "r10")?,
+    ])
+}
+
+#[cfg(target_arch = "aarch64")]
+fn syscall_arg_registers(r: &Resolver) -> Result<[u32; 3], OffsetError> {
+    // arm64: x0-x5 in `regs[]` (x0 also takes the return value; the others keep the arguments).
+    let regs = r.offset("pt_regs", "regs")?;
+    Ok([regs + 8, regs + 16, regs + 24])
 }
 
 #[cfg(test)]
@@ -235,6 +258,12 @@ mod tests {
             "this machine's overlayfs is built in (PLATFORM.md)"
         );
         assert!(off.ovl_inode_upperdentry > off.ovl_inode_vfs_inode);
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            (off.regs_arg1, off.regs_arg2, off.regs_arg3),
+            (104, 96, 56),
+            "x86-64 pt_regs: si, dx, r10"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 /// Version of this layout, written into [`Config`]. The probes are built into the daemon from
 /// the same source, so the two cannot disagree; bump it when a layout changes, to tell objects
 /// apart.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 /// `BPF_F_MMAPABLE` (uapi `linux/bpf.h`, Linux 5.5): an array map the daemon can map into its
 /// memory. [`names::DRAINING_UNTIL`] is one.
@@ -389,6 +389,13 @@ pub struct KernelOffsets {
     pub skc_rcv_saddr: u32,
     pub skc_v6_daddr: u32,
     pub skc_v6_rcv_saddr: u32,
+    /// Offsets in `struct pt_regs` of the second, third and fourth syscall arguments (x86-64:
+    /// si, dx, r10): exit programs read an open's flags and mode there.
+    pub regs_arg1: u32,
+    pub regs_arg2: u32,
+    pub regs_arg3: u32,
+    /// Keeps [`Config::wakeup_pace_ns`] 8-aligned (see the size check below).
+    pub _pad: u32,
 }
 
 /// Network operations ([`NetEvent::op`]).

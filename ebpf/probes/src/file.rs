@@ -1,7 +1,7 @@
 //! File modifications: writes, truncation, renames, unlinks, mode and owner changes.
 //!
 //! Filtering happens here so uninteresting syscalls cost a few instructions: read-only opens
-//! return at entry; opens are judged at exit from the opened file's overlay inode (image file =
+//! return at exit after one register read; opens are judged at exit from the opened file's overlay inode (image file =
 //! lower stack present), and writes to a container's own files (upper layer, no exec bits) or to
 //! volumes never leave the kernel. Path-based syscalls inside containers are reported with their
 //! path and result; userspace checks the path against the image's lower directories.
@@ -22,14 +22,11 @@ use sealwatch_abi::{
 use crate::{
     emit::{count_drop, output_bytes, paced_wakeup, submit},
     kernel::{
-        fd_file, fill_header, inode_layer, is_self, read, read_ptr, task_in_container, walk_path,
-        TARGET_FILE,
+        fd_file, fill_header, inode_deleted, inode_layer, is_self, read, read_ptr,
+        task_in_container, walk_path, TARGET_FILE,
     },
-    maps::{
-        config, FileRepeat, FileRepeatKey, FILE_REPEATS, FILE_SCRATCH, NEEDS_RESULT, OPEN_STASH,
-        SETTINGS,
-    },
-    syscall::{ctx_arg, ctx_ret, current_task, tid},
+    maps::{config, FileRepeat, FileRepeatKey, FILE_REPEATS, FILE_SCRATCH, NEEDS_RESULT, SETTINGS},
+    syscall::{ctx_arg, ctx_ret, current_task, syscall_regs, tid},
 };
 
 const O_WRONLY: u32 = 0o1;
@@ -37,6 +34,8 @@ const O_RDWR: u32 = 0o2;
 const O_CREAT: u32 = 0o100;
 const O_TRUNC: u32 = 0o1000;
 const WRITE_INTENT: u32 = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC;
+/// Flags under which an open's mode argument means something: O_CREAT and O_TMPFILE.
+const CREATE_MODE: u32 = O_CREAT | 0o20000000;
 const EXEC_BITS: u32 = 0o111;
 const AT_FDCWD: i64 = -100;
 
@@ -45,87 +44,102 @@ fn host_watch() -> bool {
     SETTINGS.get(0).is_some_and(|s| s.host_watch != 0)
 }
 
-// ---- opens: stash at entry, judge at exit ---------------------------------------------------
+// ---- opens: judged at exit ------------------------------------------------------------------
 
-#[inline(always)]
-fn stash_open(flags: u32, mode: u32) {
-    if flags & WRITE_INTENT == 0 || is_self((tid() >> 32) as u32) {
-        return;
-    }
-    let _ = OPEN_STASH.insert(&tid(), &[flags, mode], 0);
+/// Where an open syscall's flags and mode are when it returns. They are read from its saved
+/// registers, not carried from entry in a map (an insert, lookup and delete per open): the
+/// registers are the thread's own and hold what the syscall used.
+#[derive(Clone, Copy)]
+enum OpenArgs {
+    /// In the registers at these `pt_regs` offsets (open, openat).
+    Registers { flags: u32, mode: u32 },
+    /// creat(path, mode): the flags are implied.
+    Creat { mode: u32 },
+    /// openat2(dfd, path, how, size): in the caller's `struct open_how`, at the address in the
+    /// register at this offset.
+    How { how: u32 },
 }
 
-#[tracepoint(category = "syscalls", name = "sys_enter_openat")]
-pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
-    if let (Ok(flags), Ok(mode)) = (ctx_arg::<u64>(&ctx, 2), ctx_arg::<u64>(&ctx, 3)) {
-        stash_open(flags as u32, mode as u32);
-    }
-    0
-}
-
-#[tracepoint(category = "syscalls", name = "sys_enter_open")]
-pub fn sys_enter_open(ctx: TracePointContext) -> u32 {
-    if let (Ok(flags), Ok(mode)) = (ctx_arg::<u64>(&ctx, 1), ctx_arg::<u64>(&ctx, 2)) {
-        stash_open(flags as u32, mode as u32);
-    }
-    0
-}
-
-#[tracepoint(category = "syscalls", name = "sys_enter_creat")]
-pub fn sys_enter_creat(ctx: TracePointContext) -> u32 {
-    if let Ok(mode) = ctx_arg::<u64>(&ctx, 1) {
-        stash_open(O_CREAT | O_WRONLY | O_TRUNC, mode as u32);
-    }
-    0
-}
-
-#[tracepoint(category = "syscalls", name = "sys_enter_openat2")]
-pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
-    if let Ok(how) = ctx_arg::<u64>(&ctx, 2) {
-        // struct open_how { u64 flags; u64 mode; u64 resolve; }
-        // SAFETY: user pointer read through the checked helper.
-        let how = unsafe { bpf_probe_read_user(how as *const [u64; 2]) };
-        if let Ok([flags, mode]) = how {
-            stash_open(flags as u32, mode as u32);
+impl OpenArgs {
+    /// `(flags, mode)`; the mode only when the flags create a file (0 otherwise).
+    #[inline(always)]
+    fn read(self) -> Result<(u32, u32), i64> {
+        let regs = syscall_regs();
+        match self {
+            Self::Registers { flags, mode } => {
+                let flags = read::<u64>(regs, flags)? as u32;
+                if flags & CREATE_MODE == 0 {
+                    return Ok((flags, 0));
+                }
+                Ok((flags, read::<u64>(regs, mode)? as u32))
+            }
+            Self::Creat { mode } => Ok((
+                O_CREAT | O_WRONLY | O_TRUNC,
+                read::<u64>(regs, mode)? as u32,
+            )),
+            Self::How { how } => {
+                let how = read::<u64>(regs, how)?;
+                // struct open_how { u64 flags; u64 mode; u64 resolve; }
+                // SAFETY: user pointer read through the checked helper.
+                let [flags, mode] = unsafe { bpf_probe_read_user(how as *const [u64; 2]) }?;
+                Ok((flags as u32, mode as u32))
+            }
         }
     }
-    0
 }
 
 #[tracepoint(category = "syscalls", name = "sys_exit_openat")]
 pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
-    exit_open(&ctx);
+    let args = OpenArgs::Registers {
+        flags: config!(offsets.regs_arg2),
+        mode: config!(offsets.regs_arg3),
+    };
+    exit_open(&ctx, args);
     0
 }
 
 #[tracepoint(category = "syscalls", name = "sys_exit_open")]
 pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
-    exit_open(&ctx);
+    let args = OpenArgs::Registers {
+        flags: config!(offsets.regs_arg1),
+        mode: config!(offsets.regs_arg2),
+    };
+    exit_open(&ctx, args);
     0
 }
 
 #[tracepoint(category = "syscalls", name = "sys_exit_creat")]
 pub fn sys_exit_creat(ctx: TracePointContext) -> u32 {
-    exit_open(&ctx);
+    exit_open(
+        &ctx,
+        OpenArgs::Creat {
+            mode: config!(offsets.regs_arg1),
+        },
+    );
     0
 }
 
 #[tracepoint(category = "syscalls", name = "sys_exit_openat2")]
 pub fn sys_exit_openat2(ctx: TracePointContext) -> u32 {
-    exit_open(&ctx);
+    exit_open(
+        &ctx,
+        OpenArgs::How {
+            how: config!(offsets.regs_arg2),
+        },
+    );
     0
 }
 
 #[inline(always)]
-fn exit_open(ctx: &TracePointContext) {
-    let key = tid();
-    // SAFETY: the value is copied out before the entry is removed.
-    let Some(&[flags, mode]) = (unsafe { OPEN_STASH.get(&key) }) else {
-        return;
-    };
-    let _ = OPEN_STASH.remove(&key);
+fn exit_open(ctx: &TracePointContext, args: OpenArgs) {
     let fd = ctx_ret(ctx);
     if fd < 0 {
+        return;
+    }
+    let Ok((flags, mode)) = args.read() else {
+        return;
+    };
+    if flags & WRITE_INTENT == 0 {
         return;
     }
     let creating = flags & O_CREAT != 0 && mode & EXEC_BITS != 0;
@@ -175,8 +189,8 @@ fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, makes_executable: bool) -> 
     let task = current_task();
     let file = fd_file(task, fd)?;
     let inode = read_ptr(file, config!(offsets.file_f_inode))?;
-    let (file_layer, deleted) = inode_layer(inode);
-    let mut header_flags = if deleted { file_flags::DELETED } else { 0 };
+    let placement = inode_layer(inode);
+    let file_layer = placement.layer;
     // Whether a host task made it (host tasks include the runtime preparing a container, whose
     // root is not the overlay yet). On overlay files it only flags the record, so it is asked
     // after folding: a write loop on an image file then skips the four reads of the check.
@@ -198,9 +212,7 @@ fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, makes_executable: bool) -> 
         op
     };
     let ino = read::<u64>(inode, config!(offsets.inode_i_ino)).unwrap_or(0);
-    let dev = read_ptr(inode, config!(offsets.inode_i_sb))
-        .and_then(|sb| read::<u32>(sb, config!(offsets.sb_s_dev)))
-        .unwrap_or(0);
+    let dev = placement.dev();
     let f_path = config!(offsets.file_f_path);
     let dentry = read_ptr(file, f_path + config!(offsets.path_dentry))?;
     let repeat_key = FileRepeatKey {
@@ -213,6 +225,11 @@ fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, makes_executable: bool) -> 
     };
     let Some(repeats) = fold_repeat(&repeat_key) else {
         return Ok(());
+    };
+    let mut header_flags = if inode_deleted(inode) {
+        file_flags::DELETED
+    } else {
+        0
     };
     if host_task.unwrap_or_else(|| !task_in_container(task)) {
         header_flags |= file_flags::HOST_TASK;

@@ -276,28 +276,59 @@ pub fn task_in_container(task: Ptr) -> bool {
     check().unwrap_or(false)
 }
 
-/// Layer of `inode` (see `sealwatch_abi::layer`) and whether it has no links left.
+/// Whether `inode` has no links left (a deleted file, still open or running).
 #[inline(always)]
-pub fn inode_layer(inode: Ptr) -> (u32, bool) {
-    let deleted = read::<u32>(inode, config!(offsets.inode_i_nlink)).is_ok_and(|n| n == 0);
+pub fn inode_deleted(inode: Ptr) -> bool {
+    read::<u32>(inode, config!(offsets.inode_i_nlink)).is_ok_and(|n| n == 0)
+}
+
+/// An inode's place: its layer (see `sealwatch_abi::layer`) and its super block.
+pub struct Placement {
+    pub layer: u32,
+    /// Null when unreadable (layer `UNKNOWN`).
+    pub sb: Ptr,
+}
+
+impl Placement {
+    /// The device number of the inode's file system (0 when unreadable).
+    #[inline(always)]
+    pub fn dev(&self) -> u32 {
+        read::<u32>(self.sb, config!(offsets.sb_s_dev)).unwrap_or(0)
+    }
+}
+
+/// Where `inode` lives: the overlay layer it comes from, and its super block.
+#[inline(always)]
+pub fn inode_layer(inode: Ptr) -> Placement {
     let Ok(sb) = read_ptr(inode, config!(offsets.inode_i_sb)) else {
-        return (layer::UNKNOWN, deleted);
+        return Placement {
+            layer: layer::UNKNOWN,
+            sb: core::ptr::null(),
+        };
     };
-    if !is_overlay_sb(sb) {
-        return (layer::NONE, deleted);
-    }
-    if config!(offsets.has_ovl) == 0 {
-        return (layer::UNKNOWN, deleted);
-    }
+    let layer = if !is_overlay_sb(sb) {
+        layer::NONE
+    } else if config!(offsets.has_ovl) == 0 {
+        layer::UNKNOWN
+    } else {
+        overlay_layer(inode)
+    };
+    Placement { layer, sb }
+}
+
+/// The layer of an overlayfs inode: lower when it has a lower stack, upper when it has only an
+/// upper dentry.
+#[inline(always)]
+fn overlay_layer(inode: Ptr) -> u32 {
     let ovl_inode = inode.wrapping_sub(config!(offsets.ovl_inode_vfs_inode) as usize);
     let numlower = read_ptr(ovl_inode, config!(offsets.ovl_inode_oe))
         .and_then(|oe| read::<u32>(oe, config!(offsets.ovl_entry_numlower)))
         .unwrap_or(0);
     if numlower > 0 {
-        return (layer::LOWER, deleted);
+        return layer::LOWER;
     }
     match read_ptr(ovl_inode, config!(offsets.ovl_inode_upperdentry)) {
-        Ok(upper) if !upper.is_null() => (layer::UPPER, deleted),
-        _ => (layer::UNKNOWN, deleted),
+        Ok(upper) if !upper.is_null() => layer::UPPER,
+        _ => layer::UNKNOWN,
     }
 }

@@ -42,16 +42,6 @@ pub static FILE_SCRATCH: PerCpuArray<FileEvent> = PerCpuArray::with_max_entries(
 #[map(name = "SETTINGS")]
 pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 
-/// `BPF_F_NO_COMMON_LRU`: per-CPU LRU lists, so the lookup every open's exit makes does not
-/// contend on one list lock.
-const NO_COMMON_LRU: u32 = 1 << 1;
-
-/// open flags and mode between `sys_enter_open*` and `sys_exit_open*`, by thread. LRU: a missed
-/// exit (thread killed) cannot leak an entry forever.
-#[map(name = "OPEN_STASH")]
-pub static OPEN_STASH: LruHashMap<u64, [u32; 2]> =
-    LruHashMap::with_max_entries(8192, NO_COMMON_LRU);
-
 /// An fd-based file operation recently reported (see `file::fold_repeat`). The dentry stands
 /// for the path; inode and device guard against a freed dentry reused for another file.
 #[repr(C)]
@@ -121,6 +111,10 @@ pub struct NetStash {
     /// The socket (sends) or the user buffer (DNS receives).
     pub ptr: u64,
 }
+
+/// `BPF_F_NO_COMMON_LRU`: per-CPU LRU lists, so the stash every network syscall's exit looks up
+/// does not contend on one list lock.
+const NO_COMMON_LRU: u32 = 1 << 1;
 
 #[map(name = "NET_STASH")]
 pub static NET_STASH: LruHashMap<u64, NetStash> = LruHashMap::with_max_entries(8192, NO_COMMON_LRU);

@@ -14,7 +14,7 @@ use crate::{
     emit::{count_drop, output_bytes, paced_wakeup, submit, NO_WAKEUP},
     env::scan_env,
     kernel::{
-        fill_header, inode_layer, is_self, pid_ns, read, read_kernel_str, read_ptr,
+        fill_header, inode_deleted, inode_layer, is_self, pid_ns, read, read_kernel_str, read_ptr,
         task_in_container, vpid_and_level, walk_path, Ptr, TARGET_EXEC,
     },
     maps::{config, SCRATCH},
@@ -104,20 +104,18 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
     off += exe.len;
     if let Ok(inode) = read_ptr(file, config!(offsets.file_f_inode)) {
         // Decided now: a binary deleted or a container gone a moment later can't be asked later.
-        let (exe_layer, deleted) = inode_layer(inode);
-        if deleted {
+        let placement = inode_layer(inode);
+        if inode_deleted(inode) {
             flags |= exec_flags::EXE_DELETED;
         }
-        flags |= match exe_layer {
+        flags |= match placement.layer {
             layer::LOWER => exec_flags::EXE_OVERLAY | exec_flags::EXE_LOWER,
             layer::UPPER => exec_flags::EXE_OVERLAY | exec_flags::EXE_UPPER,
             layer::UNKNOWN => exec_flags::EXE_OVERLAY,
             _ => 0,
         };
         event.exe_ino = read::<u64>(inode, config!(offsets.inode_i_ino)).unwrap_or(0);
-        if let Ok(sb) = read_ptr(inode, config!(offsets.inode_i_sb)) {
-            event.exe_dev = read::<u32>(sb, config!(offsets.sb_s_dev)).unwrap_or(0);
-        }
+        event.exe_dev = placement.dev();
     }
 
     // Working directory.

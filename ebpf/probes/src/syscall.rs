@@ -34,6 +34,15 @@ pub fn ctx_arg<T: Copy>(ctx: &TracePointContext, n: usize) -> Result<T, i64> {
     Ok(unsafe { core::ptr::read(ctx.as_ptr().cast::<u8>().add(arg(n)).cast::<T>()) })
 }
 
+/// The current syscall's saved user registers (`struct pt_regs`). They keep the syscall's
+/// arguments until it returns to user space, so a `sys_exit_*` program can read an argument
+/// there instead of a map carrying it from `sys_enter_*` (read offsets `config.offsets.regs_arg*`).
+#[inline(always)]
+pub fn syscall_regs() -> Ptr {
+    // SAFETY: helpers on the current task (Linux 5.15+; the daemon needs 5.17).
+    unsafe { gen::bpf_task_pt_regs(gen::bpf_get_current_task_btf()) as Ptr }
+}
+
 /// The syscall's return value in a `sys_exit_*` record.
 #[inline(always)]
 pub fn ctx_ret(ctx: &TracePointContext) -> i64 {
