@@ -73,7 +73,10 @@ pub fn spawn(
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let (drained, woken) = tokio::select! {
-                _ = sweep.tick() => (drain(fd.get_mut(), &decode_errors, lane), false),
+                // While the timer drains every interval, a sweep would only add a drain.
+                _ = sweep.tick(), if !timer.running() => {
+                    (drain(fd.get_mut(), &decode_errors, lane), false)
+                }
                 ready = fd.readable_mut() => {
                     let Ok(mut guard) = ready else { break };
                     let batches = drain(guard.get_inner_mut(), &decode_errors, lane);
