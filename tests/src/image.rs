@@ -244,33 +244,38 @@ fn build_rootfs_tar() -> Result<PathBuf> {
     Ok(tar)
 }
 
+/// A static helper compiled once per test process (see [`build_static`]).
+type Built = OnceLock<Result<PathBuf, String>>;
+
 /// [`EXEC_HELPER_SOURCE`] compiled with `gcc -static -O2` into the artifacts dir, once per test
 /// process (under a process-unique name: test binaries may build it concurrently).
 pub fn exec_helper() -> Result<&'static Path> {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        build_static(EXEC_HELPER_SOURCE, "sw-exec-helper").map_err(|e| format!("{e:#}"))
-    })
-    .as_deref()
-    .map_err(|e| anyhow!("building the drift helper: {e}"))
+    static BIN: Built = OnceLock::new();
+    built_once(
+        &BIN,
+        EXEC_HELPER_SOURCE,
+        "sw-exec-helper",
+        "the drift helper",
+    )
 }
 
 /// [`NET_PROBE_SOURCE`] compiled like [`exec_helper`].
 pub fn net_probe() -> Result<&'static Path> {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| build_static(NET_PROBE_SOURCE, "sw-net-probe").map_err(|e| format!("{e:#}")))
-        .as_deref()
-        .map_err(|e| anyhow!("building the network probe: {e}"))
+    static BIN: Built = OnceLock::new();
+    built_once(&BIN, NET_PROBE_SOURCE, "sw-net-probe", "the network probe")
 }
 
 /// [`OPEN_PROBE_SOURCE`] compiled like [`exec_helper`].
 pub fn open_probe() -> Result<&'static Path> {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        build_static(OPEN_PROBE_SOURCE, "sw-open-probe").map_err(|e| format!("{e:#}"))
-    })
-    .as_deref()
-    .map_err(|e| anyhow!("building the open probe: {e}"))
+    static BIN: Built = OnceLock::new();
+    built_once(&BIN, OPEN_PROBE_SOURCE, "sw-open-probe", "the open probe")
+}
+
+/// `source` built into `cell` on first call; `what` names it in the error.
+fn built_once(cell: &'static Built, source: &str, name: &str, what: &str) -> Result<&'static Path> {
+    cell.get_or_init(|| build_static(source, name).map_err(|e| format!("{e:#}")))
+        .as_deref()
+        .map_err(|e| anyhow!("building {what}: {e}"))
 }
 
 fn build_static(source: &str, name: &str) -> Result<PathBuf> {
