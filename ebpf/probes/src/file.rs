@@ -1,8 +1,8 @@
 //! File modifications: writes, truncation, renames, unlinks, mode and owner changes.
 //!
-//! Filtering happens here so uninteresting syscalls cost a few instructions: read-only opens
-//! return at exit after one register read; opens are judged at exit from the opened file's overlay inode (image file =
-//! lower stack present), and writes to a container's own files (upper layer, no exec bits) or to
+//! Filtering happens here so uninteresting syscalls cost a few instructions: opens are judged
+//! at exit alone (read-only ones return after reading their flags) from the opened file's overlay
+//! inode (image file = lower stack present), and writes to a container's own files (upper layer, no exec bits) or to
 //! volumes never leave the kernel. Path-based syscalls inside containers are reported with their
 //! path and result; userspace checks the path against the image's lower directories.
 use core::intrinsics::{atomic_xadd, AtomicOrdering::Relaxed};
@@ -34,8 +34,10 @@ const O_RDWR: u32 = 0o2;
 const O_CREAT: u32 = 0o100;
 const O_TRUNC: u32 = 0o1000;
 const WRITE_INTENT: u32 = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC;
-/// Flags under which an open's mode argument means something: O_CREAT and O_TMPFILE.
-const CREATE_MODE: u32 = O_CREAT | 0o20000000;
+/// `__O_TMPFILE`, the bit O_TMPFILE adds to O_DIRECTORY.
+const O_TMPFILE_BIT: u32 = 0o20000000;
+/// Flags under which an open's mode argument means something.
+const CREATE_MODE: u32 = O_CREAT | O_TMPFILE_BIT;
 const EXEC_BITS: u32 = 0o111;
 const AT_FDCWD: i64 = -100;
 
