@@ -2,9 +2,10 @@
 //!
 //! Filtering happens here so uninteresting syscalls cost a few instructions: opens are judged
 //! at exit alone (read-only ones return after reading their flags) from the opened file's overlay
-//! inode (image file = lower stack present), and writes to a container's own files (upper layer, no exec bits) or to
-//! volumes never leave the kernel. Path-based syscalls inside containers are reported with their
-//! path and result; userspace checks the path against the image's lower directories.
+//! inode (image file = lower stack present), and writes to a container's own files (upper layer,
+//! no exec bits) or to volumes never leave the kernel. Path-based syscalls inside containers are
+//! reported with their path and result; userspace checks the path against the image's lower
+//! directories.
 use core::intrinsics::{atomic_xadd, AtomicOrdering::Relaxed};
 
 use aya_ebpf::{
