@@ -5,9 +5,10 @@
 //! `/etc/group` with `root` and `nobody` (65534), the image files [`FIXTURE_FILES`] (0644, for the
 //! immutability tests to modify), the static [`EXEC_HELPER`] built from
 //! `tests/helpers/memfd_exec.c` (runs a memfd or a deleted binary, for the drift tests), the
-//! static [`NET_PROBE`] and [`OPEN_PROBE`] (network and open syscalls busybox does not make), and empty
-//! `/tmp` (1777), `/root`, `/proc`, `/sys`, `/dev`. The rootfs tar is built once per test process;
-//! imports are skipped when the image already exists (bump [`TAG`] when the contents change).
+//! static [`NET_PROBE`] and [`OPEN_PROBE`] (network and open syscalls busybox does not make), and
+//! empty `/tmp` (1777), `/root`, `/proc`, `/sys`, `/dev`. The rootfs tar is built once per test
+//! process; imports are skipped when the image already exists (bump [`TAG`] when the contents
+//! change).
 
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
