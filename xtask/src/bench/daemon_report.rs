@@ -230,6 +230,15 @@ fn latency_target(md: &mut String, d: &DaemonFigures) {
             p50_p99(s.syscall_to_line),
         );
     }
+    if let Some(late) = connect.and_then(|c| c.sleeper_late) {
+        let _ = write!(
+            notes,
+            "; the machine's own scheduling, measured in that step: a harness thread sleeping \
+             1 ms at a time woke late by {} (the daemon's path has two such wake-ups, its drain \
+             timer and the harness's reader of its stdout)",
+            p50_p99(Some(late)),
+        );
+    }
     match (&d.short_pace, connect) {
         (Ok(u), Some(c)) => {
             let _ = write!(
@@ -321,6 +330,26 @@ mod tests {
         assert!(
             md.contains("| MISS |"),
             "judged at the default settings: {md}"
+        );
+        assert!(
+            !md.contains("sleeping 1 ms"),
+            "no control measured, none claimed: {md}"
+        );
+    }
+
+    #[test]
+    fn the_sleeper_control_of_the_judged_step_is_in_the_note() {
+        let mut paced = connect(5.0);
+        paced.sleeper_late = Some((0.1e6, 3.0e6));
+        let d = DaemonFigures {
+            storm: vec![paced],
+            ..DaemonFigures::default()
+        };
+        let mut md = String::new();
+        latency_target(&mut md, &d);
+        assert!(
+            md.contains("sleeping 1 ms at a time woke late by p50 100.00 µs / p99 3.00 ms"),
+            "{md}"
         );
     }
 }

@@ -49,13 +49,17 @@ impl Spent {
     }
 }
 
-/// A per-line ratio with the digits it needs: `2.3`, `0.04`.
+/// A per-line ratio with the digits it needs: `2.3`, `0.59`, `0.0098` (two significant digits
+/// below 1: context switches per line under a storm are around 0.01).
 pub fn fmt_ratio(n: f64) -> String {
-    if n < 1.0 {
-        format!("{n:.2}")
-    } else {
-        format!("{n:.1}")
+    if n >= 1.0 {
+        return format!("{n:.1}");
     }
+    if n <= 0.0 || !n.is_finite() {
+        return format!("{n}");
+    }
+    let decimals = (-n.log10()).ceil() as usize + 1;
+    format!("{n:.decimals$}")
 }
 
 #[cfg(test)]
@@ -72,9 +76,10 @@ mod tests {
         assert_eq!(spent.per_line(), Some(1_500.0));
         assert_eq!(spent.switches_per_line(), Some(2.5));
         assert_eq!(Spent::default().per_line(), None);
-        assert_eq!(
-            (fmt_ratio(0.041), fmt_ratio(2.34)),
-            ("0.04".into(), "2.3".into())
-        );
+        let shown: Vec<String> = [0.0098, 0.041, 0.59, 2.34, 0.0]
+            .into_iter()
+            .map(fmt_ratio)
+            .collect();
+        assert_eq!(shown, ["0.0098", "0.041", "0.59", "2.3", "0"]);
     }
 }

@@ -22,6 +22,7 @@ use super::container::BenchContainer;
 use super::daemon_spent::Spent;
 use super::loadgen::{parse_storm, storm_args, Storm};
 use super::output::{unix_ns_now, Loss, NetLines};
+use super::sleeper::Sleeper;
 use super::stats::percentile;
 use super::tracers::Tracer;
 
@@ -50,6 +51,9 @@ pub struct StormStep {
     pub late: u64,
     /// p50, p99 in ns of the generators' lines: the event's `time` (tracepoint) → line read.
     pub tracepoint_to_line: Option<(f64, f64)>,
+    /// p50, p99 in ns of how late a harness thread sleeping 1 ms at a time woke meanwhile (see
+    /// `sleeper.rs`).
+    pub sleeper_late: Option<(f64, f64)>,
     /// Filled in by the caller, which measures around the whole step.
     pub spent: Spent,
 }
@@ -98,6 +102,7 @@ pub fn run_storm(
     };
     let start = unix_ns_now() + LEAD.as_nanos() as u64;
     let end = start + run.as_nanos() as u64;
+    let sleeper = Sleeper::spawn(start, end);
     let children: Vec<Child> = (0..procs)
         .map(|_| {
             container
@@ -110,6 +115,7 @@ pub fn run_storm(
         })
         .collect::<Result<_>>()?;
     let mut storms: Vec<Storm> = Vec::new();
+    let sleeper_late = sleeper.finish();
     for child in children {
         let out = child.wait_with_output()?;
         if !out.status.success() {
@@ -158,6 +164,7 @@ pub fn run_storm(
         procs,
         rate,
         tracepoint_to_line: p50_p99(),
+        sleeper_late,
         iterations: storms.iter().map(|s| s.iterations).sum(),
         seconds: last.saturating_sub(first) as f64 / 1e9,
         received,

@@ -92,7 +92,10 @@ fn storm_table(md: &mut String, d: &DaemonFigures) {
          `{short_pace}`). Each iteration is {EVENTS_PER_ITERATION} kernel records (connect \
          exit and accept exit, both on the critical lane) and {LINES_PER_ITERATION} JSON lines \
          (`connect`, `accept`); a generator's lines are those whose `network.dport` is its \
-         listening port, and tracepoint→line runs from each such line's `time` to its read. \
+         listening port, and tracepoint→line runs from each such line's `time` to its read; \
+         \"1 ms sleeper late\" is a control: how late a thread of the harness that sleeps 1 ms at \
+         a time woke during the step (the daemon's path has two such wake-ups: its drain timer \
+         and the harness's reader). \
          \"all lines/s\" counts every line the daemon printed during the step (podman exec's own \
          processes included); CPU and context switches per line are per line of those; CPU per \
          kernel event is all of the daemon's CPU in the step over the generators' kernel records \
@@ -101,11 +104,11 @@ fn storm_table(md: &mut String, d: &DaemonFigures) {
     );
     let _ = writeln!(
         md,
-        "| step | iterations | seconds | iterations/s | ≈ kernel events/s | lines expected | lines received (connect + accept) | lost critical | lost bulk | lost decode | lost output | tracepoint→line p50 / p99 | all lines/s | daemon CPU per line | daemon CPU per kernel event | context switches per line |"
+        "| step | iterations | seconds | iterations/s | ≈ kernel events/s | lines expected | lines received (connect + accept) | lost critical | lost bulk | lost decode | lost output | tracepoint→line p50 / p99 | 1 ms sleeper late p50 / p99 | all lines/s | daemon CPU per line | daemon CPU per kernel event | context switches per line |"
     );
     let _ = writeln!(
         md,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     let second = d
         .short_pace
@@ -117,7 +120,7 @@ fn storm_table(md: &mut String, d: &DaemonFigures) {
         let per_event = (events > 0).then(|| s.spent.cpu_ns as f64 / events as f64);
         let _ = writeln!(
             md,
-            "| {}{}{flag} | {} | {:.2} | {:.0} | {:.0} | {} | {} ({} + {}) | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} |",
+            "| {}{}{flag} | {} | {:.2} | {:.0} | {:.0} | {} | {} ({} + {}) | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} |",
             s.label(),
             if s.late > 0 {
                 format!(" ({} started late)", s.late)
@@ -137,6 +140,7 @@ fn storm_table(md: &mut String, d: &DaemonFigures) {
             s.loss.decode,
             s.loss.output,
             fmt_pair(s.tracepoint_to_line),
+            fmt_pair(s.sleeper_late),
             s.spent.lines as f64 / s.seconds.max(1e-9),
             per_line(&s.spent),
             per_event.map_or("-".into(), fmt_ns),

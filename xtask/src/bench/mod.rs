@@ -22,6 +22,7 @@ mod procfs;
 mod report;
 mod rounds;
 mod rss_sampler;
+mod sleeper;
 mod stats;
 mod tracers;
 mod workloads;
