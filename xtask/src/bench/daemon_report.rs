@@ -214,7 +214,8 @@ fn latency_target(md: &mut String, d: &DaemonFigures) {
         "judged on the connect step: one generator paced at 10k kernel events/s in the bench \
          container, every event a line, from the event's `time` to the harness reading the line; \
          default pace (while records flow the daemon drains its rings every 5 ms on its own \
-         timer, and the kernel forces a wake-up at most every 5 ms per CPU otherwise)",
+         timer, so a line waits up to 5 ms for the next drain by design, and the kernel forces a \
+         wake-up at most every 5 ms per CPU otherwise)",
     );
     if let Some(s) = exec {
         let _ = write!(
