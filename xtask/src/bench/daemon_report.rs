@@ -301,6 +301,13 @@ mod tests {
         }
     }
 
+    /// The latency target's row for `d`.
+    fn latency_row(d: &DaemonFigures) -> String {
+        let mut md = String::new();
+        latency_target(&mut md, d);
+        md
+    }
+
     #[test]
     fn latency_is_judged_on_the_paced_connect_step() {
         let mut d = DaemonFigures {
@@ -308,8 +315,7 @@ mod tests {
             storm: vec![connect(0.8)],
             ..DaemonFigures::default()
         };
-        let mut md = String::new();
-        latency_target(&mut md, &d);
+        let md = latency_row(&d);
         assert!(
             md.contains("connect: p50 200.00 µs / p99 800.00 µs at 10000 events/s; exec: p50 1.00 ms / p99 7.50 ms at 7800 events/s |"),
             "{md}"
@@ -322,8 +328,7 @@ mod tests {
             exec: step(0, 2500, 0.5),
             connect: connect(0.4),
         });
-        let mut md = String::new();
-        latency_target(&mut md, &d);
+        let md = latency_row(&d);
         assert!(
             md.contains("p99 1.50 ms at 10000 events/s (`--wakeup-pace-us 1000`: p50 200.00 µs / p99 400.00 µs)"),
             "{md}"
@@ -346,8 +351,7 @@ mod tests {
             storm: vec![paced],
             ..DaemonFigures::default()
         };
-        let mut md = String::new();
-        latency_target(&mut md, &d);
+        let md = latency_row(&d);
         assert!(
             md.contains("sleeping 1 ms at a time woke late by p50 100.00 µs / p99 3.00 ms"),
             "{md}"
