@@ -7,11 +7,16 @@
  *
  *   sw-open-probe open|openat|openat2 PATH FLAGS MODE   FLAGS and MODE in octal (e.g. 2001 0)
  *   sw-open-probe creat PATH MODE                       creat(2): O_CREAT|O_WRONLY|O_TRUNC
+ *   sw-open-probe openat2-race PATH N                   N openat2 calls while a second thread
+ *                                                       flips their open_how between O_WRONLY|O_APPEND
+ *                                                       and O_RDONLY; prints `writes W` (the opens that
+ *                                                       got a writable descriptor)
  *
  * Prints `ok` or `error: <strerror>` and exits 0 or 1; bad usage exits 111.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,8 +37,47 @@ struct sw_open_how {
 };
 
 static int usage(void) {
-    fprintf(stderr, "usage: sw-open-probe open|openat|openat2 PATH FLAGS MODE | creat PATH MODE\n");
+    fprintf(stderr, "usage: sw-open-probe open|openat|openat2 PATH FLAGS MODE | creat PATH MODE"
+                    " | openat2-race PATH N\n");
     return 111;
+}
+
+/* The open_how the race mode's two threads share. */
+static volatile struct sw_open_how raced;
+static volatile int race_over;
+
+static void *flip_flags(void *unused) {
+    (void)unused;
+    while (!race_over) {
+        raced.flags = O_WRONLY | O_APPEND;
+        raced.flags = O_RDONLY;
+    }
+    return NULL;
+}
+
+/* openat2 on `path` `n` times while flip_flags rewrites the flags: the kernel copies them at some
+ * point of each call, so some opens write and some read. */
+static int race(const char *path, long n) {
+    pthread_t flipper;
+    if (pthread_create(&flipper, NULL, flip_flags, NULL) != 0) {
+        printf("error: pthread_create\n");
+        return 1;
+    }
+    long writes = 0;
+    for (long i = 0; i < n; i++) {
+        long fd = syscall(SYS_openat2, AT_FDCWD, path, (void *)&raced, sizeof raced);
+        if (fd < 0) {
+            continue;
+        }
+        if ((fcntl((int)fd, F_GETFL) & O_ACCMODE) == O_WRONLY) {
+            writes++;
+        }
+        close((int)fd);
+    }
+    race_over = 1;
+    pthread_join(flipper, NULL);
+    printf("writes %ld\n", writes);
+    return 0;
 }
 
 static long octal(const char *text) {
@@ -48,6 +92,10 @@ int main(int argc, char **argv) {
     }
     const char *call = argv[1], *path = argv[2];
     long fd;
+    if (strcmp(call, "openat2-race") == 0 && argc == 4) {
+        long n = strtol(argv[3], NULL, 10);
+        return n > 0 ? race(path, n) : usage();
+    }
     if (strcmp(call, "creat") == 0 && argc == 4) {
         long mode = octal(argv[3]);
         if (mode < 0) {

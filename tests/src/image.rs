@@ -20,13 +20,13 @@ use crate::cmd;
 use crate::services;
 
 /// Image tag; bump it when the rootfs changes so stale imports are not reused.
-pub const TAG: &str = "4";
+pub const TAG: &str = "5";
 /// The image as podman names it (and reports it).
-pub const PODMAN_IMAGE: &str = "localhost/sealwatch-test:4";
+pub const PODMAN_IMAGE: &str = "localhost/sealwatch-test:5";
 /// The image as Docker names it (and reports it).
-pub const DOCKER_IMAGE: &str = "sealwatch-test:4";
+pub const DOCKER_IMAGE: &str = "sealwatch-test:5";
 /// The image as containerd names it after `docker save` | `ctr images import`.
-pub const CONTAINERD_IMAGE: &str = "docker.io/library/sealwatch-test:4";
+pub const CONTAINERD_IMAGE: &str = "docker.io/library/sealwatch-test:5";
 /// Regular files of the image (content [`FIXTURE_CONTENT`], mode 0644) that tests may modify.
 /// None of them is a runtime bind mount (unlike `/etc/hosts`, `/etc/hostname`,
 /// `/etc/resolv.conf`), so they stay on the container's overlay.
@@ -51,7 +51,8 @@ pub const NET_PROBE: &str = "/bin/sw-net-probe";
 pub const NET_PROBE_SOURCE: &str = "tests/helpers/net_probe.c";
 /// The open probe in the image: `sw-open-probe open|openat|openat2 PATH FLAGS MODE` and
 /// `sw-open-probe creat PATH MODE` (octal) open through that very syscall; prints `ok` or
-/// `error: <reason>`.
+/// `error: <reason>`. `sw-open-probe openat2-race PATH N` makes N openat2 calls while a second
+/// thread flips their flags between write and read-only; prints `writes W`.
 pub const OPEN_PROBE: &str = "/bin/sw-open-probe";
 pub const OPEN_PROBE_SOURCE: &str = "tests/helpers/open_probe.c";
 /// The containerd namespace the `ctr` tests use (Docker's own containers are in `moby`).
@@ -286,7 +287,9 @@ fn build_static(source: &str, name: &str) -> Result<PathBuf> {
     let out_str = out.to_str().context("artifact path is not UTF-8")?;
     cmd::ok(
         "gcc",
-        &["-static", "-O2", "-Wall", "-Wextra", "-o", out_str, source],
+        &[
+            "-static", "-O2", "-pthread", "-Wall", "-Wextra", "-o", out_str, source,
+        ],
     )
     .with_context(|| format!("compiling {name} (needs gcc and the static libc, libc6-dev)"))?;
     Ok(out)

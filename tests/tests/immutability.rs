@@ -334,6 +334,46 @@ fn every_open_syscall_is_judged() -> Result<()> {
     Ok(())
 }
 
+/// openat2's flags live in user memory, which another thread can rewrite after the kernel used
+/// them; the sensor asks the opened file instead. Opens of an image file while a second thread
+/// flips the flags between write and read-only: every open that got a writable descriptor is
+/// counted exactly once (a first line, then `violation.repeats` on a write after the repeat
+/// window), and none of the read-only ones.
+#[test]
+fn openat2_flags_rewritten_by_another_thread_are_not_believed() -> Result<()> {
+    let rt = Runtime::Podman;
+    rt.ensure_ready()?;
+    let mut daemon = start_daemon(&[])?;
+    let c = start_container(rt, &RunOptions::default())?;
+    let path = FIXTURE_FILES[0];
+    let out = c.exec(&[OPEN_PROBE, "openat2-race", path, "3000"])?;
+    let writes: u64 = out
+        .trim()
+        .strip_prefix("writes ")
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("sw-open-probe openat2-race said {out:?}"))?;
+    ensure!(
+        writes > 0,
+        "no open got a writable descriptor, so the race proves nothing"
+    );
+    std::thread::sleep(REPEAT_WINDOW + Duration::from_secs(1));
+    open_through(&c, &["openat", path, "2001", "0"])?;
+    wait_file_violation(&mut daemon, &c, IMAGE_RULE, path, |ev| {
+        ev["process"]["args"][1] == "openat"
+    })?;
+    let stopped = daemon.stop()?;
+    let hits = rule_hits(&stopped.events, &c);
+    let counted: u64 = hits
+        .iter()
+        .map(|ev| 1 + ev["violation"]["repeats"].as_u64().unwrap_or(0))
+        .sum();
+    ensure!(
+        counted == writes + 1,
+        "{writes} writable opens in the race and one after it, but {counted} counted: {hits:#?}"
+    );
+    Ok(())
+}
+
 /// The same image file changed again and again: a first append is printed; 500 more within the
 /// repeat window are held back (most of them already folded by the kernel, which sends one record
 /// per second for them); an append after the window is printed with `repeats: 500`, every one

@@ -209,7 +209,7 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
         regs_arg1,
         regs_arg2,
         regs_arg3,
-        _pad: 0,
+        file_f_mode: r.offset("file", "f_mode")?,
     })
 }
 

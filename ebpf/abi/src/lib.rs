@@ -394,8 +394,9 @@ pub struct KernelOffsets {
     pub regs_arg1: u32,
     pub regs_arg2: u32,
     pub regs_arg3: u32,
-    /// Keeps [`Config::wakeup_pace_ns`] 8-aligned (see the size check below).
-    pub _pad: u32,
+    /// `file.f_mode`: whether an openat2 opened for writing, whatever its `open_how` says by the
+    /// time its exit reads it.
+    pub file_f_mode: u32,
 }
 
 /// Network operations ([`NetEvent::op`]).

@@ -32,6 +32,7 @@ use crate::{
 
 const O_WRONLY: u32 = 0o1;
 const O_RDWR: u32 = 0o2;
+const O_ACCMODE: u32 = 0o3;
 const O_CREAT: u32 = 0o100;
 const O_TRUNC: u32 = 0o1000;
 const WRITE_INTENT: u32 = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC;
@@ -89,6 +90,30 @@ impl OpenArgs {
             }
         }
     }
+
+    /// Whether the flags are in user memory that another thread may rewrite after the kernel
+    /// copied them (openat2's `open_how`): the opened file's own mode must be asked.
+    #[inline(always)]
+    fn rewritable(self) -> bool {
+        matches!(self, Self::How { .. })
+    }
+}
+
+/// `FMODE_READ` and `FMODE_WRITE` in `file.f_mode`.
+const FMODE_READ: u32 = 0x1;
+const FMODE_WRITE: u32 = 0x2;
+
+/// The access mode (`O_RDONLY`, `O_WRONLY` or `O_RDWR`) the file behind a descriptor the
+/// current task just opened really has.
+#[inline(always)]
+fn opened_access(fd: u64) -> Result<u32, i64> {
+    let file = fd_file(current_task(), fd)?;
+    let mode = read::<u32>(file, config!(offsets.file_f_mode))?;
+    Ok(match (mode & FMODE_READ != 0, mode & FMODE_WRITE != 0) {
+        (_, false) => 0,
+        (false, true) => O_WRONLY,
+        (true, true) => O_RDWR,
+    })
 }
 
 #[tracepoint(category = "syscalls", name = "sys_exit_openat")]
@@ -139,9 +164,19 @@ fn exit_open(ctx: &TracePointContext, args: OpenArgs) {
     if fd < 0 {
         return;
     }
-    let Ok((flags, mode)) = args.read() else {
-        return;
+    let (mut flags, mode) = match args.read() {
+        Ok(read) => read,
+        // Unmapped by then: the file's mode decides below.
+        Err(_) if args.rewritable() => (0, 0),
+        Err(_) => return,
     };
+    if args.rewritable() {
+        // Another thread can rewrite (or unmap) openat2's flags after the kernel used them:
+        // whether it opened for writing is the file's to say.
+        if let Ok(access) = opened_access(fd as u64) {
+            flags = flags & !O_ACCMODE | access;
+        }
+    }
     if flags & WRITE_INTENT == 0 {
         return;
     }
