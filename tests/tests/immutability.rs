@@ -44,6 +44,15 @@ fn start_daemon(extra: &[&str]) -> Result<Daemon> {
     Daemon::start(&args)
 }
 
+/// A daemon and, after it, a long-running podman container of the test image.
+fn podman_daemon_and_container() -> Result<(Daemon, Container)> {
+    let rt = Runtime::Podman;
+    rt.ensure_ready()?;
+    let daemon = start_daemon(&[])?;
+    let c = start_container(rt, &RunOptions::default())?;
+    Ok((daemon, c))
+}
+
 /// A long-running container of `rt` from the test image.
 fn start_container(rt: Runtime, opts: &RunOptions) -> Result<Container> {
     rt.run_detached_with(&unique_name("sw-imm"), opts, &["sleep", "300"])
@@ -215,10 +224,7 @@ fn docker_append_to_image_file() -> Result<()> {
 /// different image files: exactly one violation each, with its operation.
 #[test]
 fn each_change_of_an_image_file_is_one_violation() -> Result<()> {
-    let rt = Runtime::Podman;
-    rt.ensure_ready()?;
-    let mut daemon = start_daemon(&[])?;
-    let c = start_container(rt, &RunOptions::default())?;
+    let (mut daemon, c) = podman_daemon_and_container()?;
     let [sed_file, rm_file, chmod_file, trunc_file] = [
         FIXTURE_FILES[0],
         FIXTURE_FILES[1],
@@ -291,10 +297,7 @@ fn every_open_syscall_is_judged() -> Result<()> {
     /// O_WRONLY | O_APPEND, O_WRONLY | O_CREAT (octal, as sw-open-probe takes them).
     const APPEND: &str = "2001";
     const CREATE: &str = "101";
-    let rt = Runtime::Podman;
-    rt.ensure_ready()?;
-    let mut daemon = start_daemon(&[])?;
-    let c = start_container(rt, &RunOptions::default())?;
+    let (mut daemon, c) = podman_daemon_and_container()?;
     let read_only = FIXTURE_FILES[4];
     let calls = ["open", "openat", "openat2", "creat"];
     let mut expected = Vec::new();
@@ -341,10 +344,7 @@ fn every_open_syscall_is_judged() -> Result<()> {
 /// window), and none of the read-only ones.
 #[test]
 fn openat2_flags_rewritten_by_another_thread_are_not_believed() -> Result<()> {
-    let rt = Runtime::Podman;
-    rt.ensure_ready()?;
-    let mut daemon = start_daemon(&[])?;
-    let c = start_container(rt, &RunOptions::default())?;
+    let (mut daemon, c) = podman_daemon_and_container()?;
     let path = FIXTURE_FILES[0];
     let out = c.exec(&[OPEN_PROBE, "openat2-race", path, "3000"])?;
     let writes: u64 = out
@@ -382,10 +382,7 @@ fn openat2_flags_rewritten_by_another_thread_are_not_believed() -> Result<()> {
 #[test]
 fn repeated_changes_of_an_image_file_are_counted() -> Result<()> {
     const APPENDS: u64 = 500;
-    let rt = Runtime::Podman;
-    rt.ensure_ready()?;
-    let mut daemon = start_daemon(&[])?;
-    let c = start_container(rt, &RunOptions::default())?;
+    let (mut daemon, c) = podman_daemon_and_container()?;
     let path = FIXTURE_FILES[4];
     let marker = unique_name("sw-imm-repeat");
     let first = format!("echo {marker}-first >> {path}");
@@ -497,10 +494,7 @@ fn docker_copied_binary_is_drift() -> Result<()> {
 /// of an image executable (`exe_layer: lower`) whose message names the script.
 #[test]
 fn new_script_through_image_interpreter_is_drift() -> Result<()> {
-    let rt = Runtime::Podman;
-    rt.ensure_ready()?;
-    let mut daemon = start_daemon(&[])?;
-    let c = start_container(rt, &RunOptions::default())?;
+    let (mut daemon, c) = podman_daemon_and_container()?;
     let marker = unique_name("sw-script");
     let shebang = format!("/tmp/{marker}-s.sh");
     let plain = format!("/tmp/{marker}-t.sh");
@@ -576,10 +570,7 @@ fn new_script_through_image_interpreter_is_drift() -> Result<()> {
 /// `drift-exec` with `exe_layer` `memfd` / `deleted`; the helper itself (an image file) is not.
 #[test]
 fn memfd_and_deleted_binary_are_drift() -> Result<()> {
-    let rt = Runtime::Podman;
-    rt.ensure_ready()?;
-    let mut daemon = start_daemon(&[])?;
-    let c = start_container(rt, &RunOptions::default())?;
+    let (mut daemon, c) = podman_daemon_and_container()?;
     c.exec(&[EXEC_HELPER, "memfd"])?;
     let helper = wait_exec_in(&mut daemon, &c, &[EXEC_HELPER, "memfd"])?;
     check_fields(
