@@ -14,14 +14,14 @@
 //! start to the last one's end.
 
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
 use super::container::BenchContainer;
 use super::daemon_spent::Spent;
 use super::loadgen::{parse_storm, storm_args, Storm};
-use super::output::{unix_ns_now, Loss, NetLines};
+use super::output::{unix_ns_now, Loss, NetLines, Seen};
 use super::sleeper::Sleeper;
 use super::stats::percentile;
 use super::tracers::Tracer;
@@ -93,20 +93,57 @@ pub fn run_storm(
     rate: Option<u64>,
     run: Duration,
 ) -> Result<StormStep> {
-    let loss_before = {
-        let mut seen = tracer.watch.lock();
-        seen.count_net = true;
-        seen.net_lines.clear();
-        seen.net_delays.clear();
-        seen.loss
-    };
+    let loss_before = begin_counting(tracer);
     let start = unix_ns_now() + LEAD.as_nanos() as u64;
     let end = start + run.as_nanos() as u64;
     let sleeper = Sleeper::spawn(start, end);
+    let storms = generate(container, procs, (start, end), rate, None)?;
+    let sleeper_late = sleeper.finish();
+    let counted = collect(tracer, &storms, &loss_before);
+    let first = storms.iter().map(|s| s.first_unix_ns).min().unwrap_or(0);
+    let last = storms.iter().map(|s| s.last_unix_ns).max().unwrap_or(0);
+    let delays = &counted.delays;
+    Ok(StormStep {
+        procs,
+        rate,
+        tracepoint_to_line: percentile(delays, 50.0).zip(percentile(delays, 99.0)),
+        sleeper_late,
+        iterations: storms.iter().map(|s| s.iterations).sum(),
+        seconds: last.saturating_sub(first) as f64 / 1e9,
+        received: counted.received,
+        loss: counted.loss,
+        late: storms
+            .iter()
+            .filter(|s| s.first_unix_ns > start + LATE_NS)
+            .count() as u64,
+        spent: Spent::default(),
+    })
+}
+
+/// Starts counting the connect and accept lines of the generators to come; returns the loss
+/// counted so far, for [`collect`].
+pub fn begin_counting(tracer: &Tracer) -> Loss {
+    let mut seen = tracer.watch.lock();
+    seen.count_net = true;
+    seen.net_lines.clear();
+    seen.net_delays.clear();
+    seen.net_last_read_unix_ns = 0;
+    seen.loss
+}
+
+/// Runs `procs` generators in the container, each from the common CLOCK_REALTIME start to the end
+/// of `window` (or for `max` iterations), and returns what each reported.
+pub fn generate(
+    container: &BenchContainer,
+    procs: u64,
+    (start, end): (u64, u64),
+    rate: Option<u64>,
+    max: Option<u64>,
+) -> Result<Vec<Storm>> {
     let children: Vec<Child> = (0..procs)
         .map(|_| {
             container
-                .loadgen(&storm_args(start, end, rate))
+                .loadgen(&storm_args(start, end, rate, max))
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -114,8 +151,7 @@ pub fn run_storm(
                 .context("starting the tcp generator (podman exec)")
         })
         .collect::<Result<_>>()?;
-    let mut storms: Vec<Storm> = Vec::new();
-    let sleeper_late = sleeper.finish();
+    let mut storms = Vec::new();
     for child in children {
         let out = child.wait_with_output()?;
         if !out.status.success() {
@@ -127,29 +163,44 @@ pub fn run_storm(
         }
         storms.push(parse_storm(&String::from_utf8_lossy(&out.stdout))?);
     }
-    let of_port = |port: u16| {
-        let seen = tracer.watch.lock();
-        seen.net_lines.get(&port).copied().unwrap_or_default()
-    };
+    Ok(storms)
+}
+
+/// What the daemon printed for some generators.
+pub struct Counted {
+    pub received: NetLines,
+    /// The event's `time` to the line's read, ns, of every line.
+    pub delays: Vec<f64>,
+    pub loss: Loss,
+    /// When the last counted line was read (CLOCK_REALTIME ns; 0: none was).
+    pub last_read_unix_ns: u64,
+}
+
+/// Waits until every line of `storms` was read (or gives up), then for a loss tick; stops
+/// counting and returns what was counted.
+pub fn collect(tracer: &Tracer, storms: &[Storm], loss_before: &Loss) -> Counted {
+    let expected: u64 = storms
+        .iter()
+        .map(|s| s.iterations * LINES_PER_ITERATION)
+        .sum();
     // Lines may trail the generators (the harness's own reader shares the 2 cores and can fall
-    // seconds behind): wait for all (or give up), then a loss tick (100 ms).
-    let waiting = Instant::now();
-    while waiting.elapsed() < Duration::from_secs(15) {
-        let all = storms.iter().all(|s| {
-            let got = of_port(s.port);
-            got.connect + got.accept >= s.iterations * LINES_PER_ITERATION
-        });
-        if all {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // seconds behind): wait until every line was read or counted lost (or give up), then a loss
+    // tick (100 ms).
+    let accounted = |seen: &Seen| {
+        let read: u64 = storms
+            .iter()
+            .filter_map(|s| seen.net_lines.get(&s.port))
+            .map(|got| got.connect + got.accept)
+            .sum();
+        read + seen.loss.since(loss_before).total() >= expected
+    };
+    tracer.watch.wait_for(Duration::from_secs(15), accounted);
     std::thread::sleep(Duration::from_millis(300));
     let mut seen = tracer.watch.lock();
     seen.count_net = false;
     let mut received = NetLines::default();
     let mut delays = Vec::new();
-    for storm in &storms {
+    for storm in storms {
         let got = seen.net_lines.get(&storm.port).copied().unwrap_or_default();
         received.connect += got.connect;
         received.accept += got.accept;
@@ -157,24 +208,12 @@ pub fn run_storm(
         delays.extend(of_port.map(|&ns| ns as f64));
     }
     seen.net_delays.clear();
-    let first = storms.iter().map(|s| s.first_unix_ns).min().unwrap_or(0);
-    let last = storms.iter().map(|s| s.last_unix_ns).max().unwrap_or(0);
-    let p50_p99 = || Some((percentile(&delays, 50.0)?, percentile(&delays, 99.0)?));
-    Ok(StormStep {
-        procs,
-        rate,
-        tracepoint_to_line: p50_p99(),
-        sleeper_late,
-        iterations: storms.iter().map(|s| s.iterations).sum(),
-        seconds: last.saturating_sub(first) as f64 / 1e9,
+    Counted {
         received,
-        loss: seen.loss.since(&loss_before),
-        late: storms
-            .iter()
-            .filter(|s| s.first_unix_ns > start + LATE_NS)
-            .count() as u64,
-        spent: Spent::default(),
-    })
+        delays,
+        loss: seen.loss.since(loss_before),
+        last_read_unix_ns: seen.net_last_read_unix_ns,
+    }
 }
 
 #[cfg(test)]

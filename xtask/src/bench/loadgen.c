@@ -20,9 +20,10 @@
  *                           CLOCK_REALTIME just before the i-th vfork) for every child, then
  *                           `spawned N NANOSECONDS`
  *   loadgen exit ...        exits 0 at once (the spawned child)
- *   loadgen tcp-until START END [RATE]  the tcp loop from CLOCK_REALTIME START ns (it sleeps
- *                           until then, so generators started apart begin together) to END ns, as
- *                           fast as it goes or paced at RATE iterations per second; prints
+ *   loadgen tcp-until START END [RATE [MAX]]  the tcp loop from CLOCK_REALTIME START ns (it
+ *                           sleeps until then, so generators started apart begin together) to END
+ *                           ns or MAX iterations, as fast as it goes (RATE 0) or paced at RATE
+ *                           iterations per second; prints
  *                           `storm ITERATIONS FIRST_NS LAST_NS PORT`: the real start and end of
  *                           its loop (CLOCK_REALTIME) and the port it listened on
  *   loadgen floor HOOK...   loads one empty program (`return 0`) per hook and attaches it: a
@@ -143,7 +144,7 @@ static void tcp_loop(long n) {
     close(ls);
 }
 
-static int tcp_until(uint64_t start, uint64_t end, long rate) {
+static int tcp_until(uint64_t start, uint64_t end, long rate, long max) {
     struct sockaddr_in addr;
     int ls = tcp_listener(&addr);
     struct timespec ts = {.tv_sec = (time_t)(start / 1000000000ull),
@@ -154,7 +155,7 @@ static int tcp_until(uint64_t start, uint64_t end, long rate) {
     uint64_t last = first;
     uint64_t period = rate > 0 ? 1000000000ull / (uint64_t)rate : 0;
     long n = 0;
-    while (last < end) {
+    while (last < end && (max <= 0 || n < max)) {
         if (period) {
             uint64_t due = first + (uint64_t)n * period;
             struct timespec at = {.tv_sec = (time_t)(due / 1000000000ull),
@@ -338,12 +339,12 @@ int main(int argc, char **argv) {
         return spawn(count_arg(argv[2]), count_arg(argv[3]), argv[4]);
     }
     if (strcmp(argv[1], "tcp-until") == 0) {
-        if (argc != 4 && argc != 5) {
-            fprintf(stderr, "usage: loadgen tcp-until START_NS END_NS [RATE]\n");
+        if (argc < 4 || argc > 6) {
+            fprintf(stderr, "usage: loadgen tcp-until START_NS END_NS [RATE [MAX]]\n");
             return 2;
         }
         return tcp_until((uint64_t)strtoull(argv[2], NULL, 10), (uint64_t)strtoull(argv[3], NULL, 10),
-                         argc == 5 ? count_arg(argv[4]) : 0);
+                         argc >= 5 ? count_arg(argv[4]) : 0, argc == 6 ? count_arg(argv[5]) : 0);
     }
     int i = 1;
     long chunks = 1;

@@ -142,16 +142,21 @@ pub struct Storm {
     pub port: u16,
 }
 
-/// `loadgen tcp-until START_NS END_NS [RATE]` (its loop runs from START to END, CLOCK_REALTIME,
-/// flat out or at `rate` iterations per second).
-pub fn storm_args(start_unix_ns: u64, end_unix_ns: u64, rate: Option<u64>) -> Vec<String> {
-    let mut args = vec![
+/// `loadgen tcp-until START_NS END_NS RATE MAX` (its loop runs from START to END, CLOCK_REALTIME,
+/// flat out or at `rate` iterations per second, and stops early after `max` iterations).
+pub fn storm_args(
+    start_unix_ns: u64,
+    end_unix_ns: u64,
+    rate: Option<u64>,
+    max: Option<u64>,
+) -> Vec<String> {
+    vec![
         "tcp-until".into(),
         start_unix_ns.to_string(),
         end_unix_ns.to_string(),
-    ];
-    args.extend(rate.map(|rate| rate.to_string()));
-    args
+        rate.unwrap_or(0).to_string(),
+        max.unwrap_or(0).to_string(),
+    ]
 }
 
 /// Parses the `storm ITERATIONS FIRST_NS LAST_NS PORT` line.
@@ -201,5 +206,7 @@ mod tests {
             }
         );
         assert!(parse_storm("result tcp 1 2 3\n").is_err());
+        assert_eq!(storm_args(1, 2, None, Some(6000))[3..], ["0", "6000"]);
+        assert_eq!(storm_args(1, 2, Some(5000), None)[3..], ["5000", "0"]);
     }
 }

@@ -11,6 +11,7 @@
 
 mod container;
 mod daemon;
+mod daemon_backlog;
 mod daemon_report;
 mod daemon_spent;
 mod daemon_storm;
@@ -47,8 +48,9 @@ pub struct BenchArgs {
     quick: bool,
     /// Only these workloads (repeat or comma-separate): open-ro-host, open-ro-container,
     /// open-write-image, open-write-new, fork-exec, tcp-connect, tcp-connect-container, getppid,
-    /// daemon (the daemon figures alone: exec ramp, connect loops, the latency steps again
-    /// short_pace, about a minute). Writes target/bench/BENCHMARKS.partial.md instead of BENCHMARKS.md.
+    /// daemon (the daemon figures alone: exec ramp, connect loops, a drained backlog, the latency
+    /// steps again at `--wakeup-pace-us 1000`; about a minute). Writes
+    /// target/bench/BENCHMARKS.partial.md instead of BENCHMARKS.md.
     #[arg(long, value_name = "WORKLOAD")]
     only: Vec<String>,
     /// Rounds per configuration (default 5, or 2 with --quick).

@@ -41,6 +41,11 @@ impl Loss {
         }
     }
 
+    /// Lost anywhere.
+    pub fn total(&self) -> u64 {
+        self.kernel_critical + self.kernel_bulk + self.decode + self.output
+    }
+
     pub fn since(&self, earlier: &Loss) -> Loss {
         Loss {
             kernel_critical: self.kernel_critical.saturating_sub(earlier.kernel_critical),
@@ -80,6 +85,8 @@ pub struct Seen {
     pub net_lines: HashMap<u16, NetLines>,
     /// While `count_net`: per `network.dport`, the event's `time` to the line's read, ns.
     pub net_delays: HashMap<u16, Vec<u64>>,
+    /// While `count_net`: when the last connect or accept line was read (CLOCK_REALTIME ns).
+    pub net_last_read_unix_ns: u64,
     /// (sensor, program) from the daemon's debug log.
     pub attached: Vec<(String, String)>,
     /// `events=N` from the daemon's last log line.
@@ -180,6 +187,7 @@ fn take_line(seen: &mut Seen, line: &str, read_unix_ns: u64, ready: ReadyOn) {
     }
     if seen.count_net {
         if let Some((kind, port)) = parse_net(line) {
+            seen.net_last_read_unix_ns = read_unix_ns;
             let count = seen.net_lines.entry(port).or_default();
             match kind {
                 NetKind::Connect => count.connect += 1,
@@ -373,6 +381,7 @@ mod tests {
         let line = r#"{"schema":"sealwatch.event/v1","kind":"loss","loss":{"kernel_critical":3,"kernel_bulk":0,"decode":1,"output":7}}"#;
         let loss = parse_loss(line).unwrap();
         assert_eq!((loss.kernel_critical, loss.decode, loss.output), (3, 1, 7));
+        assert_eq!(loss.total(), 11);
         assert!(parse_loss(r#"{"kind":"exec"}"#).is_none());
     }
 
@@ -393,10 +402,12 @@ mod tests {
         let mut seen = Seen::default();
         take_line(&mut seen, line, 1_000_700_000, ReadyOn::FirstStdoutLine);
         assert!(seen.net_delays.is_empty(), "not counting yet");
+        assert_eq!(seen.net_last_read_unix_ns, 0);
         seen.count_net = true;
         take_line(&mut seen, line, 1_000_700_000, ReadyOn::FirstStdoutLine);
         assert_eq!(seen.net_delays.get(&45783), Some(&vec![700_000]));
         assert_eq!(seen.net_lines[&45783].connect, 1);
+        assert_eq!(seen.net_last_read_unix_ns, 1_000_700_000);
     }
 
     #[test]

@@ -48,16 +48,55 @@ pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
 
 /// Voluntary + involuntary context switches of the live threads of `pid`.
 pub fn context_switches(pid: u32) -> Option<u64> {
+    sum_over_threads(pid, "status", |status| {
+        status_field(status, "voluntary_ctxt_switches").unwrap_or(0)
+            + status_field(status, "nonvoluntary_ctxt_switches").unwrap_or(0)
+    })
+}
+
+/// CPU time of the live threads of `pid` in ns (the first field of each thread's schedstat):
+/// precise where [`cpu_ticks`] counts 10 ms ticks.
+pub fn run_time_ns(pid: u32) -> Option<u64> {
+    sum_over_threads(pid, "schedstat", |schedstat| {
+        schedstat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse().ok())
+            .unwrap_or(0)
+    })
+}
+
+/// CPU time of thread `tid` of `pid` in ns (its schedstat's first field).
+pub fn thread_run_time_ns(pid: u32, tid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `value(/proc/PID/task/TID/<file>)` summed over the live threads of `pid`.
+fn sum_over_threads(pid: u32, file: &str, value: impl Fn(&str) -> u64) -> Option<u64> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let mut total = 0;
     for task in tasks.filter_map(Result::ok) {
-        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
-            continue;
-        };
-        total += status_field(&status, "voluntary_ctxt_switches").unwrap_or(0);
-        total += status_field(&status, "nonvoluntary_ctxt_switches").unwrap_or(0);
+        if let Ok(text) = std::fs::read_to_string(task.path().join(file)) {
+            total += value(&text);
+        }
     }
     Some(total)
+}
+
+/// The state letter of `pid` (`R`, `S`, `T` for stopped, ...).
+pub fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_state(&stat)
+}
+
+/// Field 3, after the `(comm)` field, which may hold spaces.
+fn parse_state(stat: &str) -> Option<char> {
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
 /// Resident KiB by kind of mapping, largest first: BPF maps (the ring buffers, whose data pages
@@ -108,6 +147,14 @@ mod tests {
     fn stat_fields_after_comm() {
         let stat = "4242 (tokio (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 17 5 0 0 20 0 3 0 1";
         assert_eq!(parse_cpu_ticks(stat), Some(22));
+        assert_eq!(parse_state(stat), Some('S'));
+        let me = std::process::id();
+        assert!(run_time_ns(me).unwrap() > 0, "this test has run");
+        assert!(
+            thread_run_time_ns(me, me).unwrap() > 0,
+            "the main thread has run"
+        );
+        assert!(state(me).is_some_and(|c| c.is_ascii_uppercase()));
     }
 
     #[test]
