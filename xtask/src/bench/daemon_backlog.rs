@@ -63,9 +63,11 @@ impl Backlog {
         self.received.connect + self.received.accept
     }
 
-    /// Every record became a line and nothing was dropped anywhere.
+    /// Every record became a line after the resume and nothing was dropped anywhere.
     pub fn complete(&self) -> bool {
-        self.received_lines() == self.expected() && self.loss == Loss::default()
+        self.received_lines() == self.expected()
+            && self.loss == Loss::default()
+            && self.seconds > 0.0
     }
 
     /// Kernel records turned into lines per second of wall-clock time.
@@ -86,7 +88,7 @@ impl Backlog {
         (self.records > 0).then(|| ns as f64 / self.records as f64)
     }
 
-    /// `2 gen. × 6000 iterations`.
+    /// `2 gen. × 2000 iterations`.
     pub fn label(&self) -> String {
         format!("{PROCS} gen. × {} iterations", self.per_proc)
     }
@@ -106,15 +108,21 @@ pub fn run_backlog(container: &BenchContainer, tracer: &Tracer, per_proc: u64) -
     if procfs::state(pid) != Some('T') {
         bail!("the daemon (pid {pid}) was resumed by something else while the generators ran");
     }
-    let cpu_before = procfs::run_time_ns(pid);
-    let loop_before = procfs::thread_run_time_ns(pid, pid);
+    let cpu_before = procfs::run_times_ns(pid);
     let resumed_unix_ns = unix_ns_now();
     drop(stopped);
     let counted = collect(tracer, &storms, &loss_before);
-    let cpu_after = procfs::run_time_ns(pid);
-    let loop_after = procfs::thread_run_time_ns(pid, pid);
-    let spent = |after: Option<u64>, before: Option<u64>| {
-        after.zip(before).map(|(a, b)| a.saturating_sub(b))
+    let cpu_after = procfs::run_times_ns(pid);
+    let (cpu_ns, loop_cpu_ns) = match (&cpu_before, &cpu_after) {
+        (Some(before), Some(after)) => {
+            // The event loop is the main thread, whose tid is the pid.
+            let main = |times: &procfs::PerThread| times.get(&pid).copied().unwrap_or(0);
+            (
+                Some(procfs::grown_between(before, after)),
+                Some(main(after).saturating_sub(main(before))),
+            )
+        }
+        _ => (None, None),
     };
     Ok(Backlog {
         per_proc,
@@ -122,8 +130,8 @@ pub fn run_backlog(container: &BenchContainer, tracer: &Tracer, per_proc: u64) -
         received: counted.received,
         loss: counted.loss,
         seconds: counted.last_read_unix_ns.saturating_sub(resumed_unix_ns) as f64 / 1e9,
-        cpu_ns: spent(cpu_after, cpu_before),
-        loop_cpu_ns: spent(loop_after, loop_before),
+        cpu_ns,
+        loop_cpu_ns,
     })
 }
 
@@ -180,5 +188,11 @@ mod tests {
         b.loss = Loss::default();
         b.received.accept -= 1;
         assert!(!b.complete(), "a missing line is not a complete drain");
+        b.received.accept += 1;
+        b.seconds = 0.0;
+        assert!(
+            !b.complete(),
+            "no line read after the resume is not a drain"
+        );
     }
 }

@@ -32,7 +32,7 @@ impl Spent {
             lines: tracer.lines().saturating_sub(lines_before),
             switches: procfs::context_switches(pid)
                 .zip(switches_before)
-                .map(|(after, before)| after.saturating_sub(before)),
+                .map(|(after, before)| procfs::grown_between(&before, &after)),
         };
         Ok((out, spent))
     }

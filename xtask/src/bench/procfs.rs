@@ -1,5 +1,6 @@
 //! What the bench reads about the daemon process from /proc: CPU time, context switches, memory.
 
+use std::collections::HashMap;
 use std::process::Command;
 
 use anyhow::{Context as _, Result};
@@ -46,18 +47,21 @@ pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
     )
 }
 
-/// Voluntary + involuntary context switches of the live threads of `pid`.
-pub fn context_switches(pid: u32) -> Option<u64> {
-    sum_over_threads(pid, "status", |status| {
+/// A count that only grows, per live thread of `pid` (tid → count).
+pub type PerThread = HashMap<u32, u64>;
+
+/// Voluntary + involuntary context switches of each live thread of `pid`.
+pub fn context_switches(pid: u32) -> Option<PerThread> {
+    per_thread(pid, "status", |status| {
         status_field(status, "voluntary_ctxt_switches").unwrap_or(0)
             + status_field(status, "nonvoluntary_ctxt_switches").unwrap_or(0)
     })
 }
 
-/// CPU time of the live threads of `pid` in ns (the first field of each thread's schedstat):
-/// precise where [`cpu_ticks`] counts 10 ms ticks.
-pub fn run_time_ns(pid: u32) -> Option<u64> {
-    sum_over_threads(pid, "schedstat", |schedstat| {
+/// CPU time of each live thread of `pid` in ns (the first field of its schedstat): precise
+/// where [`cpu_ticks`] counts 10 ms ticks.
+pub fn run_times_ns(pid: u32) -> Option<PerThread> {
+    per_thread(pid, "schedstat", |schedstat| {
         schedstat
             .split_whitespace()
             .next()
@@ -66,26 +70,29 @@ pub fn run_time_ns(pid: u32) -> Option<u64> {
     })
 }
 
-/// CPU time of thread `tid` of `pid` in ns (its schedstat's first field).
-pub fn thread_run_time_ns(pid: u32, tid: u32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+/// How much the threads' counts grew between two readings: threads that started meanwhile count
+/// whole, threads that exited meanwhile are missed (a sum over the live threads would shrink, or
+/// saturate to 0, when a thread of the daemon's blocking pool exits after its idle timeout).
+pub fn grown_between(before: &PerThread, after: &PerThread) -> u64 {
+    after
+        .iter()
+        .map(|(tid, n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum()
 }
 
-/// `value(/proc/PID/task/TID/<file>)` summed over the live threads of `pid`.
-fn sum_over_threads(pid: u32, file: &str, value: impl Fn(&str) -> u64) -> Option<u64> {
+/// `value(/proc/PID/task/TID/<file>)` of each live thread of `pid`.
+fn per_thread(pid: u32, file: &str, value: impl Fn(&str) -> u64) -> Option<PerThread> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut total = 0;
+    let mut counts = HashMap::new();
     for task in tasks.filter_map(Result::ok) {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
         if let Ok(text) = std::fs::read_to_string(task.path().join(file)) {
-            total += value(&text);
+            counts.insert(tid, value(&text));
         }
     }
-    Some(total)
+    Some(counts)
 }
 
 /// The state letter of `pid` (`R`, `S`, `T` for stopped, ...).
@@ -149,11 +156,16 @@ mod tests {
         assert_eq!(parse_cpu_ticks(stat), Some(22));
         assert_eq!(parse_state(stat), Some('S'));
         let me = std::process::id();
-        assert!(run_time_ns(me).unwrap() > 0, "this test has run");
+        let before = run_times_ns(me).unwrap();
         assert!(
-            thread_run_time_ns(me, me).unwrap() > 0,
+            before.get(&me).is_some_and(|&ns| ns > 0),
             "the main thread has run"
         );
+        assert!(context_switches(me).is_some_and(|c| c.contains_key(&me)));
+        // Thread 2 exited meanwhile, thread 3 started.
+        let earlier = HashMap::from([(1, 500), (2, 100)]);
+        let later = HashMap::from([(1, 700), (3, 50)]);
+        assert_eq!(grown_between(&earlier, &later), 250);
         assert!(state(me).is_some_and(|c| c.is_ascii_uppercase()));
     }
 
