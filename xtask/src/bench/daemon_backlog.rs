@@ -22,7 +22,7 @@ use anyhow::{bail, Result};
 
 use super::container::BenchContainer;
 use super::daemon_storm::{
-    begin_counting, collect, generate, EVENTS_PER_ITERATION, LINES_PER_ITERATION,
+    begin_counting, collect, generate, EVENTS_PER_ITERATION, LEAD, LINES_PER_ITERATION,
 };
 use super::output::{unix_ns_now, Loss, NetLines};
 use super::procfs;
@@ -30,8 +30,6 @@ use super::tracers::{signal, Tracer};
 
 /// Generator processes, each running [`Backlog::per_proc`] iterations.
 pub const PROCS: u64 = 2;
-/// Time for `podman exec` to start the generators before their common start.
-const LEAD: Duration = Duration::from_millis(1500);
 /// From the generators' exit to SIGCONT.
 const SETTLE: Duration = Duration::from_millis(300);
 /// The generators stop at their iteration count; this only bounds a stuck one.

@@ -31,7 +31,7 @@ pub const EVENTS_PER_ITERATION: u64 = 2;
 /// JSON lines per iteration: `connect` and `accept`.
 pub const LINES_PER_ITERATION: u64 = 2;
 /// Time for `podman exec` to start the generators before their common start.
-const LEAD: Duration = Duration::from_millis(1500);
+pub const LEAD: Duration = Duration::from_millis(1500);
 /// A generator that began this much after the common start is reported as late.
 const LATE_NS: u64 = 50_000_000;
 
