@@ -65,7 +65,8 @@ fn learn(args: sealwatch::learn::LearnArgs) -> anyhow::Result<()> {
     let Some(duration) = args.duration else {
         anyhow::bail!("give --duration or --from-events");
     };
-    let learner = run::run_for_learning(args.run, duration)?;
+    let mut learner = sealwatch::learn::Learner::new();
+    run::run_for(args.run, duration, &mut learner)?;
     let files = learner.write(&args.output, &LearnHeader::default())?;
     let counts = learner.counts();
     eprintln!(

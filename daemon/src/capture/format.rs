@@ -4,7 +4,7 @@
 //! zstd decoder and a JSON parser; compression keeps JSON's verbosity cheap on disk.
 use serde::{Deserialize, Serialize};
 
-use crate::{clock::BootClock, pipeline::PipelineConfig, policy::Policy};
+use crate::{clock::BootClock, policy::Policy};
 
 /// First bytes of every capture file. The high first byte catches 7-bit and text-mode transfers,
 /// `\r\n` catches newline conversion (the trick PNG uses).
@@ -83,7 +83,8 @@ impl NodeInfo {
     }
 }
 
-/// The pipeline configuration of the run: replay builds the same pipeline from it.
+/// The pipeline configuration of the run: replay builds the same pipeline from it
+/// (`driver::recording` converts both ways).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigRecord {
     pub node: String,
@@ -96,51 +97,6 @@ pub struct ConfigRecord {
     pub cluster_cidrs: Vec<String>,
     #[serde(default)]
     pub kubernetes_api: Vec<String>,
-}
-
-impl ConfigRecord {
-    pub fn from_config(config: &PipelineConfig) -> ConfigRecord {
-        ConfigRecord {
-            node: config.node.to_string(),
-            clock: config.clock,
-            hold_ns: config.hold_ns,
-            host_mnt_ns: config.host_mnt_ns,
-            cluster_cidrs: config
-                .net_env
-                .cluster_cidrs
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            kubernetes_api: config
-                .net_env
-                .kubernetes_api
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-        }
-    }
-
-    pub fn to_config(&self) -> PipelineConfig {
-        PipelineConfig {
-            node: self.node.as_str().into(),
-            clock: self.clock,
-            hold_ns: self.hold_ns,
-            host_mnt_ns: self.host_mnt_ns,
-            // Written by `from_config` from parsed values, so every entry parses back.
-            net_env: crate::policy::NetEnvironment {
-                cluster_cidrs: self
-                    .cluster_cidrs
-                    .iter()
-                    .filter_map(|c| c.parse().ok())
-                    .collect(),
-                kubernetes_api: self
-                    .kubernetes_api
-                    .iter()
-                    .filter_map(|c| c.parse().ok())
-                    .collect(),
-            },
-        }
-    }
 }
 
 /// A policy exactly as it was loaded.

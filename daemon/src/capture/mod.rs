@@ -16,14 +16,14 @@ mod thread;
 mod writer;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::PathBuf;
 
 pub use frame::Damage;
 pub use options::CaptureArgs;
 pub use reader::{capture_files, CaptureReader, Record};
-pub use recorder::{feed, Recorder, RecorderOptions};
+pub use recorder::{Recorder, RecorderOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {

@@ -13,7 +13,7 @@ use super::{
     frame::{Damage, Frame, FrameReader, Step},
     naming, CaptureError,
 };
-use crate::pipeline::Input;
+use crate::input::Input;
 
 /// One frame, decoded.
 #[derive(Debug, Clone, PartialEq)]

@@ -26,11 +26,7 @@ use super::{
     thread::WriterThread,
     CaptureError,
 };
-use crate::{
-    output::LineSink,
-    pipeline::{Input, Pipeline, PipelineConfig},
-    policy::Policy,
-};
+use crate::{input::Input, policy::Policy};
 
 /// How often a full queue is logged.
 const LOSS_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -83,7 +79,7 @@ impl Recorder {
     /// writer thread. Errors here are start-up errors: the operator asked for a capture.
     pub fn start(
         opts: RecorderOptions,
-        config: &PipelineConfig,
+        config: ConfigRecord,
         policy: &Policy,
     ) -> Result<Recorder, CaptureError> {
         let rotation = Arc::new(Rotation::default());
@@ -91,7 +87,7 @@ impl Recorder {
             opts.clone(),
             run_id(),
             NodeInfo::current(),
-            ConfigRecord::from_config(config),
+            config,
             PolicyRecord::of(policy),
             rotation.clone(),
         )?;
@@ -154,7 +150,7 @@ impl Recorder {
             && !self.rotation.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Starts the next file with `snapshot` (from [`Pipeline::snapshot`]).
+    /// Starts the next file with `snapshot` (from `Pipeline::snapshot`).
     pub fn rotate(&mut self, snapshot: Vec<Input>) {
         self.rotation.wanted.store(false, Ordering::Relaxed);
         self.rotation.in_flight.store(true, Ordering::Relaxed);
@@ -222,27 +218,6 @@ impl Recorder {
                  counted in the `output` field of loss lines"
             );
         }
-    }
-}
-
-/// Records `input` when capturing, lets the pipeline handle it, and tells the recorder about the
-/// violations it caused. The one place the live loop feeds the pipeline through.
-pub fn feed(
-    pipeline: &mut Pipeline,
-    recorder: Option<&mut Recorder>,
-    input: Input,
-    sink: &mut dyn LineSink,
-) {
-    let Some(recorder) = recorder else {
-        pipeline.handle(input, sink);
-        return;
-    };
-    recorder.record(&input);
-    let before = pipeline.stats().violations;
-    pipeline.handle(input, sink);
-    let new = pipeline.stats().violations.saturating_sub(before);
-    if new > 0 {
-        recorder.violations(new);
     }
 }
 

@@ -5,12 +5,19 @@
 
 use std::{sync::Arc, time::Duration};
 
-use super::{capture_files, feed, retention::RetentionPolicy, Recorder, RecorderOptions};
+use super::{capture_files, retention::RetentionPolicy, Recorder, RecorderOptions};
 use crate::{
     container::ContainerMeta,
+    driver::{
+        recording::config_record,
+        run_ready,
+        tests::{Move, Script},
+        Driver,
+    },
     event::{ExecRecord, KernelEvent, Task},
+    input::{DropCounts, Input},
     output::EventLine,
-    pipeline::{DropCounts, Input, Pipeline, PipelineConfig},
+    pipeline::{Pipeline, PipelineConfig},
     policy::Policy,
     replay::replay_files,
     state::ProcSeed,
@@ -32,7 +39,7 @@ fn config() -> PipelineConfig {
     }
 }
 
-fn exec(pid: u32, ppid: u32, uid: u32, cgroup_id: u64, t: u64, exe: &str) -> Input {
+pub(crate) fn exec(pid: u32, ppid: u32, uid: u32, cgroup_id: u64, t: u64, exe: &str) -> Input {
     Input::Kernel(KernelEvent::Exec(ExecRecord {
         task: Task {
             ktime_ns: t,
@@ -75,9 +82,10 @@ fn metadata(id: &str, name: &str) -> Input {
     }
 }
 
-/// Records a run with a rotation in the middle and a policy reload after it; returns the live
-/// lines, and how many of them were printed before the rotation.
-fn record_run(dir: &std::path::Path) -> (Vec<EventLine>, usize) {
+/// Records a run through the driver, as the live daemon does, with a rotation in the middle and
+/// a policy reload after it; returns the live lines, and how many of them were printed before
+/// the rotation.
+pub(crate) fn record_run(dir: &std::path::Path) -> (Vec<EventLine>, usize) {
     let policy = Arc::new(Policy::embedded_default());
     let opts = RecorderOptions {
         dir: dir.to_owned(),
@@ -91,23 +99,17 @@ fn record_run(dir: &std::path::Path) -> (Vec<EventLine>, usize) {
         },
         queue: 4096,
     };
-    let mut live = Pipeline::new(config(), policy.clone());
-    let mut recorder = Recorder::start(opts, live.config(), &policy).unwrap();
-    let mut lines: Vec<EventLine> = Vec::new();
-    let run = |live: &mut Pipeline,
-               recorder: &mut Recorder,
-               lines: &mut Vec<EventLine>,
-               inputs: Vec<Input>| {
-        for input in inputs {
-            feed(live, Some(recorder), input, lines);
-            drop(live.take_requests());
-        }
-    };
-    run(
-        &mut live,
-        &mut recorder,
-        &mut lines,
-        vec![
+    let live = Pipeline::new(config(), policy.clone());
+    let recorder = Recorder::start(opts, config_record(live.config()), &policy).unwrap();
+    // After the rotation: a new container whose metadata is late, then a reload that makes
+    // root-in-container high.
+    let stricter = Policy::parse(
+        "version: 1\nrules:\n  root-in-container:\n    severity: high\n",
+        "stricter.yaml",
+    )
+    .unwrap();
+    let moves = vec![
+        Move::Inputs(vec![
             Input::ProcSnapshot {
                 procs: vec![ProcSeed {
                     pid: 100,
@@ -129,22 +131,9 @@ fn record_run(dir: &std::path::Path) -> (Vec<EventLine>, usize) {
             exec(102, 101, 0, 5, 11 * S, "/bin/id"),
             exec(200, 1, 1000, 4, 12 * S, "/usr/bin/ls"),
             tick(13 * S),
-        ],
-    );
-    let before = lines.len();
-    recorder.rotate(live.snapshot());
-    // After the rotation: a new container whose metadata is late, then a reload that makes
-    // root-in-container high.
-    let stricter = Policy::parse(
-        "version: 1\nrules:\n  root-in-container:\n    severity: high\n",
-        "stricter.yaml",
-    )
-    .unwrap();
-    run(
-        &mut live,
-        &mut recorder,
-        &mut lines,
-        vec![
+        ]),
+        Move::Rotate,
+        Move::Inputs(vec![
             exec(103, 101, 0, 5, 14 * S, "/bin/cat"),
             Input::Kernel(KernelEvent::CgroupMkdir {
                 task: Task {
@@ -164,23 +153,24 @@ fn record_run(dir: &std::path::Path) -> (Vec<EventLine>, usize) {
             }),
             exec(300, 1, 0, 6, 16 * S, "/bin/sleep"),
             tick(16 * S + S / 2),
-        ],
-    );
-    live.set_policy(Arc::new(stricter));
-    recorder.policy_changed(live.policy());
-    run(
-        &mut live,
-        &mut recorder,
-        &mut lines,
-        vec![
+        ]),
+        Move::Policy(Arc::new(stricter)),
+        Move::Inputs(vec![
             metadata(B, "db"),
             exec(301, 300, 0, 6, 17 * S, "/bin/true"),
             tick(18 * S),
-        ],
-    );
-    live.finish(&mut lines);
-    recorder.finish().unwrap();
-    (lines, before)
+        ]),
+    ];
+    let mut script = Script {
+        moves: moves.into_iter(),
+        recorder,
+        lines: Vec::new(),
+        lines_at_rotation: None,
+    };
+    let Ok(_) = run_ready(Driver::new(live).run(&mut script));
+    script.recorder.finish().unwrap();
+    let before = script.lines_at_rotation.unwrap();
+    (script.lines, before)
 }
 
 fn replay(paths: &[std::path::PathBuf]) -> Vec<EventLine> {

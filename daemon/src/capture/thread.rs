@@ -21,7 +21,7 @@ use super::{
     writer::CaptureFile,
     CaptureError,
 };
-use crate::pipeline::Input;
+use crate::input::Input;
 
 /// The longest an input waits in memory before it is on disk.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);

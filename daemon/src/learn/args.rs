@@ -23,7 +23,7 @@ pub struct LearnArgs {
     #[arg(long, value_name = "DIR")]
     pub output: PathBuf,
     #[command(flatten, next_help_heading = "Sensor options (with --duration)")]
-    pub run: crate::cli::RunArgs,
+    pub run: crate::run::RunArgs,
 }
 
 /// What a learning run read and wrote.

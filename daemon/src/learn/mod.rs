@@ -69,6 +69,18 @@ pub struct Learner {
     counts: Counts,
 }
 
+/// `sealwatch learn --duration`: the learner as a tap of the daemon's output, fed every network
+/// line.
+impl crate::output::Tap for Learner {
+    fn wants(&mut self, line: &crate::output::EventLine) -> bool {
+        line.network.is_some()
+    }
+
+    fn take(&mut self, _line: &crate::output::EventLine, json: &str) {
+        self.observe_line(json);
+    }
+}
+
 impl Learner {
     pub fn new() -> Learner {
         Learner::default()

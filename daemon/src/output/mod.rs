@@ -1,4 +1,6 @@
-//! What sealwatch prints: one JSON object per line (schema `sealwatch.event/v1`).
+//! What sealwatch prints: one JSON object per line (schema `sealwatch.event/v1`), and where it
+//! goes: stdout's bounded writer, fanned out to taps (live tail, learner).
+pub mod fanout;
 pub mod fragment;
 mod json_out;
 pub mod line;
@@ -6,6 +8,7 @@ pub mod line;
 mod line_tests;
 pub mod writer;
 
+pub use fanout::{Fanout, Tap};
 pub use fragment::{Memo, Rendered, Shared};
 pub use line::{
     ContainerJson, EventLine, FileJson, LossJson, NetworkJson, PodJson, ProcessJson, SessionJson,

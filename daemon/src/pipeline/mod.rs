@@ -4,7 +4,7 @@ mod events;
 #[cfg(test)]
 mod fragment_tests;
 mod hold;
-pub mod input;
+
 #[cfg(test)]
 mod line_cost;
 mod logins;
@@ -27,7 +27,8 @@ use crate::container::image_path::PathOrigin;
 use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 
 use hold::HoldQueue;
-pub use input::{DropCounts, Enforce, Input, Request};
+// The pipeline's inputs and requests are a contract of their own (captures record them).
+pub use crate::input::{DropCounts, Enforce, Input, Request};
 
 use crate::{
     clock::BootClock,

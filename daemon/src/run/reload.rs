@@ -8,11 +8,13 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
     time::{Duration, SystemTime},
 };
 
-use crate::{metrics::Metrics, pipeline::Pipeline, policy::Policy};
+use crate::{
+    metrics::Metrics,
+    policy::{NetEnvironment, Policy},
+};
 
 /// How often the policy file is checked for changes.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -65,29 +67,32 @@ impl PolicyReloader {
         true
     }
 
-    /// Loads the file again and hands a valid policy to the pipeline; `trigger` says why, for
-    /// the log. Returns whether a new policy is in force.
-    pub fn reload(&mut self, trigger: &str, pipeline: &mut Pipeline, metrics: &Metrics) -> bool {
+    /// Loads the file again and returns it when it is valid (for this node's network
+    /// environment `env`), to be put in force; `trigger` says why, for the log.
+    pub fn reload(
+        &mut self,
+        trigger: &str,
+        env: &NetEnvironment,
+        metrics: &Metrics,
+    ) -> Option<Policy> {
         let Some(path) = &self.path else {
             tracing::info!(
                 trigger,
                 "no --policy file: the embedded default policy stays in force"
             );
-            return false;
+            return None;
         };
         // What is loaded now is what the next poll compares with, so one change reloads once.
         self.seen = stamp(path);
-        let env = pipeline.config().net_env.clone();
         let loaded = Policy::load(path).and_then(|policy| {
-            policy.check_network_environment(&env)?;
+            policy.check_network_environment(env)?;
             Ok(policy)
         });
         match loaded {
             Ok(policy) => {
                 tracing::info!(trigger, policy = policy.source(), "policy reloaded");
-                pipeline.set_policy(Arc::new(policy));
                 metrics.policy_reloaded(true);
-                true
+                Some(policy)
             }
             Err(error) => {
                 tracing::error!(
@@ -96,7 +101,7 @@ impl PolicyReloader {
                     "policy reload failed: the previous policy stays in force"
                 );
                 metrics.policy_reloaded(false);
-                false
+                None
             }
         }
     }
@@ -106,17 +111,6 @@ impl PolicyReloader {
 #[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
-    use crate::pipeline::PipelineConfig;
-
-    fn pipeline() -> Pipeline {
-        Pipeline::new(
-            PipelineConfig {
-                hold_ns: 0,
-                ..PipelineConfig::for_tests()
-            },
-            Arc::new(Policy::embedded_default()),
-        )
-    }
 
     #[test]
     fn edits_are_seen_once_and_bad_policies_are_counted() {
@@ -125,17 +119,17 @@ mod tests {
         std::fs::write(&path, "version: 1\n").unwrap();
         let mut reloader = PolicyReloader::new(Some(&path));
         let metrics = Metrics::new();
-        let mut p = pipeline();
+        let env = NetEnvironment::default();
         assert!(!reloader.changed());
 
         std::fs::write(&path, "version: 1\nrules: {}\n").unwrap();
         assert!(reloader.changed());
         assert!(!reloader.changed(), "one change, one reload");
-        assert!(reloader.reload("test", &mut p, &metrics));
+        assert!(reloader.reload("test", &env, &metrics).is_some());
 
         std::fs::write(&path, "version: 1\nrules:\n  no-such-rule: {}\n").unwrap();
         assert!(reloader.changed());
-        assert!(!reloader.reload("test", &mut p, &metrics));
+        assert!(reloader.reload("test", &env, &metrics).is_none());
         let text = metrics.encode().unwrap();
         assert!(text.contains("sealwatch_policy_reloads_total{result=\"success\"} 1"));
         assert!(text.contains("sealwatch_policy_reloads_total{result=\"error\"} 1"));
@@ -150,6 +144,8 @@ mod tests {
     fn without_a_policy_file_nothing_changes() {
         let mut reloader = PolicyReloader::new(None);
         assert!(!reloader.changed());
-        assert!(!reloader.reload("SIGHUP", &mut pipeline(), &Metrics::new()));
+        assert!(reloader
+            .reload("SIGHUP", &NetEnvironment::default(), &Metrics::new())
+            .is_none());
     }
 }

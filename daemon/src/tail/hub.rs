@@ -108,6 +108,22 @@ impl TailHub {
     }
 }
 
+/// The live tail as a tap of the daemon's output: a line's text is made only while some client
+/// is connected.
+impl crate::output::Tap for TailHub {
+    fn wants(&mut self, _line: &EventLine) -> bool {
+        self.has_subscribers()
+    }
+
+    fn take(&mut self, line: &EventLine, json: &str) {
+        self.publish(line, json);
+    }
+
+    fn tick(&mut self) {
+        self.flush_notices();
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {

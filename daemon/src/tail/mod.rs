@@ -9,12 +9,11 @@
 //! stderr.
 //!
 //! - [`server`]: the socket and one task per client; [`hub`]: the event path's side (filter,
-//!   `try_send`, skip counts); [`tee`]: the sink that feeds stdout and the hub; [`client`]: the
+//!   `try_send`, skip counts; a tap of the daemon's `output::Fanout`); [`client`]: the
 //!   `tail` command.
 pub mod client;
 pub mod hub;
 pub mod server;
-pub mod tee;
 
 use std::path::PathBuf;
 
