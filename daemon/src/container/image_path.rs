@@ -108,31 +108,51 @@ fn unescape_octal(text: &str) -> Vec<u8> {
 }
 
 impl RootfsLayers {
-    /// Where `path` (absolute, as seen in the container) comes from.
+    /// Where `path` comes from: a canonical path inside the container (see
+    /// [`super::in_root`]: no symlink in it, no `..`), so the layers are asked about exactly the
+    /// file the container named, and nothing in a layer is followed.
     pub fn origin(&self, path: &[u8]) -> PathOrigin {
         if self.mounts.iter().any(|mount| under(path, mount)) {
             return PathOrigin::Volume;
         }
-        let relative = Path::new(std::ffi::OsStr::from_bytes(
-            path.strip_prefix(b"/").unwrap_or(path),
-        ));
+        let relative = path.strip_prefix(b"/").unwrap_or(path);
         for lower in &self.lower {
-            match std::fs::symlink_metadata(lower.join(relative)) {
+            match entry_in_layer(lower, relative) {
                 // A whiteout (0/0 character device) in a higher layer hides the file below.
-                Ok(meta) if meta.file_type().is_char_device() && meta_rdev_zero(&meta) => {
+                Some(meta) if meta.file_type().is_char_device() && meta_rdev_zero(&meta) => {
                     return PathOrigin::Absent;
                 }
-                Ok(_) => return PathOrigin::Image,
-                Err(_) => continue,
+                Some(_) => return PathOrigin::Image,
+                None => continue,
             }
         }
         match &self.upper {
-            Some(upper) if std::fs::symlink_metadata(upper.join(relative)).is_ok() => {
-                PathOrigin::Upper
-            }
+            Some(upper) if entry_in_layer(upper, relative).is_some() => PathOrigin::Upper,
             _ => PathOrigin::Absent,
         }
     }
+}
+
+/// The entry `relative` in one layer directory, looked up without following any symlink: every
+/// directory on the way must be a real directory in that layer (a layer's own symlink, say an
+/// image's `/a -> /etc`, would otherwise lead the lookup into the host's tree).
+fn entry_in_layer(layer: &Path, relative: &[u8]) -> Option<std::fs::Metadata> {
+    let mut at = layer.to_path_buf();
+    let parts: Vec<&[u8]> = relative
+        .split(|b| *b == b'/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    for (i, part) in parts.iter().enumerate() {
+        at.push(std::ffi::OsStr::from_bytes(part));
+        let meta = std::fs::symlink_metadata(&at).ok()?;
+        if i + 1 == parts.len() {
+            return Some(meta);
+        }
+        if !meta.is_dir() {
+            return None;
+        }
+    }
+    std::fs::symlink_metadata(&at).ok()
 }
 
 fn meta_rdev_zero(meta: &std::fs::Metadata) -> bool {
@@ -189,12 +209,15 @@ mod tests {
         std::fs::write(base.join("etc/passwd"), "root").unwrap();
         std::fs::write(upper.join("etc/new"), "x").unwrap();
         let layers = RootfsLayers {
-            lower: vec![top, base],
+            lower: vec![top, base.clone()],
             upper: Some(upper),
             mounts: vec![],
         };
         assert_eq!(layers.origin(b"/etc/passwd"), PathOrigin::Image);
         assert_eq!(layers.origin(b"/etc/new"), PathOrigin::Upper);
         assert_eq!(layers.origin(b"/etc/none"), PathOrigin::Absent);
+        // A layer's own symlink is not followed (into the host's tree, or anywhere).
+        std::os::unix::fs::symlink("/etc", base.join("linked")).unwrap();
+        assert_eq!(layers.origin(b"/linked/hostname"), PathOrigin::Absent);
     }
 }

@@ -19,6 +19,7 @@ mod crio;
 mod docker;
 mod fileio;
 pub mod image_path;
+pub mod in_root;
 mod metadata;
 mod podman;
 #[cfg(test)]

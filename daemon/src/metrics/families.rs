@@ -79,6 +79,7 @@ pub struct Metrics {
     registry: Registry,
     events: Family<KindLabels, Counter>,
     violations: Family<ViolationLabels, Counter>,
+    repeats_suppressed: Counter,
     kernel_drops: Family<LaneLabels, Counter>,
     decode_drops: Counter,
     output_drops: Counter,
@@ -109,6 +110,7 @@ impl Metrics {
             registry: Registry::with_prefix("sealwatch"),
             events: Family::default(),
             violations: Family::default(),
+            repeats_suppressed: Counter::default(),
             kernel_drops: Family::default(),
             decode_drops: Counter::default(),
             output_drops: Counter::default(),
@@ -136,6 +138,11 @@ impl Metrics {
             "violations",
             "Policy violations reported, by rule, severity and pod namespace (first 64 namespaces, then \"other\"; empty outside pods)",
             m.violations.clone(),
+        );
+        r.register(
+            "violation_repeats_suppressed",
+            "Identical violations (same container, rule, operation and path within 10 s) counted into a later line's violation.repeats instead of printed again",
+            m.repeats_suppressed.clone(),
         );
         r.register(
             "kernel_drops",
@@ -240,6 +247,7 @@ impl Metrics {
             store(&self.events.get_or_create(&KindLabels { kind }), *total);
         }
         self.publish_violations(stats);
+        store(&self.repeats_suppressed, stats.repeats_suppressed);
         let drops = stats.drops;
         let lane = |lane| self.kernel_drops.get_or_create(&LaneLabels { lane });
         store(&lane("critical"), drops.kernel_critical);

@@ -292,3 +292,29 @@ async fn server_answers_over_tcp() {
     assert!(err.contains(&addr.to_string()), "{err}");
     server.abort();
 }
+
+#[test]
+fn suppressed_repeats_are_exported() {
+    let metrics = Metrics::new();
+    let p = pipeline();
+    publish(&metrics, &p);
+    assert!(metrics
+        .encode()
+        .unwrap()
+        .contains("sealwatch_violation_repeats_suppressed_total 0"));
+    let stats = crate::pipeline::PipelineStats {
+        repeats_suppressed: 12,
+        ..p.stats().clone()
+    };
+    metrics.publish(&PipelineView {
+        stats: &stats,
+        processes: 0,
+        containers: 0,
+        held: 0,
+    });
+    let text = metrics.encode().unwrap();
+    assert!(
+        text.contains("sealwatch_violation_repeats_suppressed_total 12"),
+        "{text}"
+    );
+}

@@ -13,16 +13,19 @@ use crate::{
     container::{
         find_cgroup_by_id,
         image_path::{parse_rootfs, PathOrigin, RootfsLayers},
+        in_root::{Last, ProcessView},
         MetadataError, MetadataResolver,
     },
-    pipeline::{Input, Request},
+    input::{Input, Request},
 };
 
 /// Pause between attempts while a runtime has not written a container's state yet.
 const RETRY: Duration = Duration::from_millis(20);
 
 /// Overlay layers per container, read once from a container process's mount table.
-type LayerCache = Arc<Mutex<HashMap<String, Option<RootfsLayers>>>>;
+/// With the pid they were read from: a process of the container whose root the paths are
+/// resolved in when the one that named them is gone.
+type LayerCache = Arc<Mutex<HashMap<String, Option<(RootfsLayers, u32)>>>>;
 
 pub struct Resolver {
     layers: LayerCache,
@@ -90,6 +93,8 @@ impl Resolver {
                 } => {
                     let layers = self.layers.clone();
                     tokio::task::spawn_blocking(move || {
+                        let paths: Vec<(Vec<u8>, Last)> =
+                            paths.into_iter().map(|p| (p, Last::NoFollow)).collect();
                         let origins = path_origins(&layers, &container_id, pid, &paths);
                         tracing::debug!(container = %container_id, pid, ?origins, "path origins");
                         let _ = tx.blocking_send(vec![Input::PathOrigins {
@@ -112,51 +117,79 @@ impl Resolver {
     }
 }
 
-/// Where each path of a container comes from. The layers never change, so they are read once
-/// per container (from `/proc/<pid>/mountinfo` of one of its processes).
+/// Where each path of a container comes from. Each path is first resolved inside the
+/// container's root, as the kernel resolved it for the process (`container::in_root`); the
+/// layers never change, so they are read once per container (from `/proc/<pid>/mountinfo` of
+/// one of its processes).
 fn path_origins(
     cache: &LayerCache,
     container_id: &str,
     pid: u32,
-    paths: &[Vec<u8>],
+    paths: &[(Vec<u8>, Last)],
 ) -> Vec<(Vec<u8>, PathOrigin)> {
+    let layers = container_layers(cache, container_id, pid);
+    paths
+        .iter()
+        .map(|(path, last)| {
+            let origin = match &layers {
+                None => PathOrigin::Unknown,
+                Some((layers, known_pid)) => {
+                    // The process that named the path, or (gone) the one the layers came from.
+                    let canonical = [pid, *known_pid]
+                        .into_iter()
+                        .find_map(|pid| ProcessView { pid }.canonical(path, *last).ok());
+                    match canonical {
+                        Some(canonical) => layers.origin(&canonical),
+                        None => {
+                            tracing::debug!(
+                                container = container_id,
+                                pid,
+                                path = %String::from_utf8_lossy(path),
+                                "path not resolvable inside the container (its processes are gone)"
+                            );
+                            PathOrigin::Unknown
+                        }
+                    }
+                }
+            };
+            (path.clone(), origin)
+        })
+        .collect()
+}
+
+/// The container's layers and the pid they were read from, cached per container.
+fn container_layers(
+    cache: &LayerCache,
+    container_id: &str,
+    pid: u32,
+) -> Option<(RootfsLayers, u32)> {
     let cached = cache
         .lock()
         .ok()
         .and_then(|cache| cache.get(container_id).cloned());
-    let layers = match cached {
-        Some(Some(layers)) => Some(layers),
-        _ => {
-            // The process may be gone already; any process of the container will do.
-            let read = std::iter::once(pid)
-                .chain(container_pids(container_id))
-                .find_map(|pid| {
-                    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
-                        .ok()
-                        .and_then(|text| parse_rootfs(&text))
-                });
-            if read.is_none() {
-                tracing::debug!(container = container_id, pid, "overlay layers not readable");
-            }
-            if let (Some(layers), Ok(mut cache)) = (&read, cache.lock()) {
-                // Bounded by live containers in practice; a crude cap keeps a leak impossible.
-                if cache.len() > 4096 {
-                    cache.clear();
-                }
-                cache.insert(container_id.to_owned(), Some(layers.clone()));
-            }
-            read
+    if let Some(Some(layers)) = cached {
+        return Some(layers);
+    }
+    // The process may be gone already; any process of the container will do.
+    let read = std::iter::once(pid)
+        .chain(container_pids(container_id))
+        .find_map(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+                .ok()
+                .and_then(|text| parse_rootfs(&text))
+                .map(|layers| (layers, pid))
+        });
+    if read.is_none() {
+        tracing::debug!(container = container_id, pid, "overlay layers not readable");
+    }
+    if let (Some(layers), Ok(mut cache)) = (&read, cache.lock()) {
+        // Bounded by live containers in practice; a crude cap keeps a leak impossible.
+        if cache.len() > 4096 {
+            cache.clear();
         }
-    };
-    paths
-        .iter()
-        .map(|path| {
-            let origin = layers
-                .as_ref()
-                .map_or(PathOrigin::Unknown, |layers| layers.origin(path));
-            (path.clone(), origin)
-        })
-        .collect()
+        cache.insert(container_id.to_owned(), Some(layers.clone()));
+    }
+    read
 }
 
 /// Live processes whose cgroup path names the container (a fallback: scans /proc).

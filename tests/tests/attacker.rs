@@ -1,0 +1,238 @@
+//! The attacker: root inside an ordinary podman or Docker container, with only the tools of the
+//! busybox test image, who knows how sealwatch works and tries to change image files and run
+//! code that is not in the image without a violation line. Each evasion is played for real next
+//! to its control (the same change done plainly), and each test first checks that the attack
+//! really happened (the file changed, the program ran) before it asks for the line.
+//!
+//! Covered here (issue "An attacker inside a container cannot switch sealwatch off"):
+//! - a `chroot` to a directory that is not on overlayfs does not leave the container: writes to
+//!   image files and dropped programs run from there are judged like any other;
+//! - origins are never stale: a script that failed to run, then is written, made executable and
+//!   run, is `new-executable` and `drift-exec`;
+//! - nothing is absorbed silently: an identical violation held back in the repeat window is
+//!   reported when the window closes, with its count.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use serde_json::{json, Value};
+
+use sealwatch_tests::daemon::Daemon;
+use sealwatch_tests::events::{check_fields, container_id, violation_rule, wait_in_container};
+use sealwatch_tests::image::FIXTURE_FILES;
+use sealwatch_tests::runtime::{Container, RunOptions, Runtime};
+use sealwatch_tests::unique_name;
+
+const IMAGE_RULE: &str = "image-file-modified";
+const NEW_EXE_RULE: &str = "new-executable";
+const DRIFT_RULE: &str = "drift-exec";
+const BUSYBOX: &str = "/bin/busybox";
+/// The daemon's repeat window for identical file violations (`violation.repeats`).
+const REPEAT_WINDOW: Duration = Duration::from_secs(10);
+
+/// The daemon (no metrics endpoint, no tail socket: neither is under test) and, after it, a
+/// long-running container of `rt` from the test image.
+fn daemon_and_container(rt: Runtime) -> Result<(Daemon, Container)> {
+    rt.ensure_ready()?;
+    let daemon = Daemon::start(&["--metrics-addr", "none", "--tail-socket", "none"])?;
+    let c = rt.run_detached_with(
+        &unique_name("sw-attack"),
+        &RunOptions::default(),
+        &["sleep", "300"],
+    )?;
+    Ok((daemon, c))
+}
+
+/// `sh -c <script>` inside `c` (exit 0 required); returns its stdout.
+fn sh(c: &Container, script: &str) -> Result<String> {
+    c.exec(&["sh", "-c", script])
+}
+
+/// Waits for a line of `c` breaking `rule` that also satisfies `matches`.
+fn wait_violation(
+    daemon: &mut Daemon,
+    c: &Container,
+    rule: &str,
+    what: &str,
+    mut matches: impl FnMut(&Value) -> bool,
+) -> Result<Value> {
+    wait_in_container(
+        daemon,
+        c,
+        &format!("{rule} for {what} in container {}", c.name),
+        |_| true,
+        |ev| violation_rule(ev) == Some(rule) && matches(ev),
+    )
+}
+
+fn is_file(ev: &Value, path: &str, op: &str) -> bool {
+    ev["kind"] == "file" && ev["file"]["path"] == path && ev["file"]["op"] == op
+}
+
+// ---- 1. chroot does not leave the container -----------------------------------------------
+
+/// From a `chroot` to the container's `/proc` (procfs, not overlayfs), the container's root is
+/// still reachable as `/1/root` (its pid 1's root). An append to an image file and a dropped
+/// copy of busybox run from there are judged like the plain ones (the control, first).
+fn chroot_to_proc_is_still_the_container(rt: Runtime) -> Result<()> {
+    let (mut daemon, c) = daemon_and_container(rt)?;
+    let [plain_file, chrooted_file] = [FIXTURE_FILES[0], FIXTURE_FILES[1]];
+    let marker = unique_name("sw-attack-chroot");
+
+    // Control: the plain append.
+    sh(&c, &format!("echo {marker} >> {plain_file}"))?;
+    wait_violation(&mut daemon, &c, IMAGE_RULE, plain_file, |ev| {
+        is_file(ev, plain_file, "open_write")
+    })?;
+
+    // The attack: the same through a chroot whose root is procfs.
+    let script = format!("echo {marker} >> /1/root{chrooted_file}");
+    c.exec(&[
+        "chroot",
+        "/proc",
+        "/1/root/bin/busybox",
+        "sh",
+        "-c",
+        &script,
+    ])?;
+    ensure!(
+        c.exec(&["cat", chrooted_file])?.contains(&marker),
+        "the chrooted append did not happen"
+    );
+    let ev = wait_violation(&mut daemon, &c, IMAGE_RULE, chrooted_file, |ev| {
+        ev["kind"] == "file"
+            && ev["file"]["op"] == "open_write"
+            && ev["file"]["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with(chrooted_file))
+    })?;
+    check_fields(
+        &ev,
+        &[
+            ("/container/id", json!(c.id)),
+            ("/file/layer", json!("lower")),
+            ("/violation/severity", json!("critical")),
+        ],
+    )?;
+
+    // A dropped binary run from inside the chroot.
+    let copy = format!("/tmp/{}", unique_name("sw-attack-bb"));
+    c.exec(&["cp", BUSYBOX, &copy])?;
+    let ran = c.exec(&[
+        "chroot",
+        "/proc",
+        &format!("/1/root{copy}"),
+        "echo",
+        &marker,
+    ])?;
+    ensure!(
+        ran.trim() == marker,
+        "the dropped binary did not run: {ran}"
+    );
+    let ev = wait_violation(&mut daemon, &c, DRIFT_RULE, &copy, |ev| {
+        ev["kind"] == "exec"
+            && ev["process"]["args"][1] == "echo"
+            && ev["process"]["args"][2] == marker
+    })?;
+    check_fields(
+        &ev,
+        &[
+            ("/container/id", json!(c.id)),
+            ("/process/exe_layer", json!("upper")),
+        ],
+    )?;
+    daemon.stop()?;
+    Ok(())
+}
+
+#[test]
+fn podman_chroot_to_proc_is_still_the_container() -> Result<()> {
+    chroot_to_proc_is_still_the_container(Runtime::Podman)
+}
+
+#[test]
+fn docker_chroot_to_proc_is_still_the_container() -> Result<()> {
+    chroot_to_proc_is_still_the_container(Runtime::Docker)
+}
+
+// ---- 3. origins are never stale -----------------------------------------------------------
+
+/// `sh /tmp/x.sh` fails (no such file), then the script is written, made executable and run:
+/// the second look at the path must not reuse the first answer ("absent"). Control: a second
+/// script written and run without the failed attempt before it.
+#[test]
+fn a_script_that_failed_to_run_is_judged_when_it_exists() -> Result<()> {
+    let (mut daemon, c) = daemon_and_container(Runtime::Podman)?;
+    for failed_first in [false, true] {
+        let script = format!("/tmp/{}.sh", unique_name("sw-attack-late"));
+        let marker = unique_name("sw-attack-late-ran");
+        if failed_first {
+            let out = c.exec_output(&["sh", &script])?;
+            ensure!(!out.status.success(), "{script} ran before it existed");
+            // Give the daemon time to look the path up and answer "absent".
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        sh(
+            &c,
+            &format!("printf '#!/bin/sh\\necho {marker}\\n' > {script} && chmod 755 {script}"),
+        )?;
+        ensure!(
+            c.exec(&[&script])?.trim() == marker,
+            "the script did not run"
+        );
+        wait_violation(&mut daemon, &c, NEW_EXE_RULE, &script, |ev| {
+            is_file(ev, &script, "chmod")
+        })?;
+        wait_violation(&mut daemon, &c, DRIFT_RULE, &script, |ev| {
+            ev["kind"] == "exec"
+                && ev["process"]["args"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == script.as_str()))
+        })?;
+    }
+    daemon.stop()?;
+    Ok(())
+}
+
+// ---- 8. nothing is absorbed silently ------------------------------------------------------
+
+/// Two appends to one image file within the repeat window: the first is printed at once, the
+/// second is held back and reported when the window closes (`violation.repeats: 1`), without a
+/// third change to carry it.
+#[test]
+fn a_held_back_repeat_is_reported_when_the_window_closes() -> Result<()> {
+    let (mut daemon, c) = daemon_and_container(Runtime::Podman)?;
+    let path = FIXTURE_FILES[2];
+    let marker = unique_name("sw-attack-repeat");
+    sh(&c, &format!("echo {marker}-1 >> {path}"))?;
+    let first = wait_violation(&mut daemon, &c, IMAGE_RULE, path, |ev| {
+        is_file(ev, path, "open_write")
+    })?;
+    ensure!(
+        first["violation"].get("repeats").is_none(),
+        "the first append has no repeats: {first}"
+    );
+    sh(&c, &format!("echo {marker}-2 >> {path}"))?;
+    ensure!(
+        c.exec(&["cat", path])?.contains(&format!("{marker}-2")),
+        "the second append did not happen"
+    );
+    std::thread::sleep(REPEAT_WINDOW);
+    let flushed = wait_violation(&mut daemon, &c, IMAGE_RULE, path, |ev| {
+        is_file(ev, path, "open_write") && ev["violation"]["repeats"].as_u64().is_some()
+    })?;
+    check_fields(&flushed, &[("/violation/repeats", json!(1))])?;
+    let stopped = daemon.stop()?;
+    let lines: Vec<&Value> = stopped
+        .events
+        .iter()
+        .filter(|e| container_id(e) == Some(c.id.as_str()))
+        .filter(|e| violation_rule(e) == Some(IMAGE_RULE) && is_file(e, path, "open_write"))
+        .collect();
+    ensure!(
+        lines.len() == 2,
+        "expected the first append and the flushed repeat, got {lines:#?}"
+    );
+    Ok(())
+}
