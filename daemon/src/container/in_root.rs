@@ -84,10 +84,7 @@ impl ProcessView {
     /// open file, read from the host's `/proc/<pid>` (so the process must still live).
     fn starting_point(&self, path: &[u8]) -> Result<(Vec<u8>, Vec<u8>), InRootError> {
         let mut text = path.to_vec();
-        loop {
-            let Some(after) = text.strip_prefix(b"/proc/") else {
-                break;
-            };
+        while let Some(after) = text.strip_prefix(b"/proc/") {
             let (who, tail) = split_first(after);
             let is_process = who == b"self"
                 || who == b"thread-self"
@@ -128,7 +125,7 @@ impl ProcessView {
             return Ok(target);
         }
         match target.strip_prefix(root.as_slice()) {
-            Some(rest) if rest.is_empty() => Ok(b"/".to_vec()),
+            Some(b"") => Ok(b"/".to_vec()),
             Some(rest) if rest.starts_with(b"/") => Ok(rest.to_vec()),
             _ => Err(InRootError::ProcLink(link.to_owned())),
         }
