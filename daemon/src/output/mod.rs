@@ -6,7 +6,7 @@ pub mod line;
 mod line_tests;
 pub mod writer;
 
-pub use fragment::{Memo, Rendered, Shared};
+pub use fragment::{Rendered, Shared};
 pub use line::{
     ContainerJson, EventLine, FileJson, LossJson, NetworkJson, PodJson, ProcessJson, SessionJson,
     TextFields, ViolationJson,
