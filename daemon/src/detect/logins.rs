@@ -125,3 +125,82 @@ impl Detector {
         Some(Login { kind, verdict })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Task;
+
+    /// An exec in pid namespace 2 (depth `pid_level`) whose parent is in `parent_pid_ns`.
+    fn exec(exe: &str, pid_level: u32, parent_pid_ns: u32) -> ExecRecord {
+        ExecRecord {
+            task: Task {
+                pid_ns: 2,
+                ..Task::default()
+            },
+            exe: exe.as_bytes().to_vec(),
+            args: vec![exe.as_bytes().to_vec()],
+            vpid: 7,
+            pid_level,
+            parent_pid_ns,
+            ..ExecRecord::default()
+        }
+    }
+
+    fn facts<'a>(exec: &'a ExecRecord, parent: &'a str, tty: Option<&'a str>) -> LoginFacts<'a> {
+        LoginFacts {
+            exec,
+            parent_exe: Some(parent.as_bytes()),
+            tty,
+            in_container: exec.pid_level > 0,
+            container: None,
+            session: None,
+        }
+    }
+
+    #[test]
+    fn each_way_in_breaks_its_rule() {
+        let rule = |facts: &LoginFacts<'_>| classify(facts).map(|(_, rule, _)| rule);
+        let entered = exec("/bin/sh", 1, 1);
+        assert_eq!(
+            rule(&facts(&entered, "/usr/bin/runc", Some("pts/0"))),
+            Some(RuleId::InteractiveSessionInContainer)
+        );
+        assert_eq!(
+            rule(&facts(&entered, "/usr/bin/runc", None)),
+            Some(RuleId::ContainerExec)
+        );
+        let workload = exec("/bin/sh", 1, 2);
+        assert_eq!(rule(&facts(&workload, "/bin/app", None)), None);
+        let ssh = exec("/bin/bash", 0, 2);
+        assert_eq!(
+            rule(&facts(&ssh, "/usr/sbin/sshd", Some("pts/1"))),
+            Some(RuleId::NodeInteractiveLogin)
+        );
+        let left = exec("/bin/bash", 0, 9);
+        assert_eq!(
+            classify(&facts(&left, "/usr/bin/nsenter", None)).map(|(kind, ..)| kind),
+            Some(SessionType::Nsenter)
+        );
+    }
+
+    #[test]
+    fn a_session_continues_rather_than_opens_anew() {
+        let ssh = exec("/bin/bash", 0, 2);
+        let within = LoginFacts {
+            session: Some(SessionType::Ssh),
+            ..facts(&ssh, "/usr/sbin/sshd", None)
+        };
+        assert!(classify(&within).is_none());
+        // Entering a container from an SSH session opens a nested session of another kind.
+        let entered = exec("/bin/sh", 1, 1);
+        let nested = LoginFacts {
+            session: Some(SessionType::Ssh),
+            ..facts(&entered, "/usr/bin/runc", None)
+        };
+        assert_eq!(
+            classify(&nested).map(|(kind, ..)| kind),
+            Some(SessionType::ContainerExec)
+        );
+    }
+}

@@ -245,9 +245,18 @@ mod tests {
         table.exit(11, 1_000);
         table.sweep(1_000 + EXITED_GRACE_NS - 1);
         assert!(table.get(11).is_some(), "kept during the grace period");
+        let (bash, id) = (
+            table.get(10).map(|p| p.image),
+            table.get(11).map(|p| p.image),
+        );
+        assert_ne!(bash, id, "every image has its own id");
+        assert!(table.take_retired().is_empty());
         table.sweep(1_000 + EXITED_GRACE_NS);
         assert!(table.get(11).is_none());
         assert_eq!(table.len(), 1);
+        let old = table.take_retired();
+        assert_eq!(old.len(), 2, "the swept image and the one it replaced");
+        assert!(id.is_some_and(|id| old.contains(&id)));
     }
 
     #[test]
