@@ -1,5 +1,6 @@
 //! `drift-exec`: a container runs something that is not part of its image.
-use crate::container::image_path::PathOrigin;
+use super::paths::resolve;
+use crate::{container::image_path::PathOrigin, event::ExecRecord};
 
 /// Where the executed program came from (the JSON `process.exe_layer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +13,22 @@ pub enum ExeLayer {
 }
 
 impl ExeLayer {
+    /// Where the kernel found the executable of `exec`.
+    pub fn of(exec: &ExecRecord) -> ExeLayer {
+        let origin = exec.exe_origin;
+        if exec.exe.starts_with(b"/memfd:") {
+            ExeLayer::Memfd
+        } else if origin.deleted {
+            ExeLayer::Deleted
+        } else if origin.upper {
+            ExeLayer::Upper
+        } else if origin.overlay {
+            ExeLayer::Lower
+        } else {
+            ExeLayer::Host
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             ExeLayer::Lower => "lower",
@@ -66,6 +83,15 @@ pub fn interpreter_script(exe: &[u8], args: &[Vec<u8>]) -> Option<Vec<u8>> {
         return Some(arg.clone());
     }
     None
+}
+
+/// The script an exec runs, if any: a `#!` script (the kernel swapped in an interpreter) or a
+/// file given to an interpreter, as a container-relative path.
+pub fn script_of(exec: &ExecRecord) -> Option<Vec<u8>> {
+    if !exec.interp.is_empty() && exec.interp != exec.filename {
+        return Some(resolve(&exec.cwd, &exec.filename));
+    }
+    interpreter_script(&exec.exe, &exec.args).map(|script| resolve(&exec.cwd, &script))
 }
 
 /// The drift message for an exec, if it is drift.

@@ -1,7 +1,11 @@
 //! `image-file-modified`, `new-executable`, `host-file-modified`: nothing that came from the image
 //! (or, for an immutable host, from the OS) changes while it runs.
 use super::paths::under;
-use crate::{event::model::FileOp, policy::RuleId};
+use crate::{
+    container::image_path::PathOrigin,
+    event::{model::FileOp, FileRecord, Layer},
+    policy::RuleId,
+};
 
 /// Where the file an operation touches comes from, as far as the verdict goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +20,36 @@ pub enum FileOrigin {
     Host,
     /// Could not be told (layers unreadable, lookup timed out).
     Unknown,
+}
+
+impl FileOrigin {
+    /// Where the file of `file` at `path` comes from: the layer the kernel saw, else what the
+    /// resolver said about the path (`looked_up`, asked only then).
+    pub fn of(file: &FileRecord, looked_up: impl FnOnce() -> PathOrigin) -> FileOrigin {
+        if file.host_task {
+            return FileOrigin::Host;
+        }
+        match file.layer {
+            Layer::Lower => FileOrigin::Image,
+            Layer::Upper => FileOrigin::Upper,
+            Layer::None => FileOrigin::Volume,
+            Layer::Unknown => match looked_up() {
+                PathOrigin::Image => FileOrigin::Image,
+                PathOrigin::Upper => FileOrigin::Upper,
+                PathOrigin::Volume => FileOrigin::Volume,
+                PathOrigin::Absent | PathOrigin::Unknown => FileOrigin::Unknown,
+            },
+        }
+    }
+}
+
+/// Whether the operation may leave a new executable: any create, or a chmod that sets an x bit.
+pub fn makes_executable(file: &FileRecord) -> bool {
+    match file.op {
+        FileOp::Create => true,
+        FileOp::Chmod => file.mode & 0o111 != 0,
+        _ => false,
+    }
 }
 
 /// Host paths treated as immutable by `host-file-modified` (disabled by default).

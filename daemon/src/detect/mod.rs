@@ -1,15 +1,34 @@
 //! Rules: verdicts as pure functions of an event, the state at that moment and the policy. The
 //! only memory a rule keeps (e.g. "already reported for this container") is itself a function of
 //! the events seen, so replay gives the same verdicts.
+//!
+//! Every rule, by its policy name, and where it is judged:
+//!
+//! | rule | file |
+//! |---|---|
+//! | `image-file-modified`, `new-executable`, `host-file-modified` | [`immutability`] |
+//! | `drift-exec` | [`drift`] |
+//! | `container-exec`, `interactive-session-in-container`, `node-interactive-login` | [`logins`] |
+//! | `unexpected-connection`, `unexpected-listener` (and which workload a container is) | [`network`] |
+//! | `root-in-container` | `root_in_container` |
+//!
+//! Rules read facts ([`ExecFacts`], [`Actor`], [`ContainerFacts`], `FileFacts`, `LoginFacts`,
+//! `NetFacts`) built from events and `state`, never from rendered output: the policy's exceptions
+//! match the same text the JSON shows (`event::text`), rendered here only when a rule fires.
 pub mod drift;
 pub mod immutability;
+pub mod logins;
 pub mod network;
 pub mod paths;
 mod root_in_container;
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
-use crate::policy::{Policy, RuleId, Severity, Subject};
+use crate::{
+    event::text,
+    policy::{Policy, RuleId, Severity, Subject},
+    state::{ContainerEntry, MetaState},
+};
 
 pub use root_in_container::RootInContainer;
 
@@ -23,22 +42,53 @@ pub struct Verdict {
     pub action: Option<&'static str>,
 }
 
+/// Who did something: the process's executable and argv as the kernel reported them (bytes),
+/// and its container. What the policy's exceptions are matched against.
+pub struct Actor<'a> {
+    pub exe: &'a [u8],
+    pub args: &'a [Vec<u8>],
+    pub container: Option<ContainerFacts<'a>>,
+}
+
 /// The facts about an exec that rules look at.
 pub struct ExecFacts<'a> {
     pub uid: u32,
-    pub exe: &'a str,
-    pub args: &'a [String],
-    pub container: Option<ContainerFacts<'a>>,
+    pub actor: Actor<'a>,
     pub exe_layer: drift::ExeLayer,
     /// Script run through an interpreter, and where it comes from.
     pub script: Option<(&'a str, crate::container::image_path::PathOrigin)>,
 }
 
+/// A container as rules see it: its id and the metadata its runtime reported (None until known).
+#[derive(Debug, Clone, Copy)]
 pub struct ContainerFacts<'a> {
     pub id: &'a str,
     pub name: Option<&'a str>,
     pub image: Option<&'a str>,
     pub pod_namespace: Option<&'a str>,
+}
+
+impl<'a> ContainerFacts<'a> {
+    /// The facts of a registry entry (name, image and namespace once metadata is known).
+    pub fn of(entry: &'a ContainerEntry) -> Self {
+        let meta = match &entry.meta {
+            MetaState::Known(meta) => Some(meta),
+            MetaState::Pending | MetaState::Unavailable => None,
+        };
+        ContainerFacts {
+            id: &entry.info.id,
+            name: meta.and_then(|m| m.name.as_deref()),
+            image: meta.and_then(|m| m.image.as_deref()),
+            pod_namespace: meta
+                .and_then(|m| m.pod.as_ref())
+                .and_then(|p| p.namespace.as_deref()),
+        }
+    }
+}
+
+/// Kernel bytes as the JSON shows them (escaped form for what is not UTF-8).
+pub(crate) fn shown(bytes: &[u8]) -> Cow<'_, str> {
+    text::render(bytes).0
 }
 
 pub struct Detector {
@@ -65,14 +115,14 @@ impl Detector {
 
     pub fn on_exec(&mut self, facts: &ExecFacts<'_>) -> Vec<Verdict> {
         let mut verdicts = Vec::new();
-        let subject = subject(facts.exe, facts.args, facts.container.as_ref());
-        if facts.container.is_some() {
-            if let Some(message) = drift::judge(facts.exe, facts.exe_layer, facts.script) {
-                self.decide(RuleId::DriftExec, &subject, message, &mut verdicts);
+        let actor = &facts.actor;
+        if actor.container.is_some() {
+            if let Some(message) = drift::judge(&shown(actor.exe), facts.exe_layer, facts.script) {
+                verdicts.extend(self.decide(RuleId::DriftExec, actor, message));
             }
         }
         if let Some(candidate) = self.root_in_container.check(facts) {
-            self.decide(RuleId::RootInContainer, &subject, candidate, &mut verdicts);
+            verdicts.extend(self.decide(RuleId::RootInContainer, actor, candidate));
         }
         verdicts
     }
@@ -80,49 +130,12 @@ impl Detector {
     pub fn on_file(
         &mut self,
         facts: &immutability::FileFacts<'_>,
-        exe: &str,
-        args: &[String],
-        container: Option<&ContainerFacts<'_>>,
+        actor: &Actor<'_>,
     ) -> Vec<Verdict> {
-        let mut verdicts = Vec::new();
-        if let Some((rule, message)) = immutability::judge(facts) {
-            let subject = subject(exe, args, container);
-            self.decide(rule, &subject, message, &mut verdicts);
-        }
-        verdicts
-    }
-
-    /// A login (container exec, SSH, console, nsenter): the verdict of `rule` unless the policy
-    /// disables or excepts it (exec probes are excepted by container, exe and args).
-    pub fn on_login(
-        &self,
-        rule: RuleId,
-        message: String,
-        exe: &str,
-        args: &[String],
-        container: Option<&ContainerFacts<'_>>,
-    ) -> Option<Verdict> {
-        let mut verdicts = Vec::new();
-        self.decide(rule, &subject(exe, args, container), message, &mut verdicts);
-        verdicts.pop()
-    }
-
-    /// A network rule's candidate verdict (see [`network::judge`]), with what was done about it
-    /// (`alert` or `blocked`), unless the policy disables or excepts the rule.
-    pub fn on_network(
-        &self,
-        rule: RuleId,
-        message: String,
-        action: &'static str,
-        exe: &str,
-        args: &[String],
-        container: Option<&ContainerFacts<'_>>,
-    ) -> Option<Verdict> {
-        self.on_login(rule, message, exe, args, container)
-            .map(|verdict| Verdict {
-                action: Some(action),
-                ..verdict
-            })
+        immutability::judge(facts)
+            .and_then(|(rule, message)| self.decide(rule, actor, message))
+            .into_iter()
+            .collect()
     }
 
     /// True when the policy wants host writes reported (the kernel then sends them).
@@ -130,21 +143,33 @@ impl Detector {
         self.policy.rule(RuleId::HostFileModified).enabled
     }
 
-    /// Applies the policy (enabled, severity, exceptions) to a rule's candidate verdict.
-    fn decide(&self, rule: RuleId, subject: &Subject<'_>, message: String, out: &mut Vec<Verdict>) {
+    /// Applies the policy (enabled, severity, exceptions) to a rule's candidate verdict about
+    /// what `actor` did. Its text is rendered only for an enabled rule.
+    fn decide(&self, rule: RuleId, actor: &Actor<'_>, message: String) -> Option<Verdict> {
+        if !self.policy.rule(rule).enabled {
+            return None;
+        }
+        let exe = shown(actor.exe);
+        let args: Vec<String> = actor.args.iter().map(|a| shown(a).into_owned()).collect();
+        self.decide_for(
+            rule,
+            &subject(&exe, &args, actor.container.as_ref()),
+            message,
+        )
+    }
+
+    /// [`Detector::decide`] for a subject already in text form.
+    fn decide_for(&self, rule: RuleId, subject: &Subject<'_>, message: String) -> Option<Verdict> {
         let settings = self.policy.rule(rule);
-        if !settings.enabled {
-            return;
+        if !settings.enabled || self.policy.is_excepted(rule, subject) {
+            return None;
         }
-        if self.policy.is_excepted(rule, subject) {
-            return;
-        }
-        out.push(Verdict {
+        Some(Verdict {
             rule,
             severity: settings.severity,
             message,
             action: None,
-        });
+        })
     }
 }
 

@@ -12,7 +12,7 @@ pub struct RootInContainer {
 impl RootInContainer {
     /// Returns the message when this exec is the container's first one as root.
     pub fn check(&mut self, facts: &ExecFacts<'_>) -> Option<String> {
-        let container = facts.container.as_ref()?;
+        let container = facts.actor.container.as_ref()?;
         if facts.uid != 0 || !self.reported.insert(container.id.to_owned()) {
             return None;
         }
@@ -20,7 +20,7 @@ impl RootInContainer {
         let image = container.image.unwrap_or("unknown image");
         Some(format!(
             "container {name} ({image}) runs {} as root (uid 0); run it as a non-root user or document an exception in the policy",
-            facts.exe
+            super::shown(facts.actor.exe)
         ))
     }
 

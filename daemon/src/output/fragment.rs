@@ -3,8 +3,9 @@
 //!
 //! A connect or write loop repeats the same process and container objects in every line; before
 //! these were cached, serialising them again (string escaping, one allocation per field) was most
-//! of the daemon's CPU per line.
-use std::{cell::RefCell, fmt, ops::Deref, sync::Arc};
+//! of the daemon's CPU per line. The cache that keeps them is the pipeline's render layer
+//! (`pipeline::render::RenderCache`).
+use std::{fmt, ops::Deref, sync::Arc};
 
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -73,63 +74,6 @@ impl<T: fmt::Debug> fmt::Debug for Rendered<T> {
     }
 }
 
-/// The last fragment made for a table entry, with the inputs (`K`) it was made from: a lookup
-/// with other inputs misses, and the next fragment replaces it. It lives inside the entry, so it
-/// goes when the entry does; it is not part of the entry's value (clones start empty, and it
-/// never makes two entries unequal).
-pub struct Memo<K, T>(RefCell<Option<(K, Shared<T>)>>);
-
-impl<K, T> Memo<K, T> {
-    /// The fragment remembered for inputs that `matches`, or a new one from `make`, remembered
-    /// with `key`.
-    pub fn get_or_make(
-        &self,
-        matches: impl FnOnce(&K) -> bool,
-        key: impl FnOnce() -> K,
-        make: impl FnOnce() -> Shared<T>,
-    ) -> Shared<T> {
-        if let Some((known, fragment)) = self.0.borrow().as_ref() {
-            if matches(known) {
-                return fragment.clone();
-            }
-        }
-        let fragment = make();
-        *self.0.borrow_mut() = Some((key(), fragment.clone()));
-        fragment
-    }
-}
-
-impl<K, T> Default for Memo<K, T> {
-    fn default() -> Self {
-        Memo(RefCell::new(None))
-    }
-}
-
-impl<K, T> Clone for Memo<K, T> {
-    fn clone(&self) -> Self {
-        Memo::default()
-    }
-}
-
-impl<K, T> PartialEq for Memo<K, T> {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl<K, T> Eq for Memo<K, T> {}
-
-impl<K, T> fmt::Debug for Memo<K, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = if self.0.borrow().is_some() {
-            "Memo(made)"
-        } else {
-            "Memo(empty)"
-        };
-        f.write_str(state)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,34 +101,5 @@ mod tests {
         }
         let direct = serde_json::to_string(&Line { item: fragment }).expect("serialises");
         assert_eq!(direct, r#"{"item":{"name":"a\"b\n"}}"#);
-    }
-
-    #[test]
-    fn a_memo_is_reused_for_the_same_inputs_and_remade_for_others() {
-        let memo: Memo<u32, Item> = Memo::default();
-        let mut made = 0;
-        let mut get = |input: u32| {
-            memo.get_or_make(
-                |known| *known == input,
-                || input,
-                || {
-                    made += 1;
-                    Rendered::new(
-                        Item {
-                            name: input.to_string(),
-                        },
-                        vec![],
-                    )
-                },
-            )
-        };
-        let first = get(1);
-        let again = get(1);
-        assert!(Arc::ptr_eq(&first, &again));
-        let other = get(2);
-        assert_eq!(other.name, "2");
-        assert_eq!(made, 2);
-        assert_eq!(memo.clone(), memo);
-        assert_eq!(format!("{:?}", memo.clone()), "Memo(empty)");
     }
 }

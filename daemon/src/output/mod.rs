@@ -9,7 +9,7 @@ mod line_tests;
 pub mod writer;
 
 pub use fanout::{Fanout, Tap};
-pub use fragment::{Memo, Rendered, Shared};
+pub use fragment::{Rendered, Shared};
 pub use line::{
     ContainerJson, EventLine, FileJson, LossJson, NetworkJson, PodJson, ProcessJson, SessionJson,
     TextFields, ViolationJson,

@@ -139,3 +139,30 @@ fn a_changed_uid_or_new_metadata_is_rendered_again() {
         .collect();
     assert_eq!(names, ["app-1", "app-1", "app-renamed"]);
 }
+
+#[test]
+fn what_was_rendered_goes_with_the_process_and_the_container() {
+    let mut out = Vec::new();
+    let mut p = pipeline(&mut out);
+    p.handle(exec(), &mut out);
+    p.handle(connect(2_000, 0), &mut out);
+    assert_eq!(p.render.len(), 2, "one process and one container object");
+    // New metadata retires the container's rendering; the next tick drops it.
+    p.handle(metadata("app-renamed"), &mut out);
+    let tick = |ktime_ns| Input::Tick {
+        ktime_ns,
+        drops: crate::pipeline::DropCounts::default(),
+    };
+    p.handle(tick(3_000), &mut out);
+    assert_eq!(p.render.len(), 1, "the process object stays");
+    // The process exits; once the table sweeps it, its rendering goes too.
+    p.handle(
+        Input::Kernel(KernelEvent::Exit {
+            task: task(4_000, 0),
+            exit_code: 0,
+        }),
+        &mut out,
+    );
+    p.handle(tick(60_000_000_000), &mut out);
+    assert!(p.render.is_empty(), "{}", p.render.len());
+}

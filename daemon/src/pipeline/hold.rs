@@ -1,9 +1,22 @@
 //! Events waiting for facts from outside: their container's metadata, or where a path comes from
-//! (image or not). Bounded in time (by event timestamps, so replay releases them at the same
-//! point) and in size; what leaves by timeout is printed with what is known.
+//! (image or not); and path-based file records waiting for their syscall's result. Bounded in
+//! time (by event timestamps, so replay releases them at the same point) and in size; what leaves
+//! by timeout is printed with what is known. Asking for the missing facts happens here too.
 use std::collections::VecDeque;
 
-use crate::event::{ExecRecord, FileRecord, NetRecord};
+use foldhash::HashMap;
+
+use super::{Pipeline, Request};
+use crate::{
+    event::{ExecRecord, FileRecord, NetRecord},
+    output::LineSink,
+    state::{CgroupLookup, MetaState},
+};
+
+/// File records travel on the bulk lane, exec records on the critical lane: a file event can
+/// overtake the exec of the process that made it. It is judged only once a tick at least this
+/// much later has passed, so the process table shows the right program.
+const LANE_SKEW_NS: u64 = 50_000_000;
 
 #[derive(Debug, Clone)]
 pub enum Waiting {
@@ -62,6 +75,8 @@ impl Held {
 #[derive(Debug, Default)]
 pub struct HoldQueue {
     queue: VecDeque<Held>,
+    /// Path-based file records waiting for their syscall's result, by thread id.
+    files: HashMap<u32, FileRecord>,
 }
 
 /// More than this many held events release the oldest early.
@@ -101,5 +116,119 @@ impl HoldQueue {
 
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
+    }
+
+    /// Keeps a file record until its thread's syscall result arrives.
+    pub fn park_file(&mut self, file: FileRecord) {
+        self.files.insert(file.task.tid, file);
+    }
+
+    /// The file record waiting for thread `tid`'s syscall result.
+    pub fn take_file(&mut self, tid: u32) -> Option<FileRecord> {
+        self.files.remove(&tid)
+    }
+}
+
+impl Pipeline {
+    /// Emits `held` now if everything its verdict needs is known, else holds it (and asks).
+    pub(super) fn hold_or_emit(&mut self, held: Held, sink: &mut dyn LineSink) {
+        let must_wait = !self.is_ready(&held);
+        self.ask_for(&held);
+        // Later events of a cgroup wait behind earlier ones, so a container's lines stay in order.
+        if must_wait || self.held.is_holding(held.cgroup_id) {
+            if let Some(oldest) = self.held.push(held) {
+                self.emit(oldest, sink);
+            }
+        } else {
+            self.emit(held, sink);
+        }
+    }
+
+    fn is_ready(&self, held: &Held) -> bool {
+        if matches!(held.what, Waiting::File { .. })
+            && self.state.now_ns < held.ktime_ns.saturating_add(LANE_SKEW_NS)
+        {
+            return false;
+        }
+        match self.state.containers.lookup(held.cgroup_id) {
+            CgroupLookup::Unknown => false,
+            CgroupLookup::Host => true,
+            CgroupLookup::Container(entry) => {
+                entry.meta != MetaState::Pending
+                    && held
+                        .paths()
+                        .iter()
+                        .all(|path| self.state.origins.knows(&entry.info.id, path))
+            }
+        }
+    }
+
+    /// Asks (once) for what `held` is missing: the cgroup's path, or where its paths come from.
+    fn ask_for(&mut self, held: &Held) {
+        let state = &mut self.state;
+        match state.containers.lookup(held.cgroup_id) {
+            CgroupLookup::Unknown => {
+                if state.asked_paths.insert(held.cgroup_id) {
+                    self.requests.push(Request::CgroupPath(held.cgroup_id));
+                }
+            }
+            CgroupLookup::Host => {}
+            CgroupLookup::Container(entry) => {
+                let missing: Vec<Vec<u8>> = held
+                    .paths()
+                    .into_iter()
+                    .filter(|path| state.origins.ask(&entry.info.id, path))
+                    .map(<[u8]>::to_vec)
+                    .collect();
+                if !missing.is_empty() {
+                    self.requests.push(Request::PathOrigins {
+                        container_id: entry.info.id.clone(),
+                        pid: held.pid(),
+                        paths: missing,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Emits held events that are resolved, or that `force` says must go now.
+    pub(super) fn release(
+        &mut self,
+        sink: &mut dyn LineSink,
+        mut force: impl FnMut(&Held) -> bool,
+    ) {
+        if self.held.is_empty() {
+            return;
+        }
+        // Events whose container just became known may now need path lookups.
+        let snapshot: Vec<Held> = self.held.take(|_| true);
+        for held in &snapshot {
+            self.ask_for(held);
+        }
+        let mut ready = Vec::new();
+        for held in snapshot {
+            if self.is_ready(&held) || force(&held) {
+                ready.push(held);
+            } else if let Some(oldest) = self.held.push(held) {
+                ready.push(oldest);
+            }
+        }
+        for held in ready {
+            self.emit(held, sink);
+        }
+    }
+
+    fn emit(&mut self, held: Held, sink: &mut dyn LineSink) {
+        match held.what {
+            Waiting::Exec {
+                exec,
+                parent_exe,
+                script,
+                login,
+                session_id,
+            } => self.emit_exec(exec, parent_exe, script, login, session_id, sink),
+            Waiting::File { file, paths, .. } => self.emit_file(file, paths, sink),
+            Waiting::Net(net) => self.emit_net(net, sink),
+        }
     }
 }

@@ -1,10 +1,18 @@
 //! The deterministic heart: inputs in, JSON lines out. Live, inputs come from the kernel and the
 //! resolvers; in replay, from a capture. Time comes only from event timestamps.
-mod events;
+//!
+//! The pipeline is plumbing around the one-way flow: an input updates `state` ([`NodeState`]),
+//! an event waits (`hold`) until the facts its verdict needs are known, `detect` judges it,
+//! `render` makes its line (`objects` reads state for it), and `emit` prints it, once per
+//! violation, through the gate of `repeats`. One file per kind of event: `kernel` dispatches to
+//! `exec`, `file`, `network`, and `logins` handles the sessions logins open.
+mod emit;
+mod exec;
+mod file;
 #[cfg(test)]
 mod fragment_tests;
 mod hold;
-
+mod kernel;
 #[cfg(test)]
 mod line_cost;
 mod logins;
@@ -13,30 +21,27 @@ mod loss_tests;
 mod network;
 #[cfg(test)]
 mod network_tests;
+mod objects;
 mod render;
 #[cfg(test)]
 mod repeat_tests;
-pub mod sessions;
+mod repeats;
 mod snapshot;
 #[cfg(test)]
 mod test_support;
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use crate::container::image_path::PathOrigin;
-use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
-
+/// Login sessions are state; this path is kept for the modules that name it.
+pub use crate::state::sessions;
 use hold::HoldQueue;
 // The pipeline's inputs and requests are a contract of their own (captures record them).
 pub use crate::input::{DropCounts, Enforce, Input, Request};
+use render::RenderCache;
+use repeats::RepeatGate;
 
 use crate::{
-    clock::BootClock,
-    detect::Detector,
-    event::KernelEvent,
-    output::{EventLine, LineSink, LossJson, SCHEMA},
-    policy::Policy,
-    state::{CgroupLookup, ContainerRegistry, ProcessTable},
+    clock::BootClock, detect::Detector, output::LineSink, policy::Policy, state::NodeState,
 };
 
 /// `cgroup_root.hierarchy_id` of the cgroup v2 (default) hierarchy: the kernel allocates it first,
@@ -109,62 +114,34 @@ pub struct ViolationKey {
     pub pod_namespace: Option<String>,
 }
 
+/// Configuration, what the node is known to be, the rules, the events waiting for facts, the
+/// requests for the driver, and counters.
 pub struct Pipeline {
     config: PipelineConfig,
-    procs: ProcessTable,
-    containers: ContainerRegistry,
+    state: NodeState,
     detector: Detector,
     held: HoldQueue,
-    /// cgroup ids whose path was already asked for.
-    asked_paths: HashSet<u64>,
     requests: Vec<Request>,
-    last_drops: DropCounts,
     stats: PipelineStats,
-    /// Path-based file records waiting for their syscall's result, by thread id.
-    pending_files: HashMap<u32, crate::event::FileRecord>,
-    /// Where container paths come from (answers of the resolver), per container.
-    origins: HashMap<String, HashMap<Vec<u8>, PathOrigin>>,
-    /// (container, path) lookups already asked for.
-    asked_origins: HashSet<(String, Vec<u8>)>,
-    /// Last time each (container, rule, op, path) file violation was printed, and how many
-    /// repeats were held back since.
-    repeats: HashMap<RepeatKey, (u64, u64)>,
-    sessions: sessions::SessionTracker,
-    /// Latest tick time (boot-time ns): file events wait for the critical lane to catch up.
-    now_ns: u64,
-    /// Pid namespace → a cgroup of the container that owns it, learned from the container's own
-    /// processes: attributes processes that joined its namespaces without its cgroup (nsenter).
-    pidns_container: HashMap<u32, u64>,
-    /// DNS names each container resolved, by address.
-    names: crate::net::names::NameCache,
-    /// Container cgroups whose egress the kernel enforces, and for which workload.
-    enforced: HashMap<u64, crate::policy::WorkloadId>,
+    /// Loss totals the `loss` lines so far add up to.
+    last_drops: DropCounts,
+    repeats: RepeatGate,
+    /// Process and container objects reused across lines.
+    render: RenderCache,
 }
-
-/// (container id, rule, operation, path) of a file violation.
-type RepeatKey = (String, &'static str, &'static str, Vec<u8>);
 
 impl Pipeline {
     pub fn new(config: PipelineConfig, policy: Arc<Policy>) -> Self {
         Pipeline {
             config,
-            procs: ProcessTable::default(),
-            containers: ContainerRegistry::default(),
+            state: NodeState::default(),
             detector: Detector::new(policy),
             held: HoldQueue::default(),
-            asked_paths: HashSet::new(),
             requests: Vec::new(),
-            last_drops: DropCounts::default(),
             stats: PipelineStats::default(),
-            pending_files: HashMap::new(),
-            origins: HashMap::new(),
-            asked_origins: HashSet::new(),
-            repeats: HashMap::new(),
-            sessions: sessions::SessionTracker::default(),
-            now_ns: 0,
-            pidns_container: HashMap::new(),
-            names: crate::net::names::NameCache::default(),
-            enforced: HashMap::new(),
+            last_drops: DropCounts::default(),
+            repeats: RepeatGate::default(),
+            render: RenderCache::default(),
         }
     }
 
@@ -173,7 +150,7 @@ impl Pipeline {
     }
 
     pub fn process_count(&self) -> usize {
-        self.procs.len()
+        self.state.procs.len()
     }
 
     /// Events waiting for container metadata.
@@ -182,7 +159,7 @@ impl Pipeline {
     }
 
     pub fn container_count(&self) -> usize {
-        self.containers.container_count()
+        self.state.containers.container_count()
     }
 
     pub fn config(&self) -> &PipelineConfig {
@@ -207,7 +184,7 @@ impl Pipeline {
     pub fn handle(&mut self, input: Input, sink: &mut dyn LineSink) {
         match input {
             Input::Kernel(event) => self.kernel(event, sink),
-            Input::ProcSnapshot { procs } => self.procs.seed(&procs),
+            Input::ProcSnapshot { procs } => self.state.procs.seed(&procs),
             Input::CgroupSnapshot { cgroups } => {
                 for (id, path) in cgroups {
                     self.add_cgroup(id, &path);
@@ -217,7 +194,7 @@ impl Pipeline {
             Input::CgroupPath { id, path } => {
                 match path {
                     Some(path) => self.add_cgroup(id, &path),
-                    None => self.containers.mark_host(id),
+                    None => self.state.containers.mark_host(id),
                 }
                 self.release(sink, |_| false);
             }
@@ -225,39 +202,17 @@ impl Pipeline {
                 container_id,
                 origins,
             } => {
-                let known = self.origins.entry(container_id).or_default();
-                // Bounded: a container that touches very many paths starts a fresh cache.
-                if known.len() > 16_384 {
-                    known.clear();
-                }
-                known.extend(origins);
+                self.state.origins.learn(container_id, origins);
                 self.release(sink, |_| false);
             }
             Input::Metadata { container_id, meta } => {
                 self.stats.metadata_answered += 1;
                 self.stats.metadata_failed += u64::from(meta.is_none());
-                self.containers.set_metadata(&container_id, meta);
+                self.state.containers.set_metadata(&container_id, meta);
                 self.update_enforcement();
                 self.release(sink, |_| false);
             }
-            Input::Tick { ktime_ns, drops } => {
-                self.procs.sweep(ktime_ns);
-                self.names.expire(ktime_ns);
-                self.now_ns = self.now_ns.max(ktime_ns);
-                // A held-back count stays until the next identical violation prints it; only
-                // quiet entries age out (and a cap keeps the map bounded whatever happens).
-                self.repeats.retain(|_, (last, held_back)| {
-                    *held_back > 0 || ktime_ns.saturating_sub(*last) < events::REPEAT_WINDOW_NS
-                });
-                if self.repeats.len() > events::REPEAT_KEYS_MAX {
-                    self.repeats.clear();
-                }
-                let hold_ns = self.config.hold_ns;
-                self.release(sink, |held| {
-                    ktime_ns.saturating_sub(held.ktime_ns) >= hold_ns
-                });
-                self.report_loss(ktime_ns, drops, sink);
-            }
+            Input::Tick { ktime_ns, drops } => self.tick(ktime_ns, drops, sink),
         }
     }
 
@@ -266,106 +221,21 @@ impl Pipeline {
         self.release(sink, |_| true);
     }
 
-    fn kernel(&mut self, event: KernelEvent, sink: &mut dyn LineSink) {
-        self.stats.events += 1;
-        *self.stats.events_by_kind.entry(event.name()).or_default() += 1;
-        match event {
-            KernelEvent::Exec(exec) => self.exec(exec, sink),
-            KernelEvent::Fork { task, child_pid } => {
-                self.procs.fork(task.pid, child_pid, &task.comm);
-                self.sessions.fork(task.pid, child_pid);
-            }
-            KernelEvent::Exit { task, .. } => {
-                self.procs.exit(task.pid, task.ktime_ns);
-                self.session_exit(task.pid, task.ktime_ns, sink);
-            }
-            KernelEvent::File(file) => self.file(file, sink),
-            KernelEvent::SyscallResult { task, ret } => {
-                if let Some(file) = self.pending_files.remove(&task.tid) {
-                    if ret == 0 {
-                        self.file_done(file, sink);
-                    }
-                }
-            }
-            KernelEvent::CgroupMkdir {
-                id,
-                hierarchy_id,
-                path,
-                ..
-            } if hierarchy_id == CGROUP_V2_HIERARCHY_ID => {
-                self.add_cgroup(id, &String::from_utf8_lossy(&path));
-            }
-            KernelEvent::CgroupRmdir {
-                id, hierarchy_id, ..
-            } if hierarchy_id == CGROUP_V2_HIERARCHY_ID => {
-                // Whatever still waits for this cgroup goes out now, with what is known.
-                self.release(sink, |held| held.cgroup_id == id);
-                self.cgroup_gone(id);
-                if let CgroupLookup::Container(entry) = self.containers.lookup(id) {
-                    let container_id = entry.info.id.clone();
-                    self.containers.remove_cgroup(id);
-                    if matches!(self.containers.lookup(id), CgroupLookup::Unknown)
-                        && !self.containers.has_container(&container_id)
-                    {
-                        self.origins.remove(&container_id);
-                        self.names.forget_container(&container_id);
-                        self.asked_origins.retain(|(c, _)| c != &container_id);
-                    }
-                } else {
-                    self.containers.remove_cgroup(id);
-                }
-            }
-            KernelEvent::CgroupMkdir { .. } | KernelEvent::CgroupRmdir { .. } => {}
-            KernelEvent::Net(net) => self.net(net, sink),
-            KernelEvent::Dns(dns) => self.dns(dns),
-        }
-    }
-
-    fn add_cgroup(&mut self, id: u64, path: &str) {
-        if let Some(container) = self.containers.add_cgroup(id, path) {
-            self.stats.metadata_requested += 1;
-            self.requests.push(Request::Metadata(container));
-        }
-    }
-
-    fn report_loss(&mut self, ktime_ns: u64, drops: DropCounts, sink: &mut dyn LineSink) {
-        let last = self.last_drops;
-        let loss = LossJson {
-            kernel_critical: drops.kernel_critical.saturating_sub(last.kernel_critical),
-            kernel_bulk: drops.kernel_bulk.saturating_sub(last.kernel_bulk),
-            decode: drops.decode.saturating_sub(last.decode),
-            output: drops.output.saturating_sub(last.output),
-        };
-        self.last_drops = drops;
-        self.stats.drops = drops;
-        if loss.total() == 0 {
-            return;
-        }
-        let line = EventLine {
-            schema: SCHEMA,
-            time: self.config.clock.wall(ktime_ns),
-            node: self.config.node.clone(),
-            kind: "loss",
-            process: None,
-            container: None,
-            file: None,
-            network: None,
-            session: None,
-            violation: None,
-            loss: Some(loss),
-            escaped: Vec::new(),
-        };
-        let dropped_before = sink.dropped();
-        self.write(&line, sink);
-        if sink.dropped() != dropped_before {
-            // The loss line was itself dropped (stdout stalled): the next tick reports these
-            // counts again, plus this line, rather than lose them with it.
-            self.last_drops = last;
-        }
-    }
-
-    fn write(&mut self, line: &EventLine, sink: &mut dyn LineSink) {
-        self.stats.lines += 1;
-        sink.emit(line);
+    /// Time passes: state ages, held events whose wait is over go out, loss is reported.
+    fn tick(&mut self, ktime_ns: u64, drops: DropCounts, sink: &mut dyn LineSink) {
+        let state = &mut self.state;
+        state.procs.sweep(ktime_ns);
+        state.names.expire(ktime_ns);
+        state.now_ns = state.now_ns.max(ktime_ns);
+        self.render.forget(
+            &state.procs.take_retired(),
+            &state.containers.take_retired(),
+        );
+        self.repeats.expire(ktime_ns);
+        let hold_ns = self.config.hold_ns;
+        self.release(sink, |held| {
+            ktime_ns.saturating_sub(held.ktime_ns) >= hold_ns
+        });
+        self.report_loss(ktime_ns, drops, sink);
     }
 }

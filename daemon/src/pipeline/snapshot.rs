@@ -14,6 +14,7 @@ impl Pipeline {
     /// while taking them in belong to the past and should be discarded.
     pub fn snapshot(&self) -> Vec<Input> {
         let mut procs: Vec<ProcSeed> = self
+            .state
             .procs
             .iter()
             .map(|(pid, entry)| ProcSeed {
@@ -26,7 +27,7 @@ impl Pipeline {
             })
             .collect();
         procs.sort_by_key(|p| p.pid);
-        let registry = self.containers.snapshot();
+        let registry = self.state.containers.snapshot();
         let mut inputs = vec![
             Input::ProcSnapshot { procs },
             Input::CgroupSnapshot {
@@ -45,16 +46,16 @@ impl Pipeline {
                 .into_iter()
                 .map(|(container_id, meta)| Input::Metadata { container_id, meta }),
         );
-        let mut origins: Vec<_> = self.origins.iter().collect();
-        origins.sort_by(|a, b| a.0.cmp(b.0));
-        inputs.extend(origins.into_iter().map(|(container_id, known)| {
-            let mut origins: Vec<_> = known.iter().map(|(p, o)| (p.clone(), *o)).collect();
-            origins.sort();
-            Input::PathOrigins {
-                container_id: container_id.clone(),
-                origins,
-            }
-        }));
+        inputs.extend(
+            self.state
+                .origins
+                .sorted()
+                .into_iter()
+                .map(|(container_id, origins)| Input::PathOrigins {
+                    container_id,
+                    origins,
+                }),
+        );
         // Loss totals so far: the next tick reports only what is new, as it did live. Time 0
         // sweeps and releases nothing.
         if self.last_drops != DropCounts::default() {

@@ -6,10 +6,7 @@ use std::rc::Rc;
 
 use foldhash::HashMap;
 
-use crate::{
-    container::{parse_cgroup_path, CgroupContainer, ContainerMeta},
-    output::{ContainerJson, Memo},
-};
+use crate::container::{parse_cgroup_path, CgroupContainer, ContainerMeta};
 
 /// Where a container's name, image and pod stand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,11 +22,16 @@ pub enum MetaState {
 pub struct ContainerEntry {
     pub info: CgroupContainer,
     /// Changed only through [`ContainerRegistry::set_metadata`], which makes a new entry (and so
-    /// a new `json`).
+    /// a new `revision`).
     pub meta: MetaState,
-    /// The container object of its lines, made at its first line.
-    pub json: Memo<(), ContainerJson>,
+    /// Names this entry among every one the registry ever made (a new one at each metadata
+    /// change; never reused), so a consumer can keep what it derived from the entry (the render
+    /// layer's container object) and drop it when the revision is retired.
+    pub revision: Revision,
 }
+
+/// See [`ContainerEntry::revision`].
+pub type Revision = u64;
 
 /// What a cgroup id means for an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,10 @@ pub struct ContainerRegistry {
     /// cgroup id → path as announced, so a capture file can start with a snapshot
     /// ([`ContainerRegistry::snapshot`]).
     paths: HashMap<u64, String>,
+    /// The last [`Revision`] handed out.
+    last_revision: Revision,
+    /// Entries replaced or removed since [`ContainerRegistry::take_retired`] was last called.
+    retired: Vec<Revision>,
 }
 
 impl ContainerRegistry {
@@ -69,7 +75,7 @@ impl ContainerRegistry {
         let entry = Rc::new(ContainerEntry {
             info: container.clone(),
             meta: MetaState::Pending,
-            json: Memo::default(),
+            revision: self.next_revision(),
         });
         self.cgroups.insert(id, Some(entry.clone()));
         self.containers.insert(container.id.clone(), entry);
@@ -86,6 +92,7 @@ impl ContainerRegistry {
                 .any(|c| c.as_ref().is_some_and(|c| Rc::ptr_eq(c, &entry)));
             if !still_used {
                 self.containers.remove(&entry.info.id);
+                self.retired.push(entry.revision);
             }
         }
     }
@@ -95,26 +102,40 @@ impl ContainerRegistry {
         self.cgroups.entry(id).or_insert(None);
     }
 
-    /// A new entry replaces the old one in every cgroup of the container (its rendered JSON goes
-    /// with the old one).
+    /// A new entry, with a new revision, replaces the old one in every cgroup of the container
+    /// (what was derived from the old one is retired with it).
     pub fn set_metadata(&mut self, container_id: &str, meta: Option<ContainerMeta>) {
+        let revision = self.last_revision + 1;
         let Some(old) = self.containers.get_mut(container_id) else {
             return;
         };
+        self.last_revision = revision;
         let entry = Rc::new(ContainerEntry {
             info: old.info.clone(),
             meta: match meta {
                 Some(meta) => MetaState::Known(meta),
                 None => MetaState::Unavailable,
             },
-            json: Memo::default(),
+            revision,
         });
         let old = std::mem::replace(old, entry.clone());
+        self.retired.push(old.revision);
         for slot in self.cgroups.values_mut().flatten() {
             if Rc::ptr_eq(slot, &old) {
                 *slot = entry.clone();
             }
         }
+    }
+
+    fn next_revision(&mut self) -> Revision {
+        self.last_revision += 1;
+        self.last_revision
+    }
+
+    /// Revisions of entries replaced or removed since the last call: what was derived from them
+    /// can go.
+    pub fn take_retired(&mut self) -> Vec<Revision> {
+        std::mem::take(&mut self.retired)
     }
 
     pub fn lookup(&self, cgroup_id: u64) -> CgroupLookup<'_> {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use foldhash::HashMap;
 
 use super::seed::ProcSeed;
-use crate::output::{Memo, ProcessJson};
 
 /// How long an exited process stays in the table: its children's events may still be in flight.
 const EXITED_GRACE_NS: u64 = 5_000_000_000;
@@ -28,19 +27,14 @@ pub struct ProcEntry {
     /// The image it replaced: events of the old program can arrive after the exec (they travel
     /// on another ring-buffer lane).
     pub previous: Option<Box<ProcEntry>>,
-    /// The process object of its non-exec lines, made at the first one.
-    pub json: Memo<ProcessInputs, ProcessJson>,
+    /// Names this entry among every one the table ever held (set by the table at seed, fork and
+    /// exec; never reused), so a consumer can keep what it derived from the entry (the render
+    /// layer's process object) and drop it when the id is retired.
+    pub image: ImageId,
 }
 
-/// What a process object depends on besides its table entry: fields of the event's task, which
-/// can change without an exec (setuid, prctl), and the parent's executable.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ProcessInputs {
-    pub uid: u32,
-    pub gid: u32,
-    pub comm: Vec<u8>,
-    pub parent_exe: Option<Vec<u8>>,
-}
+/// See [`ProcEntry::image`].
+pub type ImageId = u64;
 
 #[derive(Debug, Default)]
 pub struct ProcessTable {
@@ -49,29 +43,59 @@ pub struct ProcessTable {
     /// grace ended: walking the whole table every tick cost about 6% of the daemon's CPU in a
     /// connect storm that followed an exec storm (tens of thousands of exited processes).
     exits: VecDeque<(u64, u32)>,
+    /// The last [`ImageId`] handed out.
+    last_image: ImageId,
+    /// Images that left the table since [`ProcessTable::take_retired`] was last called.
+    retired: Vec<ImageId>,
 }
 
 impl ProcessTable {
     pub fn seed(&mut self, seeds: &[ProcSeed]) {
         for seed in seeds {
-            self.procs.entry(seed.pid).or_insert_with(|| ProcEntry {
-                ppid: seed.ppid,
-                exe: Arc::from(seed.exe.as_slice()),
-                comm: seed.comm.clone(),
-                args: Arc::from(seed.args.as_slice()),
-                cwd: Arc::from(seed.cwd.as_slice()),
-                exited_at: None,
-                exec_ns: 0,
-                previous: None,
-                json: Memo::default(),
-            });
+            if self.procs.contains_key(&seed.pid) {
+                continue;
+            }
+            let image = self.next_image();
+            self.procs.insert(
+                seed.pid,
+                ProcEntry {
+                    ppid: seed.ppid,
+                    exe: Arc::from(seed.exe.as_slice()),
+                    comm: seed.comm.clone(),
+                    args: Arc::from(seed.args.as_slice()),
+                    cwd: Arc::from(seed.cwd.as_slice()),
+                    exited_at: None,
+                    exec_ns: 0,
+                    previous: None,
+                    image,
+                },
+            );
         }
+    }
+
+    fn next_image(&mut self) -> ImageId {
+        self.last_image += 1;
+        self.last_image
+    }
+
+    /// Records that `entry` (and the image it kept as `previous`) left the table.
+    fn retire(&mut self, entry: &ProcEntry) {
+        self.retired.push(entry.image);
+        if let Some(previous) = &entry.previous {
+            self.retired.push(previous.image);
+        }
+    }
+
+    /// Images that left the table since the last call: what was derived from them can go.
+    pub fn take_retired(&mut self) -> Vec<ImageId> {
+        std::mem::take(&mut self.retired)
     }
 
     /// A new process starts as a copy of its parent's image.
     pub fn fork(&mut self, parent: u32, child: u32, comm: &[u8]) {
         // The parent's image without its `previous` one: cloning that too doubled the work of
         // every fork.
+        let image = self.next_image();
         let inherited = self.procs.get(&parent).map(|p| ProcEntry {
             ppid: p.ppid,
             exe: p.exe.clone(),
@@ -81,7 +105,7 @@ impl ProcessTable {
             exited_at: None,
             exec_ns: p.exec_ns,
             previous: None,
-            json: Memo::default(),
+            image,
         });
         let mut entry = inherited.unwrap_or(ProcEntry {
             ppid: parent,
@@ -92,19 +116,26 @@ impl ProcessTable {
             exited_at: None,
             exec_ns: 0,
             previous: None,
-            json: Memo::default(),
+            image,
         });
         entry.ppid = parent;
         entry.comm = comm.to_vec();
         entry.exited_at = None;
         entry.previous = None;
-        self.procs.insert(child, entry);
+        // A pid reused before its predecessor's grace ended replaces it.
+        if let Some(replaced) = self.procs.insert(child, entry) {
+            self.retire(&replaced);
+        }
     }
 
-    /// `pid` runs a new image; the one it replaced is kept (one level) for late events.
+    /// `pid` runs a new image; the one it replaced is kept (one level) for late events. The
+    /// table gives the entry its [`ImageId`].
     pub fn exec(&mut self, pid: u32, mut entry: ProcEntry) {
+        entry.image = self.next_image();
         if let Some(mut old) = self.procs.remove(&pid) {
-            old.previous = None;
+            if let Some(gone) = old.previous.take() {
+                self.retired.push(gone.image);
+            }
             entry.previous = Some(Box::new(old));
         }
         self.procs.insert(pid, entry);
@@ -142,7 +173,9 @@ impl ProcessTable {
                 .get(&pid)
                 .is_some_and(|e| e.exited_at == Some(at))
             {
-                self.procs.remove(&pid);
+                if let Some(gone) = self.procs.remove(&pid) {
+                    self.retire(&gone);
+                }
             }
         }
     }
@@ -196,7 +229,7 @@ mod tests {
                 exited_at: None,
                 exec_ns: 500,
                 previous: None,
-                json: Memo::default(),
+                image: 0,
             },
         );
         assert_eq!(
@@ -212,9 +245,18 @@ mod tests {
         table.exit(11, 1_000);
         table.sweep(1_000 + EXITED_GRACE_NS - 1);
         assert!(table.get(11).is_some(), "kept during the grace period");
+        let (bash, id) = (
+            table.get(10).map(|p| p.image),
+            table.get(11).map(|p| p.image),
+        );
+        assert_ne!(bash, id, "every image has its own id");
+        assert!(table.take_retired().is_empty());
         table.sweep(1_000 + EXITED_GRACE_NS);
         assert!(table.get(11).is_none());
         assert_eq!(table.len(), 1);
+        let old = table.take_retired();
+        assert_eq!(old.len(), 2, "the swept image and the one it replaced");
+        assert!(id.is_some_and(|id| old.contains(&id)));
     }
 
     #[test]

@@ -1,9 +1,27 @@
-//! Turning records and state into the JSON line model.
+//! Render: turning records and facts into the JSON line model (`output`), one constructor per
+//! object. It knows neither `state` nor `detect`: callers hand it plain views of what they know
+//! ([`ImageView`], the container's id and metadata), so the data flows one way. [`RenderCache`]
+//! keeps the objects that repeat across lines.
+mod cache;
+mod network;
+
+pub use cache::RenderCache;
+pub use network::network_json;
+
 use crate::{
+    container::{CgroupContainer, ContainerMeta},
     event::{ExecRecord, Task},
     output::{ContainerJson, PodJson, ProcessJson, Rendered, Shared, TextFields},
-    state::{ContainerEntry, MetaState, ProcEntry, ProcessInputs},
 };
+
+/// A process image as the process table knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageView<'a> {
+    pub ppid: u32,
+    pub exe: &'a [u8],
+    pub args: &'a [Vec<u8>],
+    pub cwd: &'a [u8],
+}
 
 /// The process of an exec event; its escaped fields are added to `texts`.
 pub fn process_json(
@@ -53,54 +71,35 @@ fn exec_process(
     }
 }
 
-/// The process behind a non-exec event, as the process table knows it; its escaped fields are
-/// added to `texts`. The entry remembers the fragment for the next event with the same inputs.
+/// The process behind a non-exec event, from its image in the process table (None: unknown),
+/// rendered afresh; its escaped fields are added to `texts`. [`RenderCache::process`] reuses it.
 pub fn process_from_table(
     task: &Task,
-    entry: Option<&ProcEntry>,
+    image: Option<&ImageView<'_>>,
     parent_exe: Option<&[u8]>,
     texts: &mut TextFields,
 ) -> Shared<ProcessJson> {
-    let make = || rendered(|own| table_process(task, entry, parent_exe, own));
-    let fragment = match entry {
-        Some(entry) => entry.json.get_or_make(
-            |known| {
-                known.uid == task.uid
-                    && known.gid == task.gid
-                    && known.comm == task.comm
-                    && known.parent_exe.as_deref() == parent_exe
-            },
-            || ProcessInputs {
-                uid: task.uid,
-                gid: task.gid,
-                comm: task.comm.clone(),
-                parent_exe: parent_exe.map(<[u8]>::to_vec),
-            },
-            make,
-        ),
-        None => make(),
-    };
+    let fragment = rendered(|own| table_process(task, image, parent_exe, own));
     texts.extend(fragment.escaped());
     fragment
 }
 
 fn table_process(
     task: &Task,
-    entry: Option<&ProcEntry>,
+    image: Option<&ImageView<'_>>,
     parent_exe: Option<&[u8]>,
     texts: &mut TextFields,
 ) -> ProcessJson {
-    let empty = Vec::new();
     ProcessJson {
         pid: task.pid,
-        ppid: entry.map_or(0, |e| e.ppid),
+        ppid: image.map_or(0, |e| e.ppid),
         uid: task.uid,
         gid: task.gid,
         comm: texts.text("/process/comm", &task.comm),
-        exe: texts.text("/process/exe", entry.map_or(&empty, |e| &e.exe)),
-        args: texts.texts("/process/args", entry.map_or(&[][..], |e| &e.args)),
+        exe: texts.text("/process/exe", image.map_or(&[][..], |e| e.exe)),
+        args: texts.texts("/process/args", image.map_or(&[][..], |e| e.args)),
         args_truncated: false,
-        cwd: texts.text("/process/cwd", entry.map_or(&empty, |e| &e.cwd)),
+        cwd: texts.text("/process/cwd", image.map_or(&[][..], |e| e.cwd)),
         tty: None,
         loginuid: None,
         sessionid: None,
@@ -111,24 +110,16 @@ fn table_process(
     }
 }
 
-/// The container object of `entry`'s lines, made once per metadata state.
-pub fn container_json(entry: &ContainerEntry) -> Shared<ContainerJson> {
-    entry.json.get_or_make(
-        |()| true,
-        || (),
-        || Rendered::new(container(entry), Vec::new()),
-    )
-}
-
-fn container(entry: &ContainerEntry) -> ContainerJson {
-    let (meta, status) = match &entry.meta {
-        MetaState::Known(meta) => (Some(meta), "complete"),
-        MetaState::Pending => (None, "pending"),
-        MetaState::Unavailable => (None, "unavailable"),
-    };
+/// The container object of a container's lines: its cgroup's facts, its metadata when known
+/// (`status`: `complete`, `pending` or `unavailable`).
+pub fn container(
+    info: &CgroupContainer,
+    meta: Option<&ContainerMeta>,
+    status: &'static str,
+) -> ContainerJson {
     ContainerJson {
-        id: entry.info.id.clone(),
-        runtime: entry.info.runtime.as_str(),
+        id: info.id.clone(),
+        runtime: info.runtime.as_str(),
         name: meta.and_then(|m| m.name.clone()),
         image: meta.and_then(|m| m.image.clone()),
         pod: meta
@@ -140,7 +131,7 @@ fn container(entry: &ContainerEntry) -> ContainerJson {
             })
             .or_else(|| {
                 // The cgroup path alone can tell the pod uid (kubepods) before metadata arrives.
-                entry.info.pod_uid.as_ref().map(|uid| PodJson {
+                info.pod_uid.as_ref().map(|uid| PodJson {
                     name: None,
                     namespace: None,
                     uid: Some(uid.clone()),

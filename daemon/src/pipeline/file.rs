@@ -1,0 +1,153 @@
+//! File events: path-based records wait for their syscall's result, then for their container's
+//! metadata and (when the kernel could not tell the layer) their paths' origins; the
+//! immutability rules judge them, and only violations are printed (the capture keeps every
+//! record).
+use super::{
+    hold::{Held, Waiting},
+    Pipeline,
+};
+use crate::{
+    detect::{
+        immutability::{makes_executable, FileFacts, FileOrigin},
+        paths::resolve,
+        Actor, ContainerFacts, Verdict,
+    },
+    event::{model::FileOp, FileRecord, Layer},
+    output::{FileJson, LineSink, TextFields},
+};
+
+impl Pipeline {
+    /// A file record from the kernel: path-based ones wait for their syscall's result.
+    pub(super) fn file(&mut self, file: FileRecord, sink: &mut dyn LineSink) {
+        if file.needs_result {
+            self.held.park_file(file);
+            return;
+        }
+        self.file_done(file, sink);
+    }
+
+    /// A file operation that happened (its syscall succeeded).
+    pub(super) fn file_done(&mut self, file: FileRecord, sink: &mut dyn LineSink) {
+        let paths = match &file.path {
+            Some(path) => vec![path.clone()],
+            None => {
+                let base = file.base.clone().unwrap_or_else(|| b"/".to_vec());
+                let mut paths = vec![resolve(&base, &file.name)];
+                if file.op == FileOp::Rename {
+                    paths.push(resolve(&base, &file.name2));
+                }
+                paths
+            }
+        };
+        let needs_origin = file.layer == Layer::Unknown && !file.host_task;
+        let held = Held {
+            cgroup_id: file.task.cgroup_id,
+            ktime_ns: file.task.ktime_ns,
+            what: Waiting::File {
+                file,
+                paths,
+                needs_origin,
+            },
+        };
+        self.hold_or_emit(held, sink);
+    }
+
+    /// Judges each path of the record (two for renames) until one breaks a rule.
+    fn judge_file(
+        &mut self,
+        file: &FileRecord,
+        paths: Vec<Vec<u8>>,
+    ) -> Option<(Vec<u8>, FileOrigin, Vec<Verdict>)> {
+        let image = self.state.procs.image_at(file.task.pid, file.task.ktime_ns);
+        let actor = Actor {
+            exe: image.map_or(&[][..], |e| &e.exe),
+            args: image.map_or(&[][..], |e| &e.args),
+            container: self
+                .state
+                .container(file.task.cgroup_id)
+                .map(ContainerFacts::of),
+        };
+        for path in paths {
+            let origin = FileOrigin::of(file, || self.state.origin(file.task.cgroup_id, &path));
+            let shown = String::from_utf8_lossy(&path).into_owned();
+            let facts = FileFacts {
+                op: file.op,
+                path: &path,
+                shown_path: &shown,
+                origin,
+                makes_executable: makes_executable(file),
+            };
+            let verdicts = self.detector.on_file(&facts, &actor);
+            if !verdicts.is_empty() {
+                return Some((path, origin, verdicts));
+            }
+        }
+        None
+    }
+
+    pub(super) fn emit_file(
+        &mut self,
+        file: FileRecord,
+        paths: Vec<Vec<u8>>,
+        sink: &mut dyn LineSink,
+    ) {
+        let in_container = self.state.container(file.task.cgroup_id).is_some();
+        // The runtime preparing a container (runc init creating mount points in the rootfs) is
+        // not the container's workload; a host process writing into a container's overlay from
+        // outside is neither a container event nor a host-path event.
+        let runtime_setup = self.state.is_runtime_setup(
+            file.task.cgroup_id,
+            file.task.mnt_ns,
+            file.host_task,
+            self.config.host_mnt_ns,
+        );
+        if runtime_setup || (!in_container && !file.host_task) {
+            return;
+        }
+        // File lines are printed when a rule fires; the capture keeps every record.
+        let Some((path, origin, verdicts)) = self.judge_file(&file, paths) else {
+            return;
+        };
+        let mut repeats = 0;
+        if let (Some(entry), Some(first)) =
+            (self.state.container(file.task.cgroup_id), verdicts.first())
+        {
+            let key = (
+                entry.info.id.clone(),
+                first.rule.as_str(),
+                file.op.as_str(),
+                path.clone(),
+            );
+            match self.repeat_gate(key, file.task.ktime_ns, u64::from(file.repeats)) {
+                Some(held_back) => repeats = held_back,
+                None => return,
+            }
+        }
+        let mut texts = TextFields::default();
+        let process = self.process_at(&file.task, &mut texts);
+        let container = self.container_json(file.task.cgroup_id);
+        let file_json = FileJson {
+            path: texts.text("/file/path", &path),
+            op: file.op.as_str(),
+            layer: match origin {
+                FileOrigin::Image => "lower",
+                FileOrigin::Upper => "upper",
+                _ => "none",
+            },
+            mode: matches!(
+                file.op,
+                FileOp::Chmod | FileOp::Create | FileOp::OpenWrite | FileOp::Truncate
+            )
+            .then_some(file.mode)
+            .filter(|mode| *mode != 0),
+        };
+        let line = crate::output::EventLine {
+            process: Some(process),
+            container,
+            file: Some(file_json),
+            escaped: texts.into_escaped(),
+            ..self.line(file.task.ktime_ns, "file")
+        };
+        self.emit_line(line, verdicts, false, repeats, sink);
+    }
+}

@@ -1,0 +1,112 @@
+//! [`NodeState`]: everything the daemon knows about the node between events, none of it rendered.
+use foldhash::{HashMap, HashSet};
+
+use super::{
+    origins::PathOrigins, sessions::SessionTracker, CgroupLookup, ContainerEntry,
+    ContainerRegistry, ProcessTable,
+};
+use crate::{
+    container::image_path::PathOrigin,
+    event::{ExecRecord, Task},
+    net::names::NameCache,
+    policy::WorkloadId,
+};
+
+#[derive(Debug, Default)]
+pub struct NodeState {
+    pub procs: ProcessTable,
+    pub containers: ContainerRegistry,
+    pub sessions: SessionTracker,
+    /// DNS names each container resolved, by address.
+    pub names: NameCache,
+    /// Where container paths come from (answers of the resolver), per container.
+    pub origins: PathOrigins,
+    /// cgroup ids whose path was already asked for.
+    pub asked_paths: HashSet<u64>,
+    /// Pid namespace → a cgroup of the container that owns it, learned from the container's own
+    /// processes: attributes processes that joined its namespaces without its cgroup (nsenter).
+    pub pidns_container: HashMap<u32, u64>,
+    /// Container cgroups whose egress the kernel enforces, and for which workload.
+    pub enforced: HashMap<u64, WorkloadId>,
+    /// Latest tick time (boot-time ns): file events wait for the critical lane to catch up.
+    pub now_ns: u64,
+}
+
+impl NodeState {
+    /// The container of a cgroup, if it is one.
+    pub fn container(&self, cgroup_id: u64) -> Option<&ContainerEntry> {
+        match self.containers.lookup(cgroup_id) {
+            CgroupLookup::Container(entry) => Some(entry),
+            _ => None,
+        }
+    }
+
+    /// The container cgroup a process belongs to: by its cgroup, or, for processes that joined
+    /// a container's namespaces without its cgroup (`nsenter`), by its pid namespace.
+    pub fn container_cgroup(&self, exec: &ExecRecord) -> Option<u64> {
+        match self.containers.lookup(exec.task.cgroup_id) {
+            CgroupLookup::Container(_) => Some(exec.task.cgroup_id),
+            _ if exec.pid_level > 0 => self.pidns_container.get(&exec.task.pid_ns).copied(),
+            _ => None,
+        }
+    }
+
+    /// The cgroup that stands for the task's container: its own, or, for a process that joined
+    /// a container's namespaces from outside (nsenter), the container's.
+    pub fn task_container_cgroup(&self, task: &Task) -> u64 {
+        match self.containers.lookup(task.cgroup_id) {
+            CgroupLookup::Container(_) => task.cgroup_id,
+            _ => self
+                .pidns_container
+                .get(&task.pid_ns)
+                .copied()
+                .unwrap_or(task.cgroup_id),
+        }
+    }
+
+    /// A container's own exec (not the runtime's) tells which container its pid namespace is.
+    pub fn learn_pid_namespace(&mut self, exec: &ExecRecord) {
+        if exec.pid_level > 0 && self.container(exec.task.cgroup_id).is_some() {
+            self.pidns_container
+                .insert(exec.task.pid_ns, exec.task.cgroup_id);
+        }
+    }
+
+    /// A process in a container's cgroup that is not inside the container's root filesystem
+    /// (or still in the host's mount namespace, `host_mnt_ns`) is the runtime setting it up
+    /// (runc init): it is attributed to the container but not judged as its workload.
+    pub fn is_runtime_setup(
+        &self,
+        cgroup_id: u64,
+        mnt_ns: u32,
+        host_root: bool,
+        host_mnt_ns: u32,
+    ) -> bool {
+        self.container(cgroup_id).is_some()
+            && (host_root || (host_mnt_ns != 0 && mnt_ns == host_mnt_ns))
+    }
+
+    /// Where `path` of the container of `cgroup_id` comes from, as far as the resolver said.
+    pub fn origin(&self, cgroup_id: u64, path: &[u8]) -> PathOrigin {
+        match self.container(cgroup_id) {
+            Some(entry) => self.origins.get(&entry.info.id, path),
+            None => PathOrigin::Unknown,
+        }
+    }
+
+    /// A cgroup was removed: forgets it, and its container with its last cgroup (origins, DNS
+    /// names). Returns the container id when the container went.
+    pub fn remove_cgroup(&mut self, cgroup_id: u64) -> Option<String> {
+        let container_id = self.container(cgroup_id).map(|entry| entry.info.id.clone());
+        self.containers.remove_cgroup(cgroup_id);
+        let container_id = container_id?;
+        let gone = matches!(self.containers.lookup(cgroup_id), CgroupLookup::Unknown)
+            && !self.containers.has_container(&container_id);
+        if !gone {
+            return None;
+        }
+        self.origins.forget_container(&container_id);
+        self.names.forget_container(&container_id);
+        Some(container_id)
+    }
+}
