@@ -118,6 +118,7 @@ pub(crate) fn record_run(dir: &std::path::Path) -> (Vec<EventLine>, usize) {
                     comm: b"conmon".to_vec(),
                     args: Vec::new(),
                     cwd: b"/".to_vec(),
+                    workload: false,
                 }],
             },
             Input::CgroupSnapshot {

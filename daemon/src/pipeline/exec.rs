@@ -21,6 +21,7 @@ use crate::{
 impl Pipeline {
     pub(super) fn exec(&mut self, exec: ExecRecord, sink: &mut dyn LineSink) {
         let parent_exe = self.state.procs.get(exec.ppid).map(|p| p.exe.clone());
+        let workload = self.state.exec_is_workload(&exec, self.config.host_mnt_ns);
         self.state.procs.exec(
             exec.task.pid,
             ProcEntry {
@@ -33,6 +34,7 @@ impl Pipeline {
                 exec_ns: exec.task.ktime_ns,
                 previous: None,
                 image: 0,
+                workload,
             },
         );
         let runtime_setup = self.is_runtime_setup(&exec);
@@ -72,12 +74,8 @@ impl Pipeline {
 
     /// runc init and friends: attributed to the container, but not its workload.
     fn is_runtime_setup(&self, exec: &ExecRecord) -> bool {
-        self.state.is_runtime_setup(
-            exec.task.cgroup_id,
-            exec.task.mnt_ns,
-            exec.host_root,
-            self.config.host_mnt_ns,
-        )
+        self.state
+            .is_runtime_setup(&exec.task, exec.host_root, self.config.host_mnt_ns)
     }
 
     /// Asks for a container's layers at its first workload exec, while that process surely

@@ -95,34 +95,38 @@ impl Pipeline {
         // The runtime preparing a container (runc init creating mount points in the rootfs) is
         // not the container's workload; a host process writing into a container's overlay from
         // outside is neither a container event nor a host-path event.
-        let runtime_setup = self.state.is_runtime_setup(
-            file.task.cgroup_id,
-            file.task.mnt_ns,
-            file.host_task,
-            self.config.host_mnt_ns,
-        );
+        let runtime_setup =
+            self.state
+                .is_runtime_setup(&file.task, file.host_task, self.config.host_mnt_ns);
         if runtime_setup || (!in_container && !file.host_task) {
             return;
+        }
+        // The kernel flags a task whose root is not on overlayfs as the host's; a container's
+        // workload that chrooted out of the overlay is still the container's (lineage).
+        let mut file = file;
+        if in_container && file.host_task {
+            file.host_task = false;
         }
         // File lines are printed when a rule fires; the capture keeps every record.
         let Some((path, origin, verdicts)) = self.judge_file(&file, paths) else {
             return;
         };
-        let mut repeats = 0;
-        if let (Some(entry), Some(first)) =
-            (self.state.container(file.task.cgroup_id), verdicts.first())
-        {
-            let key = (
-                entry.info.id.clone(),
-                first.rule.as_str(),
-                file.op.as_str(),
-                path.clone(),
-            );
-            match self.repeat_gate(key, file.task.ktime_ns, u64::from(file.repeats)) {
-                Some(held_back) => repeats = held_back,
-                None => return,
-            }
-        }
+        let key = self
+            .state
+            .container(file.task.cgroup_id)
+            .zip(verdicts.first())
+            .map(|(entry, first)| {
+                (
+                    entry.info.id.clone(),
+                    first.rule.as_str(),
+                    file.op.as_str(),
+                    path.clone(),
+                )
+            });
+        let gate = key.map(|key| {
+            let passed = self.repeat_gate(key.clone(), file.task.ktime_ns, u64::from(file.repeats));
+            (key, passed)
+        });
         let mut texts = TextFields::default();
         let process = self.process_at(&file.task, &mut texts);
         let container = self.container_json(file.task.cgroup_id);
@@ -148,6 +152,12 @@ impl Pipeline {
             escaped: texts.into_escaped(),
             ..self.line(file.task.ktime_ns, "file")
         };
-        self.emit_line(line, verdicts, false, repeats, sink);
+        match gate {
+            // Held back: printed with its count when the window closes, unless an identical
+            // violation after the window carries the count first.
+            Some((key, None)) => self.repeats.hold_line(&key, line, verdicts),
+            Some((_, Some(repeats))) => self.emit_line(line, verdicts, false, repeats, sink),
+            None => self.emit_line(line, verdicts, false, 0, sink),
+        }
     }
 }

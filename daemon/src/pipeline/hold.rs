@@ -91,6 +91,11 @@ impl HoldQueue {
         None
     }
 
+    /// Whether any held event satisfies `test`.
+    pub fn any(&self, test: impl FnMut(&Held) -> bool) -> bool {
+        self.queue.iter().any(test)
+    }
+
     pub fn is_holding(&self, cgroup_id: u64) -> bool {
         self.queue.iter().any(|h| h.cgroup_id == cgroup_id)
     }
@@ -189,6 +194,28 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// Forgets the container's path answers once no held event needs them: an answer is true
+    /// for the moment it was given, not for later events (see `state::origins`).
+    pub(super) fn settle_origins(&mut self, container_id: &str) {
+        let state = &self.state;
+        let held = &self.held;
+        let needed: Vec<Vec<u8>> = state
+            .origins
+            .known_paths(container_id)
+            .filter(|path| {
+                held.any(|h| {
+                    state
+                        .container(h.cgroup_id)
+                        .is_some_and(|entry| entry.info.id == container_id)
+                        && h.paths().contains(&path.as_slice())
+                })
+            })
+            .collect();
+        self.state
+            .origins
+            .settle(container_id, |path| needed.iter().any(|n| n == path));
     }
 
     /// Emits held events that are resolved, or that `force` says must go now.

@@ -15,6 +15,8 @@ mod hold;
 mod kernel;
 #[cfg(test)]
 mod line_cost;
+#[cfg(test)]
+mod lineage_tests;
 mod logins;
 #[cfg(test)]
 mod loss_tests;
@@ -22,6 +24,8 @@ mod network;
 #[cfg(test)]
 mod network_tests;
 mod objects;
+#[cfg(test)]
+mod origin_tests;
 mod render;
 #[cfg(test)]
 mod repeat_tests;
@@ -202,8 +206,9 @@ impl Pipeline {
                 container_id,
                 origins,
             } => {
-                self.state.origins.learn(container_id, origins);
+                self.state.origins.learn(container_id.clone(), origins);
                 self.release(sink, |_| false);
+                self.settle_origins(&container_id);
             }
             Input::Metadata { container_id, meta } => {
                 self.stats.metadata_answered += 1;
@@ -231,7 +236,7 @@ impl Pipeline {
             &state.procs.take_retired(),
             &state.containers.take_retired(),
         );
-        self.repeats.expire(ktime_ns);
+        self.flush_repeats(ktime_ns, sink);
         let hold_ns = self.config.hold_ns;
         self.release(sink, |held| {
             ktime_ns.saturating_sub(held.ktime_ns) >= hold_ns

@@ -158,8 +158,7 @@ impl Pipeline {
             .collect();
         let name = names.first().map(|name| (*name).to_owned());
         let container_id = container.id.to_owned();
-        let mut repeats = 0;
-        if let Some(first) = verdicts.first() {
+        let gate = verdicts.first().map(|first| {
             let what = match activity {
                 Activity::Flow(flow) => format!(
                     "{} {}",
@@ -169,11 +168,9 @@ impl Pipeline {
                 Activity::Listen { port, .. } => format!("{} {port}", protocol.as_str()),
             };
             let key = (container_id, first.rule.as_str(), kind, what.into_bytes());
-            match self.repeat_gate(key, net.task.ktime_ns, 0) {
-                Some(held_back) => repeats = held_back,
-                None => return,
-            }
-        }
+            let passed = self.repeat_gate(key.clone(), net.task.ktime_ns, 0);
+            (key, passed)
+        });
         let mut texts = TextFields::default();
         let process = self.process_at(&net.task, &mut texts);
         let workload_name = policy.network().workload_name(workload).to_owned();
@@ -185,6 +182,11 @@ impl Pipeline {
             escaped: texts.into_escaped(),
             ..self.line(net.task.ktime_ns, kind)
         };
-        self.emit_line(line, verdicts, true, repeats, sink);
+        match gate {
+            // Held back: printed with its count when the window closes (see `repeats`).
+            Some((key, None)) => self.repeats.hold_line(&key, line, verdicts),
+            Some((_, Some(repeats))) => self.emit_line(line, verdicts, true, repeats, sink),
+            None => self.emit_line(line, verdicts, true, 0, sink),
+        }
     }
 }

@@ -24,6 +24,7 @@ impl Pipeline {
                 comm: entry.comm.clone(),
                 args: entry.args.to_vec(),
                 cwd: entry.cwd.to_vec(),
+                workload: entry.workload,
             })
             .collect();
         procs.sort_by_key(|p| p.pid);
@@ -101,6 +102,7 @@ mod tests {
                     comm: b"sh".to_vec(),
                     args: vec![b"sh".to_vec()],
                     cwd: b"/".to_vec(),
+                    workload: false,
                 }],
             },
             Input::CgroupSnapshot {

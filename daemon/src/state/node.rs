@@ -72,18 +72,30 @@ impl NodeState {
         }
     }
 
-    /// A process in a container's cgroup that is not inside the container's root filesystem
-    /// (or still in the host's mount namespace, `host_mnt_ns`) is the runtime setting it up
-    /// (runc init): it is attributed to the container but not judged as its workload.
-    pub fn is_runtime_setup(
-        &self,
-        cgroup_id: u64,
-        mnt_ns: u32,
-        host_root: bool,
-        host_mnt_ns: u32,
-    ) -> bool {
-        self.container(cgroup_id).is_some()
-            && (host_root || (host_mnt_ns != 0 && mnt_ns == host_mnt_ns))
+    /// Whether `task` is the runtime setting its container up (runc init before `pivot_root`,
+    /// a process the runtime started from the host) rather than the container's workload: in a
+    /// container's cgroup, outside the container's root by the kernel's account (`outside_root`:
+    /// its root is not on overlayfs; or it still has the host's mount namespace), and not a
+    /// workload by lineage ([`ProcEntry::workload`](super::ProcEntry::workload)). Such a task is
+    /// attributed to the container but not judged. A workload that `chroot`s out of the overlay
+    /// makes the first two true, never the last.
+    pub fn is_runtime_setup(&self, task: &Task, outside_root: bool, host_mnt_ns: u32) -> bool {
+        self.container(task.cgroup_id).is_some()
+            && is_outside(task, outside_root, host_mnt_ns)
+            && !self
+                .procs
+                .image_at(task.pid, task.ktime_ns)
+                .is_some_and(|entry| entry.workload)
+    }
+
+    /// Whether an exec makes a workload: it runs inside a container's root (by the kernel's
+    /// account), or the process or its parent already was one (lineage survives `chroot`).
+    /// Asked before the exec enters the table.
+    pub fn exec_is_workload(&self, exec: &ExecRecord, host_mnt_ns: u32) -> bool {
+        let lineage = |pid| self.procs.get(pid).is_some_and(|entry| entry.workload);
+        !is_outside(&exec.task, exec.host_root, host_mnt_ns)
+            || lineage(exec.task.pid)
+            || lineage(exec.ppid)
     }
 
     /// Where `path` of the container of `cgroup_id` comes from, as far as the resolver said.
@@ -109,4 +121,10 @@ impl NodeState {
         self.names.forget_container(&container_id);
         Some(container_id)
     }
+}
+
+/// Outside a container's root by the kernel's account: the task's root is not on overlayfs, or
+/// it still has the host's mount namespace (0: unknown).
+fn is_outside(task: &Task, outside_root: bool, host_mnt_ns: u32) -> bool {
+    outside_root || (host_mnt_ns != 0 && task.mnt_ns == host_mnt_ns)
 }

@@ -1,5 +1,10 @@
 //! Where container paths come from (image, writable layer, volume), as the resolver answered,
-//! and which questions were already asked, so each is asked once.
+//! and which questions are in flight, so none is asked twice at once.
+//!
+//! An answer is a fact about one moment: "absent" or "in the upper layer" stops being true as soon
+//! as the container writes the file (which the kernel need not report: a new file without exec
+//! bits). So answers are kept only while an event waits for them ([`PathOrigins::settle`]); the
+//! next event about the same path asks again.
 use foldhash::{HashMap, HashSet};
 
 use crate::container::image_path::PathOrigin;
@@ -41,6 +46,14 @@ impl PathOrigins {
             .is_some_and(|known| known.contains_key(path))
     }
 
+    /// The paths of the container with an answer.
+    pub fn known_paths(&self, container_id: &str) -> impl Iterator<Item = Vec<u8>> + '_ {
+        self.known
+            .get(container_id)
+            .into_iter()
+            .flat_map(|known| known.keys().cloned())
+    }
+
     /// The origin of `path` in the container; `Unknown` when no answer says.
     pub fn get(&self, container_id: &str, path: &[u8]) -> PathOrigin {
         self.known
@@ -53,6 +66,26 @@ impl PathOrigins {
     /// True the first time `(container, path)` is asked for.
     pub fn ask(&mut self, container_id: &str, path: &[u8]) -> bool {
         self.asked.insert((container_id.to_owned(), path.to_vec()))
+    }
+
+    /// Drops the container's answers that no waiting event needs any more (`needed`), and their
+    /// "asked" marks, so the next event about such a path asks again. The container itself stays
+    /// known (its layers are read).
+    pub fn settle(&mut self, container_id: &str, needed: impl Fn(&[u8]) -> bool) {
+        let Some(known) = self.known.get_mut(container_id) else {
+            return;
+        };
+        let mut dropped = Vec::new();
+        known.retain(|path, _| {
+            let keep = needed(path);
+            if !keep {
+                dropped.push(path.clone());
+            }
+            keep
+        });
+        for path in dropped {
+            self.asked.remove(&(container_id.to_owned(), path));
+        }
     }
 
     /// Forgets a container that is gone.

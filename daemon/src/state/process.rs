@@ -31,6 +31,12 @@ pub struct ProcEntry {
     /// exec; never reused), so a consumer can keep what it derived from the entry (the render
     /// layer's process object) and drop it when the id is retired.
     pub image: ImageId,
+    /// A container's workload, judged whatever its root is: it ran a program inside the
+    /// container's root, or descends from a process that did. A process in a container's cgroup
+    /// that is not (runc init before `pivot_root`, entered from the runtime on the host) is the
+    /// runtime setting the container up. Decided by lineage, never by where the root is now: a
+    /// workload that `chroot`s elsewhere stays a workload.
+    pub workload: bool,
 }
 
 /// See [`ProcEntry::image`].
@@ -68,6 +74,7 @@ impl ProcessTable {
                     exec_ns: 0,
                     previous: None,
                     image,
+                    workload: seed.workload,
                 },
             );
         }
@@ -106,6 +113,7 @@ impl ProcessTable {
             exec_ns: p.exec_ns,
             previous: None,
             image,
+            workload: p.workload,
         });
         let mut entry = inherited.unwrap_or(ProcEntry {
             ppid: parent,
@@ -117,6 +125,7 @@ impl ProcessTable {
             exec_ns: 0,
             previous: None,
             image,
+            workload: false,
         });
         entry.ppid = parent;
         entry.comm = comm.to_vec();
@@ -206,6 +215,7 @@ mod tests {
     fn fork_inherits_exe_exec_replaces_it_exit_is_swept_after_grace() {
         let mut table = ProcessTable::default();
         table.seed(&[ProcSeed {
+            workload: false,
             pid: 10,
             ppid: 1,
             exe: b"/usr/bin/bash".to_vec(),
@@ -230,6 +240,7 @@ mod tests {
                 exec_ns: 500,
                 previous: None,
                 image: 0,
+                workload: false,
             },
         );
         assert_eq!(

@@ -13,6 +13,10 @@ pub struct ProcSeed {
     pub args: Vec<Vec<u8>>,
     #[serde(default)]
     pub cwd: Vec<u8>,
+    /// A container's workload: its root was on overlayfs when seen (see
+    /// `ProcEntry::workload`). False in captures made before it was recorded.
+    #[serde(default)]
+    pub workload: bool,
 }
 
 /// Reads every process from `/proc`. Processes that vanish during the scan are skipped; kernel
@@ -41,6 +45,10 @@ pub fn scan_proc() -> Vec<ProcSeed> {
                 .cwd()
                 .map(|path| path.as_os_str().as_bytes().to_vec())
                 .unwrap_or_default();
+            // Which process is a container's workload is otherwise learned from its exec; for
+            // processes older than the daemon, from where their root is now.
+            let workload = nix::sys::statfs::statfs(format!("/proc/{}/root", stat.pid).as_str())
+                .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC);
             Some(ProcSeed {
                 pid: u32::try_from(stat.pid).ok()?,
                 ppid: u32::try_from(stat.ppid).ok()?,
@@ -48,6 +56,7 @@ pub fn scan_proc() -> Vec<ProcSeed> {
                 comm: stat.comm.into_bytes(),
                 args,
                 cwd,
+                workload,
             })
         })
         .collect()
