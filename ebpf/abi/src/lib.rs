@@ -36,7 +36,9 @@ pub mod lane {
     pub const COUNT: u32 = 2;
 }
 
-/// Names of the maps and programs, shared so the loader cannot drift from the object.
+pub mod programs;
+
+/// Names of the maps, shared so the loader cannot drift from the object (programs: [`programs`]).
 pub mod names {
     pub const RING_CRITICAL: &str = "EVENTS_CRITICAL";
     pub const RING_BULK: &str = "EVENTS_BULK";
@@ -51,11 +53,6 @@ pub mod names {
     pub const BLOCK_WORKLOAD: &str = "BLOCK_WORKLOAD";
     /// (workload key, address prefix) → allowed port rules, for the connect/sendmsg hooks.
     pub const BLOCK_ALLOW: &str = "BLOCK_ALLOW";
-    /// The cgroup_sock_addr programs that enforce egress, attached per container cgroup.
-    pub const PROG_CONNECT4: &str = "block_connect4";
-    pub const PROG_CONNECT6: &str = "block_connect6";
-    pub const PROG_SENDMSG4: &str = "block_sendmsg4";
-    pub const PROG_SENDMSG6: &str = "block_sendmsg6";
 }
 
 /// `OVERLAYFS_SUPER_MAGIC` (linux/magic.h).

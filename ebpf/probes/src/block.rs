@@ -8,7 +8,9 @@ use aya_ebpf::{
     maps::lpm_trie::Key,
     programs::SockAddrContext,
 };
-use sealwatch_abi::{AllowKey, IPPROTO_TCP, PORT_RULES_MAX, PORT_RULE_TCP, PORT_RULE_UDP};
+use sealwatch_abi::{
+    programs, AllowKey, IPPROTO_TCP, PORT_RULES_MAX, PORT_RULE_TCP, PORT_RULE_UDP,
+};
 
 use crate::maps::{BLOCKED_TASKS, BLOCK_ALLOW, BLOCK_WORKLOAD};
 
@@ -17,21 +19,25 @@ const DENY: i32 = 0;
 /// Prefix length of a full key: the 32-bit workload key plus a 128-bit address.
 const FULL_PREFIX: u32 = 32 + 128;
 
+abi_name!(block_connect4, programs::enforce::BLOCK_CONNECT4);
 #[cgroup_sock_addr(connect4)]
 pub fn block_connect4(ctx: SockAddrContext) -> i32 {
     decide(&ctx, false)
 }
 
+abi_name!(block_connect6, programs::enforce::BLOCK_CONNECT6);
 #[cgroup_sock_addr(connect6)]
 pub fn block_connect6(ctx: SockAddrContext) -> i32 {
     decide(&ctx, true)
 }
 
+abi_name!(block_sendmsg4, programs::enforce::BLOCK_SENDMSG4);
 #[cgroup_sock_addr(sendmsg4)]
 pub fn block_sendmsg4(ctx: SockAddrContext) -> i32 {
     decide(&ctx, false)
 }
 
+abi_name!(block_sendmsg6, programs::enforce::BLOCK_SENDMSG6);
 #[cgroup_sock_addr(sendmsg6)]
 pub fn block_sendmsg6(ctx: SockAddrContext) -> i32 {
     decide(&ctx, true)

@@ -8,7 +8,7 @@ use aya_ebpf::{
     macros::cgroup_skb,
     programs::SkBuffContext,
 };
-use sealwatch_abi::{kind, lane, DnsEvent, AF_INET, AF_INET6, DNS_MAX, IPPROTO_UDP};
+use sealwatch_abi::{kind, lane, programs, DnsEvent, AF_INET, AF_INET6, DNS_MAX, IPPROTO_UDP};
 
 use crate::emit::{submit, WAKEUP};
 
@@ -18,6 +18,7 @@ const DNS_PORT: u16 = 53;
 const UDP_HEADER: usize = 8;
 const IPV6_HEADER: usize = 40;
 
+abi_name!(dns_answers, programs::dns::DNS_ANSWERS);
 #[cgroup_skb(ingress)]
 pub fn dns_answers(ctx: SkBuffContext) -> i32 {
     let _ = try_dns_answers(&ctx);

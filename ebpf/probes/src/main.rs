@@ -11,6 +11,23 @@
     allow(internal_features, reason = "atomic_xadd, see above")
 )]
 
+/// Ties a program to its name in `sealwatch_abi::programs`: the aya macros name a program after
+/// its function, and the daemon finds it by that constant, so the two must be equal. Checked at
+/// compile time, next to each program.
+#[cfg(target_arch = "bpf")]
+macro_rules! abi_name {
+    ($function:ident, $name:expr) => {
+        const _: () = assert!(
+            sealwatch_abi::programs::same_name(stringify!($function), $name),
+            concat!(
+                "program `",
+                stringify!($function),
+                "` is not named as in sealwatch_abi::programs"
+            )
+        );
+    };
+}
+
 #[cfg(target_arch = "bpf")]
 mod block;
 #[cfg(target_arch = "bpf")]

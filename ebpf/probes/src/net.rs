@@ -10,8 +10,8 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use sealwatch_abi::{
-    kind, lane, net_flags, net_op, DnsEvent, NetEvent, AF_INET, AF_INET6, DNS_MAX, IPPROTO_TCP,
-    IPPROTO_UDP,
+    kind, lane, net_flags, net_op, programs, DnsEvent, NetEvent, AF_INET, AF_INET6, DNS_MAX,
+    IPPROTO_TCP, IPPROTO_UDP,
 };
 
 use crate::{
@@ -125,24 +125,28 @@ fn take_stash(pid_tgid: u64) -> Option<NetStash> {
 
 // ---- connect -------------------------------------------------------------------------------
 
+abi_name!(sys_enter_connect, programs::net::SYS_ENTER_CONNECT);
 #[tracepoint(category = "syscalls", name = "sys_enter_connect")]
 pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
     let _ = enter_with_addr(&ctx, net_op::CONNECT);
     0
 }
 
+abi_name!(sys_exit_connect, programs::net::SYS_EXIT_CONNECT);
 #[tracepoint(category = "syscalls", name = "sys_exit_connect")]
 pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
     let _ = exit_with_addr(&ctx);
     0
 }
 
+abi_name!(sys_enter_bind, programs::net::SYS_ENTER_BIND);
 #[tracepoint(category = "syscalls", name = "sys_enter_bind")]
 pub fn sys_enter_bind(ctx: TracePointContext) -> u32 {
     let _ = enter_with_addr(&ctx, net_op::BIND);
     0
 }
 
+abi_name!(sys_exit_bind, programs::net::SYS_EXIT_BIND);
 #[tracepoint(category = "syscalls", name = "sys_exit_bind")]
 pub fn sys_exit_bind(ctx: TracePointContext) -> u32 {
     let _ = exit_with_addr(&ctx);
@@ -238,12 +242,14 @@ fn report(task: Ptr, stash: &NetStash, ret: i64, blocked: bool, sk: Ptr) {
 
 // ---- accept, listen ------------------------------------------------------------------------
 
+abi_name!(sys_exit_accept, programs::net::SYS_EXIT_ACCEPT);
 #[tracepoint(category = "syscalls", name = "sys_exit_accept")]
 pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
     let _ = exit_accept(&ctx);
     0
 }
 
+abi_name!(sys_exit_accept4, programs::net::SYS_EXIT_ACCEPT4);
 #[tracepoint(category = "syscalls", name = "sys_exit_accept4")]
 pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
     let _ = exit_accept(&ctx);
@@ -274,6 +280,7 @@ fn exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
+abi_name!(sys_enter_listen, programs::net::SYS_ENTER_LISTEN);
 #[tracepoint(category = "syscalls", name = "sys_enter_listen")]
 pub fn sys_enter_listen(ctx: TracePointContext) -> u32 {
     if let (Some((pid_tgid, _)), Ok(fd)) = (container_task(), ctx_arg::<u64>(&ctx, 0)) {
@@ -292,6 +299,7 @@ pub fn sys_enter_listen(ctx: TracePointContext) -> u32 {
     0
 }
 
+abi_name!(sys_exit_listen, programs::net::SYS_EXIT_LISTEN);
 #[tracepoint(category = "syscalls", name = "sys_exit_listen")]
 pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
     let _ = exit_listen(&ctx);
@@ -323,6 +331,7 @@ fn exit_listen(ctx: &TracePointContext) -> Result<(), i64> {
 
 // ---- UDP: the first datagram to each peer ----------------------------------------------------
 
+abi_name!(sys_enter_sendto, programs::net::SYS_ENTER_SENDTO);
 #[tracepoint(category = "syscalls", name = "sys_enter_sendto")]
 pub fn sys_enter_sendto(ctx: TracePointContext) -> u32 {
     // sendto(fd, buf, len, flags, addr, addrlen): without an address it is a connected send.
@@ -334,6 +343,7 @@ pub fn sys_enter_sendto(ctx: TracePointContext) -> u32 {
     0
 }
 
+abi_name!(sys_enter_sendmsg, programs::net::SYS_ENTER_SENDMSG);
 #[tracepoint(category = "syscalls", name = "sys_enter_sendmsg")]
 pub fn sys_enter_sendmsg(ctx: TracePointContext) -> u32 {
     // sendmsg(fd, msg, flags); struct msghdr starts with msg_name.
@@ -348,12 +358,14 @@ pub fn sys_enter_sendmsg(ctx: TracePointContext) -> u32 {
     0
 }
 
+abi_name!(sys_exit_sendto, programs::net::SYS_EXIT_SENDTO);
 #[tracepoint(category = "syscalls", name = "sys_exit_sendto")]
 pub fn sys_exit_sendto(ctx: TracePointContext) -> u32 {
     exit_send(&ctx);
     0
 }
 
+abi_name!(sys_exit_sendmsg, programs::net::SYS_EXIT_SENDMSG);
 #[tracepoint(category = "syscalls", name = "sys_exit_sendmsg")]
 pub fn sys_exit_sendmsg(ctx: TracePointContext) -> u32 {
     exit_send(&ctx);
@@ -417,6 +429,7 @@ fn exit_send(ctx: &TracePointContext) {
 
 // ---- DNS answers -----------------------------------------------------------------------------
 
+abi_name!(sys_enter_recvfrom, programs::net::SYS_ENTER_RECVFROM);
 #[tracepoint(category = "syscalls", name = "sys_enter_recvfrom")]
 pub fn sys_enter_recvfrom(ctx: TracePointContext) -> u32 {
     // recvfrom(fd, buf, size, flags, addr, addrlen)
@@ -426,6 +439,7 @@ pub fn sys_enter_recvfrom(ctx: TracePointContext) -> u32 {
     0
 }
 
+abi_name!(sys_enter_recvmsg, programs::net::SYS_ENTER_RECVMSG);
 #[tracepoint(category = "syscalls", name = "sys_enter_recvmsg")]
 pub fn sys_enter_recvmsg(ctx: TracePointContext) -> u32 {
     // recvmsg(fd, msg, flags): the answer lands in msg->msg_iov[0].
@@ -443,12 +457,14 @@ pub fn sys_enter_recvmsg(ctx: TracePointContext) -> u32 {
     0
 }
 
+abi_name!(sys_exit_recvfrom, programs::net::SYS_EXIT_RECVFROM);
 #[tracepoint(category = "syscalls", name = "sys_exit_recvfrom")]
 pub fn sys_exit_recvfrom(ctx: TracePointContext) -> u32 {
     exit_recv(&ctx);
     0
 }
 
+abi_name!(sys_exit_recvmsg, programs::net::SYS_EXIT_RECVMSG);
 #[tracepoint(category = "syscalls", name = "sys_exit_recvmsg")]
 pub fn sys_exit_recvmsg(ctx: TracePointContext) -> u32 {
     exit_recv(&ctx);
