@@ -56,7 +56,7 @@ fn enforced_ancestor() -> Option<u32> {
             break;
         }
         // SAFETY: the value is copied out at once.
-        if let Some(&workload) = unsafe { BLOCK_WORKLOAD.get(&id) } {
+        if let Some(&workload) = unsafe { BLOCK_WORKLOAD.get(id) } {
             return Some(workload);
         }
     }
@@ -68,7 +68,7 @@ fn decide(ctx: &SockAddrContext, v6: bool) -> i32 {
     // SAFETY: plain helper without arguments.
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
     // SAFETY: the value is copied out at once.
-    let workload = match unsafe { BLOCK_WORKLOAD.get(&cgroup) } {
+    let workload = match unsafe { BLOCK_WORKLOAD.get(cgroup) } {
         Some(&workload) => workload,
         // A cgroup below the container's (a container that makes its own sub-cgroups): the
         // hooks run there too, so the enforced ancestor decides.
@@ -127,6 +127,6 @@ fn decide(ctx: &SockAddrContext, v6: bool) -> i32 {
             }
         }
     }
-    let _ = BLOCKED_TASKS.insert(&bpf_get_current_pid_tgid(), &1, 0);
+    let _ = BLOCKED_TASKS.insert(bpf_get_current_pid_tgid(), 1, 0);
     DENY
 }

@@ -333,7 +333,7 @@ fn fold_repeat(key: &FileRepeatKey) -> Option<u32> {
             sent_ns: now,
             folded: 0,
         };
-        let _ = FILE_REPEATS.insert(key, &fresh, 0);
+        let _ = FILE_REPEATS.insert(key, fresh, 0);
         return Some(0);
     };
     // SAFETY: a map value stays valid while the program runs; `folded` is only changed through
@@ -455,7 +455,7 @@ fn report_path_op(
     }
     fixed.header.flags = header_flags;
     let len = (FILE_FIXED_SIZE + off).min(core::mem::size_of::<sealwatch_abi::FileEvent>());
-    let _ = NEEDS_RESULT.insert(&pid_tgid, &1, 0);
+    let _ = NEEDS_RESULT.insert(pid_tgid, 1, 0);
     output_bytes(lane::BULK, paced_wakeup(lane::BULK), record, len);
     Ok(())
 }
@@ -483,10 +483,10 @@ fn read_user_str(data: *mut u8, off: usize, src: u64) -> usize {
 fn report_result(ctx: &TracePointContext) {
     let key = tid();
     // SAFETY: only presence matters.
-    if unsafe { NEEDS_RESULT.get(&key) }.is_none() {
+    if unsafe { NEEDS_RESULT.get(key) }.is_none() {
         return;
     }
-    let _ = NEEDS_RESULT.remove(&key);
+    let _ = NEEDS_RESULT.remove(key);
     let ret = ctx_ret(ctx);
     let task = current_task();
     submit::<SyscallResult>(lane::BULK, paced_wakeup(lane::BULK), |result| {

@@ -108,18 +108,18 @@ fn container_task() -> Option<(u64, Ptr)> {
 #[inline(always)]
 fn take_blocked(pid_tgid: u64, ret: i64) -> bool {
     // SAFETY: only presence is checked.
-    if unsafe { BLOCKED_TASKS.get(&pid_tgid) }.is_none() {
+    if unsafe { BLOCKED_TASKS.get(pid_tgid) }.is_none() {
         return false;
     }
-    let _ = BLOCKED_TASKS.remove(&pid_tgid);
+    let _ = BLOCKED_TASKS.remove(pid_tgid);
     ret == -EPERM
 }
 
 #[inline(always)]
 fn take_stash(pid_tgid: u64) -> Option<NetStash> {
     // SAFETY: the value is copied out before the entry is removed.
-    let stash = unsafe { NET_STASH.get(&pid_tgid) }.copied()?;
-    let _ = NET_STASH.remove(&pid_tgid);
+    let stash = unsafe { NET_STASH.get(pid_tgid) }.copied()?;
+    let _ = NET_STASH.remove(pid_tgid);
     Some(stash)
 }
 
@@ -175,7 +175,7 @@ fn enter_with_addr(ctx: &TracePointContext, op: u32) -> Result<(), i64> {
         addr,
         ptr: 0,
     };
-    let _ = NET_STASH.insert(&pid_tgid, &stash, 0);
+    let _ = NET_STASH.insert(pid_tgid, stash, 0);
     Ok(())
 }
 
@@ -211,10 +211,10 @@ fn exit_with_addr(ctx: &TracePointContext) -> Result<(), i64> {
             _pad: [0; 6],
         };
         // SAFETY: only presence is checked.
-        if unsafe { UDP_PEERS.get(&peer) }.is_some() {
+        if unsafe { UDP_PEERS.get(peer) }.is_some() {
             return Ok(());
         }
-        let _ = UDP_PEERS.insert(&peer, &1, 0);
+        let _ = UDP_PEERS.insert(peer, 1, 0);
     }
     report(task, &stash, ret, blocked, sk);
     Ok(())
@@ -294,7 +294,7 @@ pub fn sys_enter_listen(ctx: TracePointContext) -> u32 {
             addr: [0; 16],
             ptr: 0,
         };
-        let _ = NET_STASH.insert(&pid_tgid, &stash, 0);
+        let _ = NET_STASH.insert(pid_tgid, stash, 0);
     }
     0
 }
@@ -389,7 +389,7 @@ fn enter_send(fd: u64, addr_ptr: u64) -> Result<(), i64> {
         _pad: [0; 6],
     };
     // SAFETY: only presence is checked.
-    if unsafe { UDP_PEERS.get(&peer) }.is_some() {
+    if unsafe { UDP_PEERS.get(peer) }.is_some() {
         return Ok(());
     }
     let stash = NetStash {
@@ -402,7 +402,7 @@ fn enter_send(fd: u64, addr_ptr: u64) -> Result<(), i64> {
         addr,
         ptr: sk as u64,
     };
-    let _ = NET_STASH.insert(&pid_tgid, &stash, 0);
+    let _ = NET_STASH.insert(pid_tgid, stash, 0);
     Ok(())
 }
 
@@ -422,7 +422,7 @@ fn exit_send(ctx: &TracePointContext) {
             port: stash.port,
             _pad: [0; 6],
         };
-        let _ = UDP_PEERS.insert(&peer, &1, 0);
+        let _ = UDP_PEERS.insert(peer, 1, 0);
     }
     report(current_task(), &stash, ret, blocked, stash.ptr as Ptr);
 }
@@ -498,7 +498,7 @@ fn enter_recv(fd: u64, buf: u64) -> Result<(), i64> {
         addr: [0; 16],
         ptr: buf,
     };
-    let _ = NET_STASH.insert(&pid_tgid, &stash, 0);
+    let _ = NET_STASH.insert(pid_tgid, stash, 0);
     Ok(())
 }
 
@@ -526,7 +526,7 @@ fn exit_recv(ctx: &TracePointContext) {
             gen::bpf_probe_read_user(record.data.as_mut_ptr().cast(), n, stash.ptr as *const _)
         };
         if copied != 0 {
-            return Err(i64::from(copied));
+            return Err(copied);
         }
         record.captured = n;
         Ok(())
