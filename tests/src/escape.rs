@@ -86,7 +86,7 @@ pub fn field_bytes(event: &Value, pointer: &str) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+    #![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
     use super::*;
 
     #[test]

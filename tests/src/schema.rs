@@ -129,7 +129,7 @@ impl Schema {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+    #![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
     use super::*;
 
     fn tiny() -> Schema {

@@ -6,7 +6,7 @@
 //! Every test that starts the daemon ends with `Daemon::stop()`, which requires exit status 0 and
 //! validates every line the daemon printed against `schema/sealwatch.event.v1.json`.
 
-#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;

@@ -9,7 +9,7 @@
 //! Every test that starts the daemon ends with `Daemon::stop()`, which requires exit status 0 and
 //! validates every line the daemon printed against `schema/sealwatch.event.v1.json`.
 
-#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -81,7 +81,7 @@ fn rule_hits<'a>(events: &'a [Value], c: &Container) -> Vec<&'a Value> {
 }
 
 /// Checks the attribution and the `file` object of a file violation in `c`.
-#[allow(
+#[expect(
     clippy::too_many_arguments,
     reason = "one expected value per checked field"
 )]

@@ -5,7 +5,7 @@
 //! Every test picks free loopback ports and ends with `Daemon::stop()`, which requires exit status
 //! 0 and validates every JSON line against the schema.
 
-#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 use std::fs::{File, FileTimes};
 use std::net::SocketAddr;

@@ -8,7 +8,7 @@
 //! continuously into memory) with `--tail-socket none`, stop it with SIGINT, and require exit
 //! status 0 and no panic in its log; every test validates every line against the event schema.
 
-#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 use std::fs::File;
 use std::io::Read;

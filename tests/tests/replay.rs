@@ -7,7 +7,7 @@
 //! One recording (the [`recorded`] fixture) serves most tests: starting the daemon and the
 //! containers is the slow part.
 
-#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! side, and a client that stops reading never slows the daemon: its lines are skipped and it is
 //! told how many once it reads again.
 
-#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};

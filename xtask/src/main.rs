@@ -43,7 +43,8 @@ enum Cmd {
     ///
     /// The daemon replaces this process, so Ctrl-C and other signals reach it directly.
     Run(run::RunArgs),
-    /// Check formatting (rustfmt) and lints (clippy, warnings denied) across the workspace.
+    /// Check formatting (rustfmt) and lints (clippy, warnings denied) across the workspace, the
+    /// kernel programs included (clippy for bpfel-unknown-none on the nightly).
     Lint,
     /// Run the full suite: setup, lint, unit tests, release build, integration tests (as root).
     ///

@@ -190,7 +190,7 @@ fn read_full(inner: &mut impl Read, buf: &mut [u8]) -> Result<bool, CaptureError
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 

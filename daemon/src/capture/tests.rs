@@ -1,7 +1,7 @@
 //! Recorder → files → replay, end to end without a kernel: what the live pipeline printed must
 //! come back byte for byte, across a rotation and a policy reload, and every file must replay on
 //! its own.
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::{sync::Arc, time::Duration};
 

@@ -78,7 +78,7 @@ pub(super) fn kube_names(map: &HashMap<String, String>, path_pod_uid: Option<&st
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 

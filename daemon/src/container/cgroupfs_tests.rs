@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use super::*;
 use std::os::unix::fs::MetadataExt;

@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::path::Path;
 use std::process::Command;

@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use crate::container::test_support::{copy_fixture, fixture_resolver, web_pod, POD_UID};
 use crate::container::{

@@ -55,7 +55,7 @@ fn read_capped(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, MetadataError> 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 

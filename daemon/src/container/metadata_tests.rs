@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use super::*;
 use crate::container::test_support::container;

@@ -92,7 +92,7 @@ pub struct ContainerMeta {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests fail loudly on bad fixtures")]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly on bad fixtures")]
 mod tests {
     use super::*;
 

@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use crate::container::test_support::{container, copy_fixture, fixture_resolver};
 use crate::container::{ContainerMeta, MetadataError, MetadataResolver, Runtime, RuntimeRoots};

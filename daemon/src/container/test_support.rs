@@ -1,5 +1,5 @@
 //! Shared by the resolver tests: fixtures and containers to resolve.
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! The deployment files agree with the code: the PrometheusRule equals the plain rules file, every
 //! metric an alert uses is exported, every rule family has an alert, and the policy shipped in
 //! the Kubernetes ConfigMap is valid.
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::collections::BTreeSet;
 

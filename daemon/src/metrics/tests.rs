@@ -1,6 +1,6 @@
 //! The pipeline's counters reach the exposition with bounded labels, loss metrics agree with the
 //! `loss` lines, and the HTTP answers are right (also over a real socket).
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::sync::Arc;
 

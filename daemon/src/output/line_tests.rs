@@ -1,6 +1,6 @@
 //! The hand-written line writer (`json_out`) must write exactly what `#[derive(Serialize)]`
 //! describes, for every field present and absent.
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::sync::Arc;
 

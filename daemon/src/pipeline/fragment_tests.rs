@@ -1,6 +1,6 @@
 //! The process and container objects are rendered once and reused by the lines that repeat them
 //! (`output::fragment`): reuse must never show stale facts or lose an escaped field.
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::sync::Arc;
 

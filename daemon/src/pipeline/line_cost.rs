@@ -7,7 +7,7 @@
 //!
 //! It asserts nothing about time. In the unit-test run (a debug build) it is one short round
 //! that checks the storm's path: every record becomes a well-formed line.
-#![allow(
+#![expect(
     clippy::unwrap_used,
     reason = "a measurement on fixed input; fails loudly"
 )]

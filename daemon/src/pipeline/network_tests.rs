@@ -1,6 +1,6 @@
 //! The network path of the pipeline without a kernel: judging per workload, names learned from
 //! DNS answers, and the enforcement requests a blocking workload produces.
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::{net::IpAddr, sync::Arc};
 

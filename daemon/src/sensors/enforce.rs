@@ -14,13 +14,7 @@ use aya::{
 use sealwatch_abi::{names, AllowKey, AllowRules, PortRule, PORT_RULES_MAX};
 use thiserror::Error;
 
-/// The four hooks, by program name.
-pub const HOOKS: [&str; 4] = [
-    names::PROG_CONNECT4,
-    names::PROG_CONNECT6,
-    names::PROG_SENDMSG4,
-    names::PROG_SENDMSG6,
-];
+use super::families::enforce::hooks;
 
 #[derive(Debug, Error)]
 pub enum EnforceError {
@@ -74,7 +68,7 @@ struct AllowKeyOwned {
 impl Enforcement {
     /// Loads the hooks (not attached yet) and takes their maps out of the object.
     pub fn load(ebpf: &mut Ebpf) -> Result<Enforcement, EnforceError> {
-        for name in HOOKS {
+        for name in hooks() {
             let program: &mut CgroupSockAddr = ebpf
                 .program_mut(name)
                 .ok_or_else(|| EnforceError::Unavailable(format!("the object has no {name}")))?
@@ -138,7 +132,7 @@ impl Enforcement {
             source,
         })?;
         let mut attached = Vec::new();
-        for name in HOOKS {
+        for name in hooks() {
             let result = ebpf
                 .program_mut(name)
                 .ok_or(aya::programs::ProgramError::NotLoaded)

@@ -1,91 +1,24 @@
-//! Loading the embedded kernel object, handing it this kernel's offsets, attaching every program.
+//! Loading the embedded kernel object, handing it this kernel's offsets, attaching every program
+//! of the sensor registry (`families`, walked by `attach`), taking the maps the daemon reads.
 //! Dropping [`Sensors`] detaches everything.
 use aya::{
     maps::{Array, MapData, PerCpuArray, RingBuf},
-    programs::{
-        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, ProgramError, TracePoint,
-    },
+    programs::ProgramError,
     Btf, BtfError, Ebpf, EbpfError, EbpfLoader,
 };
 use sealwatch_abi::{lane, names, Config, Settings, ABI_VERSION};
 use thiserror::Error;
 
 use super::{
+    attach,
     drain_window::{DrainWindows, WindowError},
     enforce::{AllowPrefix, EnforceError, Enforcement},
     offsets, preflight,
 };
 
 /// The kernel object built by `build.rs` (empty when built with `AYA_BUILD_SKIP=1`).
-static PROBES: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sealwatch-probes"));
-
-/// (program, tracepoint, sensor): the sensor name is what logs and metrics call it.
-const PROGRAMS: &[(&str, &str, &str)] = &[
-    ("sched_process_exec", "sched_process_exec", "process"),
-    ("sched_process_fork", "sched_process_fork", "process"),
-    ("sched_process_exit", "sched_process_exit", "process"),
-    ("cgroup_mkdir", "cgroup_mkdir", "container"),
-    ("cgroup_rmdir", "cgroup_rmdir", "container"),
-];
-
-/// Syscall tracepoints of the file sensor (program name = tracepoint name). Each is optional: a
-/// kernel without one (fchmodat2 is Linux 6.6+) loses only that syscall, and the daemon says so.
-const FILE_TRACEPOINTS: &[&str] = &[
-    "sys_exit_openat",
-    "sys_exit_openat2",
-    "sys_exit_open",
-    "sys_exit_creat",
-    "sys_enter_fchmod",
-    "sys_enter_fchown",
-    "sys_enter_ftruncate",
-    "sys_enter_unlinkat",
-    "sys_exit_unlinkat",
-    "sys_enter_unlink",
-    "sys_exit_unlink",
-    "sys_enter_rmdir",
-    "sys_exit_rmdir",
-    "sys_enter_renameat2",
-    "sys_exit_renameat2",
-    "sys_enter_renameat",
-    "sys_exit_renameat",
-    "sys_enter_rename",
-    "sys_exit_rename",
-    "sys_enter_fchmodat",
-    "sys_exit_fchmodat",
-    "sys_enter_fchmodat2",
-    "sys_exit_fchmodat2",
-    "sys_enter_chmod",
-    "sys_exit_chmod",
-    "sys_enter_fchownat",
-    "sys_exit_fchownat",
-    "sys_enter_chown",
-    "sys_exit_chown",
-    "sys_enter_lchown",
-    "sys_exit_lchown",
-    "sys_enter_truncate",
-    "sys_exit_truncate",
-];
-
-/// Syscall tracepoints of the network sensor (program name = tracepoint name), optional like the
-/// file sensor's.
-const NET_TRACEPOINTS: &[&str] = &[
-    "sys_enter_connect",
-    "sys_exit_connect",
-    "sys_enter_bind",
-    "sys_exit_bind",
-    "sys_exit_accept",
-    "sys_exit_accept4",
-    "sys_enter_listen",
-    "sys_exit_listen",
-    "sys_enter_sendto",
-    "sys_exit_sendto",
-    "sys_enter_sendmsg",
-    "sys_exit_sendmsg",
-    "sys_enter_recvfrom",
-    "sys_exit_recvfrom",
-    "sys_enter_recvmsg",
-    "sys_exit_recvmsg",
-];
+pub(crate) static PROBES: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sealwatch-probes"));
 
 /// A program that could not be attached; the sensor runs degraded.
 #[derive(Debug, Clone)]
@@ -114,6 +47,13 @@ pub enum SensorError {
         step: &'static str,
         #[source]
         source: Box<ProgramError>,
+    },
+    /// A required cgroup hook (none is today: see `families`).
+    #[error("sensor {sensor}: program {program} failed: {reason}")]
+    Hook {
+        sensor: &'static str,
+        program: &'static str,
+        reason: String,
     },
     #[error("the kernel object has no {0} (stale build?)")]
     Missing(&'static str),
@@ -174,76 +114,17 @@ impl Sensors {
             .map_max_entries(names::RING_BULK, options.ring_bulk_bytes)
             .load(PROBES)
             .map_err(Box::new)?;
-        for &(program, tracepoint, sensor) in PROGRAMS {
-            let fail = |step, source| SensorError::Program {
-                sensor,
-                program,
-                step,
-                source: Box::new(source),
-            };
-            let prog: &mut BtfTracePoint = ebpf
-                .program_mut(program)
-                .ok_or(SensorError::Missing(program))?
-                .try_into()
-                .map_err(|e| fail("load", e))?;
-            prog.load(tracepoint, &btf).map_err(|e| fail("load", e))?;
-            prog.attach().map_err(|e| fail("attach", e))?;
-            tracing::debug!(sensor, program, "attached");
-        }
+        attach::check_present(&ebpf)?;
+        let mut attach_failures = Vec::new();
+        attach::tp_btf(&mut ebpf, &btf, &mut attach_failures)?;
         // The BTF is done with: freed before the rings are mapped, so the two never add up.
         drop(loader);
         drop(btf);
         crate::memory::release_free_heap();
         preflight::ensure_tracefs()?;
-        let mut attach_failures = Vec::new();
-        let tracepoints = FILE_TRACEPOINTS
-            .iter()
-            .map(|p| ("file", *p))
-            .chain(NET_TRACEPOINTS.iter().map(|p| ("network", *p)));
-        for (sensor, program) in tracepoints {
-            let attached = (|| -> Result<(), ProgramError> {
-                let prog: &mut TracePoint = ebpf
-                    .program_mut(program)
-                    .ok_or(ProgramError::NotLoaded)?
-                    .try_into()?;
-                prog.load()?;
-                prog.attach("syscalls", program)?;
-                Ok(())
-            })();
-            if let Err(err) = attached {
-                tracing::warn!(
-                    sensor,
-                    program,
-                    error = %err,
-                    "syscall tracepoint not attached: this syscall is not watched"
-                );
-                attach_failures.push(AttachFailure {
-                    sensor,
-                    program,
-                    error: err.to_string(),
-                });
-            }
-        }
-        if let Err(err) = attach_dns_answers(&mut ebpf) {
-            tracing::warn!(%err, "DNS answers over UDP are not seen: name-based network allow entries match only TCP-resolved names");
-            attach_failures.push(AttachFailure {
-                sensor: "network",
-                program: "dns_answers",
-                error: err,
-            });
-        }
-        let enforcement = match Enforcement::load(&mut ebpf) {
-            Ok(enforcement) => Some(enforcement),
-            Err(err) => {
-                tracing::warn!(%err, "network `action: block` cannot be enforced; connections are still judged and reported");
-                attach_failures.push(AttachFailure {
-                    sensor: "enforce",
-                    program: "cgroup_sock_addr",
-                    error: err.to_string(),
-                });
-                None
-            }
-        };
+        attach::tracepoints(&mut ebpf, &mut attach_failures)?;
+        attach::root_cgroup_skb(&mut ebpf, &mut attach_failures)?;
+        let enforcement = attach::enforcement(&mut ebpf, &mut attach_failures)?;
         let mut rings = Vec::new();
         for (lane_id, name) in [
             (lane::CRITICAL, names::RING_CRITICAL),
@@ -382,29 +263,6 @@ impl Sensors {
         }
         totals
     }
-}
-
-/// The DNS-answer reader on the root of the cgroup v2 tree: it sees the datagrams of every
-/// container's sockets.
-fn attach_dns_answers(ebpf: &mut Ebpf) -> Result<(), String> {
-    let root = crate::container::cgroup2_mount().map_err(|e| e.to_string())?;
-    let cgroup =
-        std::fs::File::open(&root).map_err(|e| format!("opening {}: {e}", root.display()))?;
-    let program: &mut CgroupSkb = ebpf
-        .program_mut("dns_answers")
-        .ok_or("the object has no dns_answers program")?
-        .try_into()
-        .map_err(|e: ProgramError| e.to_string())?;
-    program.load().map_err(|e| e.to_string())?;
-    // Through a BPF link the kernel attaches as ALLOW_MULTI and refuses any flag (see enforce).
-    program
-        .attach(
-            &cgroup,
-            CgroupSkbAttachType::Ingress,
-            CgroupAttachMode::Single,
-        )
-        .map_err(|e| format!("attaching to {}: {e}", root.display()))?;
-    Ok(())
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones use memcg and ignore it.

@@ -232,7 +232,7 @@ fn syscall_arg_registers(r: &Resolver) -> Result<[u32; 3], OffsetError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 

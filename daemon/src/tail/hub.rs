@@ -125,7 +125,7 @@ impl crate::output::Tap for TailHub {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
     use crate::filter::FilterArgs;

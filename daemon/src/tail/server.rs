@@ -212,7 +212,7 @@ async fn read_filter(read: tokio::net::unix::OwnedReadHalf) -> Result<Filter, St
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use std::os::unix::fs::MetadataExt;
 

@@ -36,7 +36,9 @@ pub mod lane {
     pub const COUNT: u32 = 2;
 }
 
-/// Names of the maps and programs, shared so the loader cannot drift from the object.
+pub mod programs;
+
+/// Names of the maps, shared so the loader cannot drift from the object (programs: [`programs`]).
 pub mod names {
     pub const RING_CRITICAL: &str = "EVENTS_CRITICAL";
     pub const RING_BULK: &str = "EVENTS_BULK";
@@ -51,17 +53,12 @@ pub mod names {
     pub const BLOCK_WORKLOAD: &str = "BLOCK_WORKLOAD";
     /// (workload key, address prefix) → allowed port rules, for the connect/sendmsg hooks.
     pub const BLOCK_ALLOW: &str = "BLOCK_ALLOW";
-    /// The cgroup_sock_addr programs that enforce egress, attached per container cgroup.
-    pub const PROG_CONNECT4: &str = "block_connect4";
-    pub const PROG_CONNECT6: &str = "block_connect6";
-    pub const PROG_SENDMSG4: &str = "block_sendmsg4";
-    pub const PROG_SENDMSG6: &str = "block_sendmsg6";
 }
 
 /// `OVERLAYFS_SUPER_MAGIC` (linux/magic.h).
 pub const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;
 
-/// Common prefix of every record (64 bytes).
+/// Common prefix of every record (64 bytes: asserted below).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Header {
@@ -83,6 +80,9 @@ pub struct Header {
     pub pid_ns: u32,
     pub comm: [u8; 16],
 }
+
+// Userspace decodes every record's first 64 bytes as the header, whatever its kind.
+const _: () = assert!(core::mem::size_of::<Header>() == 64);
 
 /// Offset and length of a variable-length field inside a record's trailing data area.
 #[repr(C)]
@@ -172,6 +172,19 @@ pub const PATH_DEPTH_MAX: u32 = 64;
 /// not exceed 32 KiB, which rules out a larger area.)
 pub const EXEC_DATA_SIZE: usize = 16384 + 4096;
 pub const DATA_MASK: usize = 16384 - 1;
+
+// The invariants the comment above states, checked wherever the ABI compiles (probes and daemon).
+const _: () = {
+    // A mask needs a power of two.
+    assert!((DATA_MASK + 1).is_power_of_two());
+    // A masked offset plus the largest single write (a path, argv or the environment) stays inside.
+    assert!(EXEC_DATA_SIZE >= DATA_MASK + 1 + PATH_MAX);
+    assert!(PATH_MAX >= ARGS_MAX && PATH_MAX >= ENV_MAX && PATH_MAX >= NAME_MAX);
+    // exe, cwd, args, two names and the environment never pass the masked range.
+    assert!(2 * PATH_MAX + ARGS_MAX + 2 * NAME_MAX + ENV_MAX <= DATA_MASK + 1);
+    // `Blob` offsets and lengths are u16.
+    assert!(EXEC_DATA_SIZE <= u16::MAX as usize + 1);
+};
 
 /// Fixed part of an exec record (see [`ExecEvent`]).
 ///
@@ -282,6 +295,19 @@ pub struct FileEvent {
 }
 
 pub const FILE_FIXED_SIZE: usize = core::mem::size_of::<FileFixed>();
+
+/// A per-CPU map value may not exceed 32 KiB: exec and file records are built in one.
+const PERCPU_VALUE_MAX: usize = 32 * 1024;
+
+const _: () = {
+    assert!(core::mem::size_of::<ExecEvent>() <= PERCPU_VALUE_MAX);
+    assert!(core::mem::size_of::<FileEvent>() <= PERCPU_VALUE_MAX);
+    // Path walks write into either record's data area with the same masked offsets.
+    assert!(FILE_DATA_SIZE == EXEC_DATA_SIZE);
+    // No implicit padding between the fixed parts and their data areas.
+    assert!(core::mem::size_of::<ExecEvent>() == EXEC_FIXED_SIZE + EXEC_DATA_SIZE);
+    assert!(core::mem::size_of::<FileEvent>() == FILE_FIXED_SIZE + FILE_DATA_SIZE);
+};
 
 /// Return value of a syscall whose entry produced a record with `NEEDS_RESULT` (bulk lane, same
 /// thread, always after it in the ring).

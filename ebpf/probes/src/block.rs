@@ -8,7 +8,9 @@ use aya_ebpf::{
     maps::lpm_trie::Key,
     programs::SockAddrContext,
 };
-use sealwatch_abi::{AllowKey, IPPROTO_TCP, PORT_RULES_MAX, PORT_RULE_TCP, PORT_RULE_UDP};
+use sealwatch_abi::{
+    programs, AllowKey, IPPROTO_TCP, PORT_RULES_MAX, PORT_RULE_TCP, PORT_RULE_UDP,
+};
 
 use crate::maps::{BLOCKED_TASKS, BLOCK_ALLOW, BLOCK_WORKLOAD};
 
@@ -17,21 +19,25 @@ const DENY: i32 = 0;
 /// Prefix length of a full key: the 32-bit workload key plus a 128-bit address.
 const FULL_PREFIX: u32 = 32 + 128;
 
+abi_name!(block_connect4, programs::enforce::BLOCK_CONNECT4);
 #[cgroup_sock_addr(connect4)]
 pub fn block_connect4(ctx: SockAddrContext) -> i32 {
     decide(&ctx, false)
 }
 
+abi_name!(block_connect6, programs::enforce::BLOCK_CONNECT6);
 #[cgroup_sock_addr(connect6)]
 pub fn block_connect6(ctx: SockAddrContext) -> i32 {
     decide(&ctx, true)
 }
 
+abi_name!(block_sendmsg4, programs::enforce::BLOCK_SENDMSG4);
 #[cgroup_sock_addr(sendmsg4)]
 pub fn block_sendmsg4(ctx: SockAddrContext) -> i32 {
     decide(&ctx, false)
 }
 
+abi_name!(block_sendmsg6, programs::enforce::BLOCK_SENDMSG6);
 #[cgroup_sock_addr(sendmsg6)]
 pub fn block_sendmsg6(ctx: SockAddrContext) -> i32 {
     decide(&ctx, true)
@@ -50,7 +56,7 @@ fn enforced_ancestor() -> Option<u32> {
             break;
         }
         // SAFETY: the value is copied out at once.
-        if let Some(&workload) = unsafe { BLOCK_WORKLOAD.get(&id) } {
+        if let Some(&workload) = unsafe { BLOCK_WORKLOAD.get(id) } {
             return Some(workload);
         }
     }
@@ -62,7 +68,7 @@ fn decide(ctx: &SockAddrContext, v6: bool) -> i32 {
     // SAFETY: plain helper without arguments.
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
     // SAFETY: the value is copied out at once.
-    let workload = match unsafe { BLOCK_WORKLOAD.get(&cgroup) } {
+    let workload = match unsafe { BLOCK_WORKLOAD.get(cgroup) } {
         Some(&workload) => workload,
         // A cgroup below the container's (a container that makes its own sub-cgroups): the
         // hooks run there too, so the enforced ancestor decides.
@@ -121,6 +127,6 @@ fn decide(ctx: &SockAddrContext, v6: bool) -> i32 {
             }
         }
     }
-    let _ = BLOCKED_TASKS.insert(&bpf_get_current_pid_tgid(), &1, 0);
+    let _ = BLOCKED_TASKS.insert(bpf_get_current_pid_tgid(), 1, 0);
     DENY
 }

@@ -1,7 +1,7 @@
 //! cgroup creation and removal: a container's cgroup exists before its first process, so the
 //! daemon can register the container (and fetch its metadata) before anything runs in it.
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use sealwatch_abi::{kind, lane, CgroupEvent, CGROUP_PATH_MAX};
+use sealwatch_abi::{kind, lane, programs, CgroupEvent, CGROUP_PATH_MAX};
 
 use crate::{
     emit::{submit, WAKEUP},
@@ -9,12 +9,14 @@ use crate::{
     maps::config,
 };
 
+abi_name!(cgroup_mkdir, programs::container::CGROUP_MKDIR);
 #[btf_tracepoint(function = "cgroup_mkdir")]
 pub fn cgroup_mkdir(ctx: BtfTracePointContext) -> i32 {
     emit_cgroup(&ctx, kind::CGROUP_MKDIR);
     0
 }
 
+abi_name!(cgroup_rmdir, programs::container::CGROUP_RMDIR);
 #[btf_tracepoint(function = "cgroup_rmdir")]
 pub fn cgroup_rmdir(ctx: BtfTracePointContext) -> i32 {
     emit_cgroup(&ctx, kind::CGROUP_RMDIR);

@@ -8,7 +8,7 @@ use aya_ebpf::{
     macros::cgroup_skb,
     programs::SkBuffContext,
 };
-use sealwatch_abi::{kind, lane, DnsEvent, AF_INET, AF_INET6, DNS_MAX, IPPROTO_UDP};
+use sealwatch_abi::{kind, lane, programs, DnsEvent, AF_INET, AF_INET6, DNS_MAX, IPPROTO_UDP};
 
 use crate::emit::{submit, WAKEUP};
 
@@ -18,6 +18,7 @@ const DNS_PORT: u16 = 53;
 const UDP_HEADER: usize = 8;
 const IPV6_HEADER: usize = 40;
 
+abi_name!(dns_answers, programs::dns::DNS_ANSWERS);
 #[cgroup_skb(ingress)]
 pub fn dns_answers(ctx: SkBuffContext) -> i32 {
     let _ = try_dns_answers(&ctx);
@@ -27,10 +28,10 @@ pub fn dns_answers(ctx: SkBuffContext) -> i32 {
 #[inline(always)]
 fn try_dns_answers(ctx: &SkBuffContext) -> Result<(), i64> {
     // cgroup_skb data starts at the network header.
-    let first: u8 = ctx.load(0).map_err(i64::from)?;
+    let first: u8 = ctx.load(0)?;
     let (family, udp_off) = match first >> 4 {
         4 => {
-            let protocol: u8 = ctx.load(9).map_err(i64::from)?;
+            let protocol: u8 = ctx.load(9)?;
             if u16::from(protocol) != IPPROTO_UDP {
                 return Ok(());
             }
@@ -38,7 +39,7 @@ fn try_dns_answers(ctx: &SkBuffContext) -> Result<(), i64> {
         }
         6 => {
             // Extension headers are not followed: resolvers' answers do not carry them.
-            let next: u8 = ctx.load(6).map_err(i64::from)?;
+            let next: u8 = ctx.load(6)?;
             if u16::from(next) != IPPROTO_UDP {
                 return Ok(());
             }
@@ -46,7 +47,7 @@ fn try_dns_answers(ctx: &SkBuffContext) -> Result<(), i64> {
         }
         _ => return Ok(()),
     };
-    let sport: u16 = ctx.load(udp_off).map_err(i64::from)?;
+    let sport: u16 = ctx.load(udp_off)?;
     if u16::from_be(sport) != DNS_PORT {
         return Ok(());
     }
@@ -79,7 +80,7 @@ fn try_dns_answers(ctx: &SkBuffContext) -> Result<(), i64> {
             )
         };
         if ret != 0 {
-            return Err(i64::from(ret));
+            return Err(ret);
         }
         record.captured = n;
         Ok(())

@@ -16,7 +16,7 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use sealwatch_abi::{
-    file_flags, file_op, kind, lane, layer, Blob, FileFixed, SyscallResult, DATA_MASK,
+    file_flags, file_op, kind, lane, layer, programs, Blob, FileFixed, SyscallResult, DATA_MASK,
     FILE_FIXED_SIZE, NAME_MAX, PATH_MAX,
 };
 
@@ -116,6 +116,7 @@ fn opened_access(fd: u64) -> Result<u32, i64> {
     })
 }
 
+abi_name!(sys_exit_openat, programs::file::SYS_EXIT_OPENAT);
 #[tracepoint(category = "syscalls", name = "sys_exit_openat")]
 pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
     let args = OpenArgs::Registers {
@@ -126,6 +127,7 @@ pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
     0
 }
 
+abi_name!(sys_exit_open, programs::file::SYS_EXIT_OPEN);
 #[tracepoint(category = "syscalls", name = "sys_exit_open")]
 pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
     let args = OpenArgs::Registers {
@@ -136,6 +138,7 @@ pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
     0
 }
 
+abi_name!(sys_exit_creat, programs::file::SYS_EXIT_CREAT);
 #[tracepoint(category = "syscalls", name = "sys_exit_creat")]
 pub fn sys_exit_creat(ctx: TracePointContext) -> u32 {
     exit_open(
@@ -147,6 +150,7 @@ pub fn sys_exit_creat(ctx: TracePointContext) -> u32 {
     0
 }
 
+abi_name!(sys_exit_openat2, programs::file::SYS_EXIT_OPENAT2);
 #[tracepoint(category = "syscalls", name = "sys_exit_openat2")]
 pub fn sys_exit_openat2(ctx: TracePointContext) -> u32 {
     exit_open(
@@ -191,6 +195,7 @@ fn exit_open(ctx: &TracePointContext, args: OpenArgs) {
 
 // ---- descriptor operations: judged at entry -------------------------------------------------
 
+abi_name!(sys_enter_fchmod, programs::file::SYS_ENTER_FCHMOD);
 #[tracepoint(category = "syscalls", name = "sys_enter_fchmod")]
 pub fn sys_enter_fchmod(ctx: TracePointContext) -> u32 {
     if let (Ok(fd), Ok(mode)) = (ctx_arg::<u64>(&ctx, 0), ctx_arg::<u64>(&ctx, 1)) {
@@ -200,6 +205,7 @@ pub fn sys_enter_fchmod(ctx: TracePointContext) -> u32 {
     0
 }
 
+abi_name!(sys_enter_fchown, programs::file::SYS_ENTER_FCHOWN);
 #[tracepoint(category = "syscalls", name = "sys_enter_fchown")]
 pub fn sys_enter_fchown(ctx: TracePointContext) -> u32 {
     if let Ok(fd) = ctx_arg::<u64>(&ctx, 0) {
@@ -209,6 +215,7 @@ pub fn sys_enter_fchown(ctx: TracePointContext) -> u32 {
     0
 }
 
+abi_name!(sys_enter_ftruncate, programs::file::SYS_ENTER_FTRUNCATE);
 #[tracepoint(category = "syscalls", name = "sys_enter_ftruncate")]
 pub fn sys_enter_ftruncate(ctx: TracePointContext) -> u32 {
     if let Ok(fd) = ctx_arg::<u64>(&ctx, 0) {
@@ -326,7 +333,7 @@ fn fold_repeat(key: &FileRepeatKey) -> Option<u32> {
             sent_ns: now,
             folded: 0,
         };
-        let _ = FILE_REPEATS.insert(key, &fresh, 0);
+        let _ = FILE_REPEATS.insert(key, fresh, 0);
         return Some(0);
     };
     // SAFETY: a map value stays valid while the program runs; `folded` is only changed through
@@ -448,7 +455,7 @@ fn report_path_op(
     }
     fixed.header.flags = header_flags;
     let len = (FILE_FIXED_SIZE + off).min(core::mem::size_of::<sealwatch_abi::FileEvent>());
-    let _ = NEEDS_RESULT.insert(&pid_tgid, &1, 0);
+    let _ = NEEDS_RESULT.insert(pid_tgid, 1, 0);
     output_bytes(lane::BULK, paced_wakeup(lane::BULK), record, len);
     Ok(())
 }
@@ -476,10 +483,10 @@ fn read_user_str(data: *mut u8, off: usize, src: u64) -> usize {
 fn report_result(ctx: &TracePointContext) {
     let key = tid();
     // SAFETY: only presence matters.
-    if unsafe { NEEDS_RESULT.get(&key) }.is_none() {
+    if unsafe { NEEDS_RESULT.get(key) }.is_none() {
         return;
     }
-    let _ = NEEDS_RESULT.remove(&key);
+    let _ = NEEDS_RESULT.remove(key);
     let ret = ctx_ret(ctx);
     let task = current_task();
     submit::<SyscallResult>(lane::BULK, paced_wakeup(lane::BULK), |result| {
@@ -491,8 +498,9 @@ fn report_result(ctx: &TracePointContext) {
 
 /// Defines an entry program for a path syscall and the exit program that reports its result.
 macro_rules! path_syscall {
-    ($enter:ident, $exit:ident, $enter_tp:literal, $exit_tp:literal, $op:expr, $dirfd:expr,
-     $name:expr, $name2:expr, $mode:expr) => {
+    ($enter:ident = $enter_name:expr, $exit:ident = $exit_name:expr, $enter_tp:literal,
+     $exit_tp:literal, $op:expr, $dirfd:expr, $name:expr, $name2:expr, $mode:expr) => {
+        abi_name!($enter, $enter_name);
         #[tracepoint(category = "syscalls", name = $enter_tp)]
         pub fn $enter(ctx: TracePointContext) -> u32 {
             let mode: Option<usize> = $mode;
@@ -501,6 +509,7 @@ macro_rules! path_syscall {
             0
         }
 
+        abi_name!($exit, $exit_name);
         #[tracepoint(category = "syscalls", name = $exit_tp)]
         pub fn $exit(ctx: TracePointContext) -> u32 {
             report_result(&ctx);
@@ -510,8 +519,8 @@ macro_rules! path_syscall {
 }
 
 path_syscall!(
-    sys_enter_unlinkat,
-    sys_exit_unlinkat,
+    sys_enter_unlinkat = programs::file::SYS_ENTER_UNLINKAT,
+    sys_exit_unlinkat = programs::file::SYS_EXIT_UNLINKAT,
     "sys_enter_unlinkat",
     "sys_exit_unlinkat",
     file_op::UNLINK,
@@ -521,8 +530,8 @@ path_syscall!(
     None
 );
 path_syscall!(
-    sys_enter_unlink,
-    sys_exit_unlink,
+    sys_enter_unlink = programs::file::SYS_ENTER_UNLINK,
+    sys_exit_unlink = programs::file::SYS_EXIT_UNLINK,
     "sys_enter_unlink",
     "sys_exit_unlink",
     file_op::UNLINK,
@@ -532,8 +541,8 @@ path_syscall!(
     None
 );
 path_syscall!(
-    sys_enter_rmdir,
-    sys_exit_rmdir,
+    sys_enter_rmdir = programs::file::SYS_ENTER_RMDIR,
+    sys_exit_rmdir = programs::file::SYS_EXIT_RMDIR,
     "sys_enter_rmdir",
     "sys_exit_rmdir",
     file_op::UNLINK,
@@ -543,8 +552,8 @@ path_syscall!(
     None
 );
 path_syscall!(
-    sys_enter_renameat2,
-    sys_exit_renameat2,
+    sys_enter_renameat2 = programs::file::SYS_ENTER_RENAMEAT2,
+    sys_exit_renameat2 = programs::file::SYS_EXIT_RENAMEAT2,
     "sys_enter_renameat2",
     "sys_exit_renameat2",
     file_op::RENAME,
@@ -554,8 +563,8 @@ path_syscall!(
     None
 );
 path_syscall!(
-    sys_enter_renameat,
-    sys_exit_renameat,
+    sys_enter_renameat = programs::file::SYS_ENTER_RENAMEAT,
+    sys_exit_renameat = programs::file::SYS_EXIT_RENAMEAT,
     "sys_enter_renameat",
     "sys_exit_renameat",
     file_op::RENAME,
@@ -565,8 +574,8 @@ path_syscall!(
     None
 );
 path_syscall!(
-    sys_enter_rename,
-    sys_exit_rename,
+    sys_enter_rename = programs::file::SYS_ENTER_RENAME,
+    sys_exit_rename = programs::file::SYS_EXIT_RENAME,
     "sys_enter_rename",
     "sys_exit_rename",
     file_op::RENAME,
@@ -576,8 +585,8 @@ path_syscall!(
     None
 );
 path_syscall!(
-    sys_enter_fchmodat,
-    sys_exit_fchmodat,
+    sys_enter_fchmodat = programs::file::SYS_ENTER_FCHMODAT,
+    sys_exit_fchmodat = programs::file::SYS_EXIT_FCHMODAT,
     "sys_enter_fchmodat",
     "sys_exit_fchmodat",
     file_op::CHMOD,
@@ -587,8 +596,8 @@ path_syscall!(
     Some(2)
 );
 path_syscall!(
-    sys_enter_fchmodat2,
-    sys_exit_fchmodat2,
+    sys_enter_fchmodat2 = programs::file::SYS_ENTER_FCHMODAT2,
+    sys_exit_fchmodat2 = programs::file::SYS_EXIT_FCHMODAT2,
     "sys_enter_fchmodat2",
     "sys_exit_fchmodat2",
     file_op::CHMOD,
@@ -598,8 +607,8 @@ path_syscall!(
     Some(2)
 );
 path_syscall!(
-    sys_enter_chmod,
-    sys_exit_chmod,
+    sys_enter_chmod = programs::file::SYS_ENTER_CHMOD,
+    sys_exit_chmod = programs::file::SYS_EXIT_CHMOD,
     "sys_enter_chmod",
     "sys_exit_chmod",
     file_op::CHMOD,
@@ -609,8 +618,8 @@ path_syscall!(
     Some(1)
 );
 path_syscall!(
-    sys_enter_fchownat,
-    sys_exit_fchownat,
+    sys_enter_fchownat = programs::file::SYS_ENTER_FCHOWNAT,
+    sys_exit_fchownat = programs::file::SYS_EXIT_FCHOWNAT,
     "sys_enter_fchownat",
     "sys_exit_fchownat",
     file_op::CHOWN,
@@ -620,8 +629,8 @@ path_syscall!(
     None
 );
 path_syscall!(
-    sys_enter_chown,
-    sys_exit_chown,
+    sys_enter_chown = programs::file::SYS_ENTER_CHOWN,
+    sys_exit_chown = programs::file::SYS_EXIT_CHOWN,
     "sys_enter_chown",
     "sys_exit_chown",
     file_op::CHOWN,
@@ -631,8 +640,8 @@ path_syscall!(
     None
 );
 path_syscall!(
-    sys_enter_lchown,
-    sys_exit_lchown,
+    sys_enter_lchown = programs::file::SYS_ENTER_LCHOWN,
+    sys_exit_lchown = programs::file::SYS_EXIT_LCHOWN,
     "sys_enter_lchown",
     "sys_exit_lchown",
     file_op::CHOWN,
@@ -642,8 +651,8 @@ path_syscall!(
     None
 );
 path_syscall!(
-    sys_enter_truncate,
-    sys_exit_truncate,
+    sys_enter_truncate = programs::file::SYS_ENTER_TRUNCATE,
+    sys_exit_truncate = programs::file::SYS_EXIT_TRUNCATE,
     "sys_enter_truncate",
     "sys_exit_truncate",
     file_op::TRUNCATE,

@@ -8,8 +8,25 @@
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
 #![cfg_attr(
     target_arch = "bpf",
-    allow(internal_features, reason = "atomic_xadd, see above")
+    expect(internal_features, reason = "atomic_xadd, see above")
 )]
+
+/// Ties a program to its name in `sealwatch_abi::programs`: the aya macros name a program after
+/// its function, and the daemon finds it by that constant, so the two must be equal. Checked at
+/// compile time, next to each program.
+#[cfg(target_arch = "bpf")]
+macro_rules! abi_name {
+    ($function:ident, $name:expr) => {
+        const _: () = assert!(
+            sealwatch_abi::programs::same_name(stringify!($function), $name),
+            concat!(
+                "program `",
+                stringify!($function),
+                "` is not named as in sealwatch_abi::programs"
+            )
+        );
+    };
+}
 
 #[cfg(target_arch = "bpf")]
 mod block;
@@ -37,8 +54,10 @@ mod syscall;
 #[cfg(target_arch = "bpf")]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
-    // SAFETY: the verifier rejects any program in which a panic path is reachable.
-    unsafe { core::hint::unreachable_unchecked() }
+    // An endless loop, not `unreachable_unchecked`: if a panic path were reachable, that would be
+    // undefined behaviour the optimiser may turn into anything (falling into the next function);
+    // a loop the verifier sees as unbounded instead makes it reject the program at load time.
+    loop {}
 }
 
 /// The kernel programs only exist for the BPF target; a host build (e.g. `cargo check

@@ -10,8 +10,8 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use sealwatch_abi::{
-    kind, lane, net_flags, net_op, DnsEvent, NetEvent, AF_INET, AF_INET6, DNS_MAX, IPPROTO_TCP,
-    IPPROTO_UDP,
+    kind, lane, net_flags, net_op, programs, DnsEvent, NetEvent, AF_INET, AF_INET6, DNS_MAX,
+    IPPROTO_TCP, IPPROTO_UDP,
 };
 
 use crate::{
@@ -108,41 +108,45 @@ fn container_task() -> Option<(u64, Ptr)> {
 #[inline(always)]
 fn take_blocked(pid_tgid: u64, ret: i64) -> bool {
     // SAFETY: only presence is checked.
-    if unsafe { BLOCKED_TASKS.get(&pid_tgid) }.is_none() {
+    if unsafe { BLOCKED_TASKS.get(pid_tgid) }.is_none() {
         return false;
     }
-    let _ = BLOCKED_TASKS.remove(&pid_tgid);
+    let _ = BLOCKED_TASKS.remove(pid_tgid);
     ret == -EPERM
 }
 
 #[inline(always)]
 fn take_stash(pid_tgid: u64) -> Option<NetStash> {
     // SAFETY: the value is copied out before the entry is removed.
-    let stash = unsafe { NET_STASH.get(&pid_tgid) }.copied()?;
-    let _ = NET_STASH.remove(&pid_tgid);
+    let stash = unsafe { NET_STASH.get(pid_tgid) }.copied()?;
+    let _ = NET_STASH.remove(pid_tgid);
     Some(stash)
 }
 
 // ---- connect -------------------------------------------------------------------------------
 
+abi_name!(sys_enter_connect, programs::net::SYS_ENTER_CONNECT);
 #[tracepoint(category = "syscalls", name = "sys_enter_connect")]
 pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
     let _ = enter_with_addr(&ctx, net_op::CONNECT);
     0
 }
 
+abi_name!(sys_exit_connect, programs::net::SYS_EXIT_CONNECT);
 #[tracepoint(category = "syscalls", name = "sys_exit_connect")]
 pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
     let _ = exit_with_addr(&ctx);
     0
 }
 
+abi_name!(sys_enter_bind, programs::net::SYS_ENTER_BIND);
 #[tracepoint(category = "syscalls", name = "sys_enter_bind")]
 pub fn sys_enter_bind(ctx: TracePointContext) -> u32 {
     let _ = enter_with_addr(&ctx, net_op::BIND);
     0
 }
 
+abi_name!(sys_exit_bind, programs::net::SYS_EXIT_BIND);
 #[tracepoint(category = "syscalls", name = "sys_exit_bind")]
 pub fn sys_exit_bind(ctx: TracePointContext) -> u32 {
     let _ = exit_with_addr(&ctx);
@@ -171,7 +175,7 @@ fn enter_with_addr(ctx: &TracePointContext, op: u32) -> Result<(), i64> {
         addr,
         ptr: 0,
     };
-    let _ = NET_STASH.insert(&pid_tgid, &stash, 0);
+    let _ = NET_STASH.insert(pid_tgid, stash, 0);
     Ok(())
 }
 
@@ -207,10 +211,10 @@ fn exit_with_addr(ctx: &TracePointContext) -> Result<(), i64> {
             _pad: [0; 6],
         };
         // SAFETY: only presence is checked.
-        if unsafe { UDP_PEERS.get(&peer) }.is_some() {
+        if unsafe { UDP_PEERS.get(peer) }.is_some() {
             return Ok(());
         }
-        let _ = UDP_PEERS.insert(&peer, &1, 0);
+        let _ = UDP_PEERS.insert(peer, 1, 0);
     }
     report(task, &stash, ret, blocked, sk);
     Ok(())
@@ -238,12 +242,14 @@ fn report(task: Ptr, stash: &NetStash, ret: i64, blocked: bool, sk: Ptr) {
 
 // ---- accept, listen ------------------------------------------------------------------------
 
+abi_name!(sys_exit_accept, programs::net::SYS_EXIT_ACCEPT);
 #[tracepoint(category = "syscalls", name = "sys_exit_accept")]
 pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
     let _ = exit_accept(&ctx);
     0
 }
 
+abi_name!(sys_exit_accept4, programs::net::SYS_EXIT_ACCEPT4);
 #[tracepoint(category = "syscalls", name = "sys_exit_accept4")]
 pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
     let _ = exit_accept(&ctx);
@@ -274,6 +280,7 @@ fn exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
+abi_name!(sys_enter_listen, programs::net::SYS_ENTER_LISTEN);
 #[tracepoint(category = "syscalls", name = "sys_enter_listen")]
 pub fn sys_enter_listen(ctx: TracePointContext) -> u32 {
     if let (Some((pid_tgid, _)), Ok(fd)) = (container_task(), ctx_arg::<u64>(&ctx, 0)) {
@@ -287,11 +294,12 @@ pub fn sys_enter_listen(ctx: TracePointContext) -> u32 {
             addr: [0; 16],
             ptr: 0,
         };
-        let _ = NET_STASH.insert(&pid_tgid, &stash, 0);
+        let _ = NET_STASH.insert(pid_tgid, stash, 0);
     }
     0
 }
 
+abi_name!(sys_exit_listen, programs::net::SYS_EXIT_LISTEN);
 #[tracepoint(category = "syscalls", name = "sys_exit_listen")]
 pub fn sys_exit_listen(ctx: TracePointContext) -> u32 {
     let _ = exit_listen(&ctx);
@@ -323,6 +331,7 @@ fn exit_listen(ctx: &TracePointContext) -> Result<(), i64> {
 
 // ---- UDP: the first datagram to each peer ----------------------------------------------------
 
+abi_name!(sys_enter_sendto, programs::net::SYS_ENTER_SENDTO);
 #[tracepoint(category = "syscalls", name = "sys_enter_sendto")]
 pub fn sys_enter_sendto(ctx: TracePointContext) -> u32 {
     // sendto(fd, buf, len, flags, addr, addrlen): without an address it is a connected send.
@@ -334,6 +343,7 @@ pub fn sys_enter_sendto(ctx: TracePointContext) -> u32 {
     0
 }
 
+abi_name!(sys_enter_sendmsg, programs::net::SYS_ENTER_SENDMSG);
 #[tracepoint(category = "syscalls", name = "sys_enter_sendmsg")]
 pub fn sys_enter_sendmsg(ctx: TracePointContext) -> u32 {
     // sendmsg(fd, msg, flags); struct msghdr starts with msg_name.
@@ -348,12 +358,14 @@ pub fn sys_enter_sendmsg(ctx: TracePointContext) -> u32 {
     0
 }
 
+abi_name!(sys_exit_sendto, programs::net::SYS_EXIT_SENDTO);
 #[tracepoint(category = "syscalls", name = "sys_exit_sendto")]
 pub fn sys_exit_sendto(ctx: TracePointContext) -> u32 {
     exit_send(&ctx);
     0
 }
 
+abi_name!(sys_exit_sendmsg, programs::net::SYS_EXIT_SENDMSG);
 #[tracepoint(category = "syscalls", name = "sys_exit_sendmsg")]
 pub fn sys_exit_sendmsg(ctx: TracePointContext) -> u32 {
     exit_send(&ctx);
@@ -377,7 +389,7 @@ fn enter_send(fd: u64, addr_ptr: u64) -> Result<(), i64> {
         _pad: [0; 6],
     };
     // SAFETY: only presence is checked.
-    if unsafe { UDP_PEERS.get(&peer) }.is_some() {
+    if unsafe { UDP_PEERS.get(peer) }.is_some() {
         return Ok(());
     }
     let stash = NetStash {
@@ -390,7 +402,7 @@ fn enter_send(fd: u64, addr_ptr: u64) -> Result<(), i64> {
         addr,
         ptr: sk as u64,
     };
-    let _ = NET_STASH.insert(&pid_tgid, &stash, 0);
+    let _ = NET_STASH.insert(pid_tgid, stash, 0);
     Ok(())
 }
 
@@ -410,13 +422,14 @@ fn exit_send(ctx: &TracePointContext) {
             port: stash.port,
             _pad: [0; 6],
         };
-        let _ = UDP_PEERS.insert(&peer, &1, 0);
+        let _ = UDP_PEERS.insert(peer, 1, 0);
     }
     report(current_task(), &stash, ret, blocked, stash.ptr as Ptr);
 }
 
 // ---- DNS answers -----------------------------------------------------------------------------
 
+abi_name!(sys_enter_recvfrom, programs::net::SYS_ENTER_RECVFROM);
 #[tracepoint(category = "syscalls", name = "sys_enter_recvfrom")]
 pub fn sys_enter_recvfrom(ctx: TracePointContext) -> u32 {
     // recvfrom(fd, buf, size, flags, addr, addrlen)
@@ -426,6 +439,7 @@ pub fn sys_enter_recvfrom(ctx: TracePointContext) -> u32 {
     0
 }
 
+abi_name!(sys_enter_recvmsg, programs::net::SYS_ENTER_RECVMSG);
 #[tracepoint(category = "syscalls", name = "sys_enter_recvmsg")]
 pub fn sys_enter_recvmsg(ctx: TracePointContext) -> u32 {
     // recvmsg(fd, msg, flags): the answer lands in msg->msg_iov[0].
@@ -443,12 +457,14 @@ pub fn sys_enter_recvmsg(ctx: TracePointContext) -> u32 {
     0
 }
 
+abi_name!(sys_exit_recvfrom, programs::net::SYS_EXIT_RECVFROM);
 #[tracepoint(category = "syscalls", name = "sys_exit_recvfrom")]
 pub fn sys_exit_recvfrom(ctx: TracePointContext) -> u32 {
     exit_recv(&ctx);
     0
 }
 
+abi_name!(sys_exit_recvmsg, programs::net::SYS_EXIT_RECVMSG);
 #[tracepoint(category = "syscalls", name = "sys_exit_recvmsg")]
 pub fn sys_exit_recvmsg(ctx: TracePointContext) -> u32 {
     exit_recv(&ctx);
@@ -482,7 +498,7 @@ fn enter_recv(fd: u64, buf: u64) -> Result<(), i64> {
         addr: [0; 16],
         ptr: buf,
     };
-    let _ = NET_STASH.insert(&pid_tgid, &stash, 0);
+    let _ = NET_STASH.insert(pid_tgid, stash, 0);
     Ok(())
 }
 
@@ -510,7 +526,7 @@ fn exit_recv(ctx: &TracePointContext) {
             gen::bpf_probe_read_user(record.data.as_mut_ptr().cast(), n, stash.ptr as *const _)
         };
         if copied != 0 {
-            return Err(i64::from(copied));
+            return Err(copied);
         }
         record.captured = n;
         Ok(())

@@ -6,8 +6,8 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use sealwatch_abi::{
-    exec_flags, kind, lane, layer, Blob, ExecEvent, ExitEvent, ForkEvent, ARGS_MAX, DATA_MASK,
-    EXEC_FIXED_SIZE, NAME_MAX,
+    exec_flags, kind, lane, layer, programs, Blob, ExecEvent, ExitEvent, ForkEvent, ARGS_MAX,
+    DATA_MASK, EXEC_FIXED_SIZE, NAME_MAX,
 };
 
 use crate::{
@@ -20,6 +20,7 @@ use crate::{
     maps::{config, SCRATCH},
 };
 
+abi_name!(sched_process_exec, programs::process::SCHED_PROCESS_EXEC);
 #[btf_tracepoint(function = "sched_process_exec")]
 pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
     let _ = try_sched_process_exec(&ctx);
@@ -200,6 +201,7 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
+abi_name!(sched_process_fork, programs::process::SCHED_PROCESS_FORK);
 #[btf_tracepoint(function = "sched_process_fork")]
 pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     let _ = try_sched_process_fork(&ctx);
@@ -227,6 +229,7 @@ fn try_sched_process_fork(ctx: &BtfTracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
+abi_name!(sched_process_exit, programs::process::SCHED_PROCESS_EXIT);
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
     let _ = try_sched_process_exit(&ctx);

@@ -180,7 +180,7 @@ pub fn parse_storm(stdout: &str) -> Result<Storm> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 

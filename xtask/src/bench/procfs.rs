@@ -146,7 +146,7 @@ fn parse_smaps(smaps: &str, exe: &str) -> Vec<(&'static str, u64)> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 

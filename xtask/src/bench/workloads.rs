@@ -250,7 +250,7 @@ pub fn select(only: &[String]) -> anyhow::Result<(Vec<&'static Workload>, bool)>
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 

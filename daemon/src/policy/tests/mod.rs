@@ -1,6 +1,6 @@
 //! Unit tests of the policy: parsing, errors with their exact location, exception matching.
 
-#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 mod errors;
 mod matching;

@@ -1,7 +1,7 @@
 //! Unit tests of the `network:` section: parsing, errors with their exact location, workload
 //! selection, flow and listen judgement, host names, the kernel allowlist.
 
-#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 mod errors;
 mod kernel;
