@@ -11,7 +11,6 @@
 //!   run, is `new-executable` and `drift-exec`;
 //! - nothing is absorbed silently: an identical violation held back in the repeat window is
 //!   reported when the window closes, with its count.
-#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 use std::time::Duration;
 

@@ -269,7 +269,7 @@ fn open_dir(dir: Option<&OwnedFd>, name: &[u8]) -> Result<OwnedFd, nix::errno::E
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;

@@ -1,7 +1,7 @@
 //! The driver with a scripted source that plays the live daemon's part (the recorder observes,
 //! a rotation takes the pipeline's snapshot, a reload goes in as a policy step), and the proof
 //! that replay goes through the same driver.
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::{cell::Cell, sync::Arc};
 
