@@ -28,6 +28,10 @@ pub enum Input {
     PathOrigins {
         container_id: String,
         origins: Vec<(Vec<u8>, PathOrigin)>,
+        /// The file each asked path names, where the text differs: resolved inside the
+        /// container's root (symlinks, `..`, `/proc/self/root`), as the kernel did.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        canonical: Vec<(Vec<u8>, Vec<u8>)>,
     },
     /// Time passes (boot-time ns) and loss counters as they stand (totals since start).
     Tick { ktime_ns: u64, drops: DropCounts },
@@ -56,6 +60,9 @@ pub enum Request {
         container_id: String,
         pid: u32,
         paths: Vec<Vec<u8>>,
+        /// Whether a symlink as the last component is followed (chmod, chown, truncate, an
+        /// open, a script) or is itself the file (unlink, rename, create).
+        follow_last: bool,
     },
     /// Change what the kernel enforces (network `action: block`). Not a lookup: nothing comes
     /// back, and replay ignores it like every request.

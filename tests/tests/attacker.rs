@@ -7,6 +7,9 @@
 //! Covered here (issue "An attacker inside a container cannot switch sealwatch off"):
 //! - a `chroot` to a directory that is not on overlayfs does not leave the container: writes to
 //!   image files and dropped programs run from there are judged like any other;
+//! - the file the kernel touched is judged, not the text of its path: a directory the container
+//!   made a symlink, `/proc/self/root/...`, `..` against the working directory, a symlink as
+//!   the last component of a chmod;
 //! - origins are never stale: a script that failed to run, then is written, made executable and
 //!   run, is `new-executable` and `drift-exec`;
 //! - nothing is absorbed silently: an identical violation held back in the repeat window is
@@ -153,6 +156,70 @@ fn podman_chroot_to_proc_is_still_the_container() -> Result<()> {
 #[test]
 fn docker_chroot_to_proc_is_still_the_container() -> Result<()> {
     chroot_to_proc_is_still_the_container(Runtime::Docker)
+}
+
+// ---- 2. the file, not the text of its path ----------------------------------------------
+
+/// Four spellings of image files, each removed or changed through a path that does not say
+/// `/etc/sw-image/...`: every one is the `image-file-modified` of the file it names, shown by
+/// that file's own path. The control is `each_change_of_an_image_file_is_one_violation` in
+/// `immutability.rs` (the plain spellings).
+#[test]
+fn other_spellings_of_an_image_file_are_the_same_file() -> Result<()> {
+    let (mut daemon, c) = daemon_and_container(Runtime::Podman)?;
+    let [through_link, through_proc, through_dots, chmod_target] = [
+        FIXTURE_FILES[0],
+        FIXTURE_FILES[1],
+        FIXTURE_FILES[2],
+        FIXTURE_FILES[3],
+    ];
+    let name = |path: &str| path.rsplit('/').next().unwrap_or(path).to_owned();
+    // A directory the container made a symlink to the image's directory.
+    sh(&c, "ln -s /etc/sw-image /tmp/e")?;
+    c.exec(&["rm", &format!("/tmp/e/{}", name(through_link))])?;
+    // The process's own root through /proc.
+    c.exec(&["rm", &format!("/proc/self/root{through_proc}")])?;
+    // `..` from the working directory.
+    sh(
+        &c,
+        &format!("cd /tmp && rm ../etc/sw-image/{}", name(through_dots)),
+    )?;
+    // chmod follows a symlink given as the last component.
+    sh(
+        &c,
+        &format!("ln -s {chmod_target} /tmp/l && chmod 600 /tmp/l"),
+    )?;
+    let state = sh(
+        &c,
+        &format!(
+            "for f in {through_link} {through_proc} {through_dots}; do test -e $f || echo gone; done; \
+             stat -c %a {chmod_target}"
+        ),
+    )?;
+    ensure!(
+        state.lines().collect::<Vec<_>>() == ["gone", "gone", "gone", "600"],
+        "the changes did not all happen: {state}"
+    );
+    for (path, op) in [
+        (through_link, "unlink"),
+        (through_proc, "unlink"),
+        (through_dots, "unlink"),
+        (chmod_target, "chmod"),
+    ] {
+        let ev = wait_violation(&mut daemon, &c, IMAGE_RULE, path, |ev| {
+            is_file(ev, path, op)
+        })?;
+        check_fields(
+            &ev,
+            &[
+                ("/container/id", json!(c.id)),
+                ("/file/layer", json!("lower")),
+                ("/violation/severity", json!("critical")),
+            ],
+        )?;
+    }
+    daemon.stop()?;
+    Ok(())
 }
 
 // ---- 3. origins are never stale -----------------------------------------------------------

@@ -94,6 +94,7 @@ impl Pipeline {
                 container_id: entry.info.id.clone(),
                 pid,
                 paths: Vec::new(),
+                follow_last: true,
             });
         }
     }

@@ -9,7 +9,6 @@ use super::{
 use crate::{
     detect::{
         immutability::{makes_executable, FileFacts, FileOrigin},
-        paths::resolve,
         Actor, ContainerFacts, Verdict,
     },
     event::{model::FileOp, FileRecord, Layer},
@@ -30,11 +29,13 @@ impl Pipeline {
     pub(super) fn file_done(&mut self, file: FileRecord, sink: &mut dyn LineSink) {
         let paths = match &file.path {
             Some(path) => vec![path.clone()],
+            // As the process wrote them: `..` after a symlink is not what `..` of the text says,
+            // so the resolver walks the text inside the container's root (see `file_named`).
             None => {
                 let base = file.base.clone().unwrap_or_else(|| b"/".to_vec());
-                let mut paths = vec![resolve(&base, &file.name)];
+                let mut paths = vec![join(&base, &file.name)];
                 if file.op == FileOp::Rename {
-                    paths.push(resolve(&base, &file.name2));
+                    paths.push(join(&base, &file.name2));
                 }
                 paths
             }
@@ -67,8 +68,10 @@ impl Pipeline {
                 .container(file.task.cgroup_id)
                 .map(ContainerFacts::of),
         };
-        for path in paths {
-            let origin = FileOrigin::of(file, || self.state.origin(file.task.cgroup_id, &path));
+        for asked in paths {
+            let origin = FileOrigin::of(file, || self.state.origin(file.task.cgroup_id, &asked));
+            // The verdict and the line are about the file the kernel touched, whatever the text.
+            let path = self.state.file_named(file.task.cgroup_id, &asked);
             let shown = String::from_utf8_lossy(&path).into_owned();
             let facts = FileFacts {
                 op: file.op,
@@ -160,4 +163,17 @@ impl Pipeline {
             None => self.emit_line(line, verdicts, false, 0, sink),
         }
     }
+}
+
+/// `name` made absolute against `base` (its directory), without touching `.` or `..`.
+fn join(base: &[u8], name: &[u8]) -> Vec<u8> {
+    if name.starts_with(b"/") {
+        return name.to_vec();
+    }
+    let mut joined = base.to_vec();
+    if !joined.ends_with(b"/") {
+        joined.push(b'/');
+    }
+    joined.extend_from_slice(name);
+    joined
 }

@@ -8,7 +8,7 @@ use foldhash::HashMap;
 
 use super::{Pipeline, Request};
 use crate::{
-    event::{ExecRecord, FileRecord, NetRecord},
+    event::{model::FileOp, ExecRecord, FileRecord, NetRecord},
     output::LineSink,
     state::{CgroupLookup, MetaState},
 };
@@ -59,6 +59,19 @@ impl Held {
                 ..
             } => paths.iter().map(Vec::as_slice).collect(),
             Waiting::File { .. } | Waiting::Net(_) => Vec::new(),
+        }
+    }
+
+    /// Whether the operation acts on the target of a symlink named as its last component: a
+    /// script is opened through it, as are chmod, chown (lchown is taken as chown: judging the
+    /// target can only add a verdict), truncate and opens; unlink, rename and create act on the
+    /// name itself.
+    pub fn follows_last(&self) -> bool {
+        match &self.what {
+            Waiting::File { file, .. } => {
+                !matches!(file.op, FileOp::Unlink | FileOp::Rename | FileOp::Create)
+            }
+            Waiting::Exec { .. } | Waiting::Net(_) => true,
         }
     }
 
@@ -190,6 +203,7 @@ impl Pipeline {
                         container_id: entry.info.id.clone(),
                         pid: held.pid(),
                         paths: missing,
+                        follow_last: held.follows_last(),
                     });
                 }
             }

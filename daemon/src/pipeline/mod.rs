@@ -205,8 +205,11 @@ impl Pipeline {
             Input::PathOrigins {
                 container_id,
                 origins,
+                canonical,
             } => {
-                self.state.origins.learn(container_id.clone(), origins);
+                self.state
+                    .origins
+                    .learn(container_id.clone(), origins, canonical);
                 self.release(sink, |_| false);
                 self.settle_origins(&container_id);
             }

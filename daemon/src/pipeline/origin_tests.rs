@@ -49,6 +49,7 @@ fn answer(origin: PathOrigin) -> Input {
     Input::PathOrigins {
         container_id: ID.into(),
         origins: vec![(SCRIPT.to_vec(), origin)],
+        canonical: Vec::new(),
     }
 }
 
@@ -75,4 +76,72 @@ fn a_path_is_asked_again_after_its_answer_was_used() {
     assert!(asked_for_script(&mut p), "the second run asks again");
     p.handle(answer(PathOrigin::Upper), &mut lines);
     assert_eq!(drift(&lines), 1, "the written script is drift");
+}
+
+/// `rm /tmp/e/passwd` where the container made `/tmp/e` a symlink to `/etc`: the resolver walks
+/// the text inside the container's root and answers with the file it names; the verdict and the
+/// line are about that file.
+#[test]
+fn a_path_through_a_container_symlink_is_judged_as_the_file_it_names() {
+    use crate::event::{model::FileOp, FileRecord, Layer};
+    let mut p = Pipeline::new(
+        PipelineConfig::for_tests(),
+        Arc::new(Policy::embedded_default()),
+    );
+    let mut lines: Vec<EventLine> = Vec::new();
+    p.with_podman_container(CGROUP, ID, "web", "localhost/app:1", &mut lines);
+    let asked = b"/tmp/e/passwd".to_vec();
+    p.handle(
+        Input::Kernel(KernelEvent::File(FileRecord {
+            task: task_100(1_000, CGROUP, b"rm"),
+            op: FileOp::Unlink,
+            layer: Layer::Unknown,
+            open_flags: 0,
+            mode: 0,
+            ino: 0,
+            dev: 0,
+            path: None,
+            base: Some(b"/".to_vec()),
+            name: asked.clone(),
+            name2: Vec::new(),
+            needs_result: false,
+            path_truncated: false,
+            host_task: false,
+            deleted: false,
+            repeats: 0,
+        })),
+        &mut lines,
+    );
+    let follows = p.take_requests().into_iter().find_map(|r| match r {
+        Request::PathOrigins {
+            paths, follow_last, ..
+        } if paths.contains(&asked) => Some(follow_last),
+        _ => None,
+    });
+    assert_eq!(follows, Some(false), "unlink acts on the name itself");
+    p.handle(
+        Input::PathOrigins {
+            container_id: ID.into(),
+            origins: vec![(asked.clone(), PathOrigin::Image)],
+            canonical: vec![(asked, b"/etc/passwd".to_vec())],
+        },
+        &mut lines,
+    );
+    p.handle(
+        Input::Tick {
+            ktime_ns: 1_000_000_000,
+            drops: Default::default(),
+        },
+        &mut lines,
+    );
+    let hit = lines
+        .iter()
+        .find(|l| {
+            l.violation
+                .as_ref()
+                .is_some_and(|v| v.rule == "image-file-modified")
+        })
+        .expect("the unlink of an image file is a violation");
+    let path = &hit.file.as_ref().expect("a file line").path;
+    assert_eq!(path.as_str(), "/etc/passwd");
 }

@@ -47,16 +47,13 @@ impl Pipeline {
                 .into_iter()
                 .map(|(container_id, meta)| Input::Metadata { container_id, meta }),
         );
-        inputs.extend(
-            self.state
-                .origins
-                .sorted()
-                .into_iter()
-                .map(|(container_id, origins)| Input::PathOrigins {
-                    container_id,
-                    origins,
-                }),
-        );
+        inputs.extend(self.state.origins.sorted().into_iter().map(
+            |(container_id, origins, canonical)| Input::PathOrigins {
+                container_id,
+                origins,
+                canonical,
+            },
+        ));
         // Loss totals so far: the next tick reports only what is new, as it did live. Time 0
         // sweeps and releases nothing.
         if self.last_drops != DropCounts::default() {

@@ -13,10 +13,11 @@ use crate::{
     container::{
         find_cgroup_by_id,
         image_path::{parse_rootfs, PathOrigin, RootfsLayers},
-        in_root::{Last, ProcessView},
+        in_root::{InRootError, Last, ProcessView},
         MetadataError, MetadataResolver,
     },
     input::{Input, Request},
+    state::origins::{Canonical, Origins},
 };
 
 /// Pause between attempts while a runtime has not written a container's state yet.
@@ -90,16 +91,22 @@ impl Resolver {
                     container_id,
                     pid,
                     paths,
+                    follow_last,
                 } => {
                     let layers = self.layers.clone();
                     tokio::task::spawn_blocking(move || {
-                        let paths: Vec<(Vec<u8>, Last)> =
-                            paths.into_iter().map(|p| (p, Last::NoFollow)).collect();
-                        let origins = path_origins(&layers, &container_id, pid, &paths);
+                        let last = if follow_last {
+                            Last::Follow
+                        } else {
+                            Last::NoFollow
+                        };
+                        let (origins, canonical) =
+                            path_origins(&layers, &container_id, pid, &paths, last);
                         tracing::debug!(container = %container_id, pid, ?origins, "path origins");
                         let _ = tx.blocking_send(vec![Input::PathOrigins {
                             container_id,
                             origins,
+                            canonical,
                         }]);
                     });
                 }
@@ -125,36 +132,68 @@ fn path_origins(
     cache: &LayerCache,
     container_id: &str,
     pid: u32,
-    paths: &[(Vec<u8>, Last)],
-) -> Vec<(Vec<u8>, PathOrigin)> {
+    paths: &[Vec<u8>],
+    last: Last,
+) -> (Origins, Canonical) {
     let layers = container_layers(cache, container_id, pid);
-    paths
-        .iter()
-        .map(|(path, last)| {
-            let origin = match &layers {
-                None => PathOrigin::Unknown,
-                Some((layers, known_pid)) => {
-                    // The process that named the path, or (gone) the one the layers came from.
-                    let canonical = [pid, *known_pid]
-                        .into_iter()
-                        .find_map(|pid| ProcessView { pid }.canonical(path, *last).ok());
-                    match canonical {
-                        Some(canonical) => layers.origin(&canonical),
-                        None => {
-                            tracing::debug!(
-                                container = container_id,
-                                pid,
-                                path = %String::from_utf8_lossy(path),
-                                "path not resolvable inside the container (its processes are gone)"
-                            );
-                            PathOrigin::Unknown
-                        }
-                    }
-                }
-            };
-            (path.clone(), origin)
-        })
-        .collect()
+    let mut origins = Vec::with_capacity(paths.len());
+    let mut canonical = Vec::new();
+    for path in paths {
+        let Some((layers, known_pid)) = &layers else {
+            origins.push((path.clone(), PathOrigin::Unknown));
+            continue;
+        };
+        let file = resolve_in_container(container_id, pid, *known_pid, path, last);
+        let origin = match &file {
+            Some(file) => layers.origin(file),
+            None => {
+                tracing::debug!(
+                    container = container_id,
+                    pid,
+                    path = %String::from_utf8_lossy(path),
+                    "path not resolvable inside the container (its processes are gone)"
+                );
+                PathOrigin::Unknown
+            }
+        };
+        if let Some(file) = file.filter(|file| file != path) {
+            canonical.push((path.clone(), file));
+        }
+        origins.push((path.clone(), origin));
+    }
+    (origins, canonical)
+}
+
+/// The file `path` names inside the container: resolved in the root of the process that named
+/// it, or, when that one is gone, of another process of the container (the one its layers were
+/// read from, else any) — unless the text names something of that process alone
+/// (`/proc/self/cwd`, `/proc/self/fd/N`), which another process cannot answer.
+fn resolve_in_container(
+    container_id: &str,
+    pid: u32,
+    known_pid: u32,
+    path: &[u8],
+    last: Last,
+) -> Option<Vec<u8>> {
+    match (ProcessView { pid }).canonical(path, last) {
+        Ok(file) => return Some(file),
+        Err(InRootError::Root(_)) if !names_process_state(path) => {}
+        Err(_) => return None,
+    }
+    std::iter::once(known_pid)
+        .chain(container_pids(container_id))
+        .filter(|other| *other != pid)
+        .find_map(|other| ProcessView { pid: other }.canonical(path, last).ok())
+}
+
+/// `/proc/<self|pid>/{cwd,fd}/...`: a path that only its own process can resolve.
+fn names_process_state(path: &[u8]) -> bool {
+    let Some(rest) = path.strip_prefix(b"/proc/") else {
+        return false;
+    };
+    let mut parts = rest.split(|b| *b == b'/').filter(|p| !p.is_empty());
+    parts.next();
+    matches!(parts.next(), Some(b"cwd" | b"fd"))
 }
 
 /// The container's layers and the pid they were read from, cached per container.

@@ -7,6 +7,7 @@ use super::{
 };
 use crate::{
     container::image_path::PathOrigin,
+    detect::paths::resolve,
     event::{ExecRecord, Task},
     net::names::NameCache,
     policy::WorkloadId,
@@ -104,6 +105,15 @@ impl NodeState {
             Some(entry) => self.origins.get(&entry.info.id, path),
             None => PathOrigin::Unknown,
         }
+    }
+
+    /// The file `path` names in the container of `cgroup_id`: as the resolver found it inside
+    /// the container's root (symlinks, `..`, `/proc/self/root` resolved as the kernel did),
+    /// else its text with `.` and `..` removed.
+    pub fn file_named(&self, cgroup_id: u64, path: &[u8]) -> Vec<u8> {
+        self.container(cgroup_id)
+            .and_then(|entry| self.origins.canonical(&entry.info.id, path))
+            .map_or_else(|| resolve(b"/", path), <[u8]>::to_vec)
     }
 
     /// A cgroup was removed: forgets it, and its container with its last cgroup (origins, DNS

@@ -14,6 +14,8 @@ const PATHS_PER_CONTAINER_MAX: usize = 16_384;
 
 /// Paths of one container with their origins.
 pub type Origins = Vec<(Vec<u8>, PathOrigin)>;
+/// Asked paths of one container with the file each names, where the text differs.
+pub type Canonical = Vec<(Vec<u8>, Vec<u8>)>;
 
 #[derive(Debug, Default)]
 pub struct PathOrigins {
@@ -21,11 +23,16 @@ pub struct PathOrigins {
     known: HashMap<String, HashMap<Vec<u8>, PathOrigin>>,
     /// (container, path) lookups already asked for; the empty path stands for "its layers".
     asked: HashSet<(String, Vec<u8>)>,
+    /// The file an asked path names inside the container, where its text differs.
+    canonical: HashMap<(String, Vec<u8>), Vec<u8>>,
 }
 
 impl PathOrigins {
     /// Takes in an answer of the resolver.
-    pub fn learn(&mut self, container_id: String, origins: Origins) {
+    pub fn learn(&mut self, container_id: String, origins: Origins, canonical: Canonical) {
+        for (path, file) in canonical {
+            self.canonical.insert((container_id.clone(), path), file);
+        }
         let known = self.known.entry(container_id).or_default();
         // Bounded: a container that touches very many paths starts a fresh cache.
         if known.len() > PATHS_PER_CONTAINER_MAX {
@@ -52,6 +59,13 @@ impl PathOrigins {
             .get(container_id)
             .into_iter()
             .flat_map(|known| known.keys().cloned())
+    }
+
+    /// The file `path` names in the container, when the answer said it differs from the text.
+    pub fn canonical(&self, container_id: &str, path: &[u8]) -> Option<&[u8]> {
+        self.canonical
+            .get(&(container_id.to_owned(), path.to_vec()))
+            .map(Vec::as_slice)
     }
 
     /// The origin of `path` in the container; `Unknown` when no answer says.
@@ -84,7 +98,9 @@ impl PathOrigins {
             keep
         });
         for path in dropped {
-            self.asked.remove(&(container_id.to_owned(), path));
+            let key = (container_id.to_owned(), path);
+            self.canonical.remove(&key);
+            self.asked.remove(&key);
         }
     }
 
@@ -92,17 +108,26 @@ impl PathOrigins {
     pub fn forget_container(&mut self, container_id: &str) {
         self.known.remove(container_id);
         self.asked.retain(|(c, _)| c != container_id);
+        self.canonical.retain(|(c, _), _| c != container_id);
     }
 
     /// Every answer, sorted by container and path (for snapshots).
-    pub fn sorted(&self) -> Vec<(String, Origins)> {
+    pub fn sorted(&self) -> Vec<(String, Origins, Canonical)> {
         let mut all: Vec<_> = self
             .known
             .iter()
             .map(|(container_id, known)| {
                 let mut origins: Vec<_> = known.iter().map(|(p, o)| (p.clone(), *o)).collect();
                 origins.sort();
-                (container_id.clone(), origins)
+                let mut canonical: Canonical = origins
+                    .iter()
+                    .filter_map(|(path, _)| {
+                        let file = self.canonical(container_id, path)?;
+                        Some((path.clone(), file.to_vec()))
+                    })
+                    .collect();
+                canonical.sort();
+                (container_id.clone(), origins, canonical)
             })
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
