@@ -68,6 +68,18 @@ fn wait_violation(
     )
 }
 
+/// An `image-file-modified` line of `c` about an image (lower-layer) file.
+fn check_image_violation(ev: &Value, c: &Container) -> Result<()> {
+    check_fields(
+        ev,
+        &[
+            ("/container/id", json!(c.id)),
+            ("/file/layer", json!("lower")),
+            ("/violation/severity", json!("critical")),
+        ],
+    )
+}
+
 fn is_file(ev: &Value, path: &str, op: &str) -> bool {
     ev["kind"] == "file" && ev["file"]["path"] == path && ev["file"]["op"] == op
 }
@@ -109,14 +121,7 @@ fn chroot_to_proc_is_still_the_container(rt: Runtime) -> Result<()> {
                 .as_str()
                 .is_some_and(|p| p.ends_with(chrooted_file))
     })?;
-    check_fields(
-        &ev,
-        &[
-            ("/container/id", json!(c.id)),
-            ("/file/layer", json!("lower")),
-            ("/violation/severity", json!("critical")),
-        ],
-    )?;
+    check_image_violation(&ev, &c)?;
 
     // A dropped binary run from inside the chroot.
     let copy = format!("/tmp/{}", unique_name("sw-attack-bb"));
@@ -209,14 +214,7 @@ fn other_spellings_of_an_image_file_are_the_same_file() -> Result<()> {
         let ev = wait_violation(&mut daemon, &c, IMAGE_RULE, path, |ev| {
             is_file(ev, path, op)
         })?;
-        check_fields(
-            &ev,
-            &[
-                ("/container/id", json!(c.id)),
-                ("/file/layer", json!("lower")),
-                ("/violation/severity", json!("critical")),
-            ],
-        )?;
+        check_image_violation(&ev, &c)?;
     }
     daemon.stop()?;
     Ok(())

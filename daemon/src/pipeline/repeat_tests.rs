@@ -6,20 +6,26 @@ use crate::policy::Policy;
 
 const SECOND: u64 = 1_000_000_000;
 
-#[test]
-fn kernel_folded_repeats_add_to_the_held_back_count() {
-    let mut p = Pipeline::new(
+fn pipeline() -> Pipeline {
+    Pipeline::new(
         PipelineConfig::for_tests(),
         Arc::new(Policy::embedded_default()),
-    );
-    let key = || {
-        (
-            "c1".to_owned(),
-            "image-file-modified",
-            "open_write",
-            b"/etc/group".to_vec(),
-        )
-    };
+    )
+}
+
+/// The repeat key of appends to /etc/group in container c1.
+fn key() -> super::repeats::RepeatKey {
+    (
+        "c1".to_owned(),
+        "image-file-modified",
+        "open_write",
+        b"/etc/group".to_vec(),
+    )
+}
+
+#[test]
+fn kernel_folded_repeats_add_to_the_held_back_count() {
+    let mut p = pipeline();
     // First record: prints, with what the kernel folded before it (nothing yet).
     assert_eq!(p.repeat_gate(key(), SECOND, 0), Some(0));
     // Within the window: held back, itself and the 7 the kernel folded into it.
@@ -40,18 +46,7 @@ fn kernel_folded_repeats_add_to_the_held_back_count() {
 
 #[test]
 fn a_held_back_violation_is_printed_when_its_window_closes() {
-    let mut p = Pipeline::new(
-        PipelineConfig::for_tests(),
-        Arc::new(Policy::embedded_default()),
-    );
-    let key = || {
-        (
-            "c1".to_owned(),
-            "image-file-modified",
-            "open_write",
-            b"/etc/group".to_vec(),
-        )
-    };
+    let mut p = pipeline();
     assert_eq!(p.repeat_gate(key(), SECOND, 0), Some(0));
     // Two held back (the second with one the kernel folded), each leaving its line.
     assert_eq!(p.repeat_gate(key(), 2 * SECOND, 0), None);

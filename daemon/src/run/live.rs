@@ -61,10 +61,11 @@ pub struct Signals {
 }
 
 /// What the live loop is made of; built by `run` once the programs are attached.
-pub struct LiveSource<'t> {
+pub struct LiveParts<'t> {
     pub rx: mpsc::Receiver<Vec<Input>>,
     pub sensors: Sensors,
     pub enforcer: Enforcer,
+    /// Dropped when stopping: lookups answered after that could no longer be used.
     pub resolver: Option<Resolver>,
     pub recorder: Option<Recorder>,
     pub writer: Fanout<'t>,
@@ -77,6 +78,11 @@ pub struct LiveSource<'t> {
     pub readers: Vec<JoinHandle<()>>,
     /// `sealwatch learn --duration`: stop after this long once ready.
     pub stop_after: Option<Duration>,
+}
+
+/// The live loop: its parts, and where it is in its life.
+pub struct LiveSource<'t> {
+    pub parts: LiveParts<'t>,
     phase: Phase,
     tick: Interval,
     policy_poll: Interval,
@@ -86,49 +92,18 @@ pub struct LiveSource<'t> {
     announced: bool,
 }
 
-/// The parts [`LiveSource::new`] needs, by name.
-pub struct LiveParts<'t> {
-    pub rx: mpsc::Receiver<Vec<Input>>,
-    pub sensors: Sensors,
-    pub enforcer: Enforcer,
-    pub resolver: Resolver,
-    pub recorder: Option<Recorder>,
-    pub writer: Fanout<'t>,
-    pub metrics: Arc<Metrics>,
-    pub decode_errors: Arc<AtomicU64>,
-    pub reloader: PolicyReloader,
-    pub net_env: NetEnvironment,
-    pub signals: Signals,
-    pub shutdown_tx: watch::Sender<bool>,
-    pub readers: Vec<JoinHandle<()>>,
-    pub stop_after: Option<Duration>,
-    /// Processes and cgroups that existed when the programs were attached.
-    pub snapshot: Vec<Input>,
-}
-
 impl<'t> LiveSource<'t> {
-    pub fn new(parts: LiveParts<'t>) -> Self {
+    /// `snapshot`: processes and cgroups that existed when the programs were attached, which the
+    /// pipeline sees first.
+    pub fn new(parts: LiveParts<'t>, snapshot: Vec<Input>) -> Self {
         let interval = |period| {
             let mut interval = tokio::time::interval(period);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             interval
         };
         LiveSource {
-            rx: parts.rx,
-            sensors: parts.sensors,
-            enforcer: parts.enforcer,
-            resolver: Some(parts.resolver),
-            recorder: parts.recorder,
-            writer: parts.writer,
-            metrics: parts.metrics,
-            decode_errors: parts.decode_errors,
-            reloader: parts.reloader,
-            net_env: parts.net_env,
-            signals: parts.signals,
-            shutdown_tx: parts.shutdown_tx,
-            readers: parts.readers,
-            stop_after: parts.stop_after,
-            phase: Phase::Start(parts.snapshot),
+            parts,
+            phase: Phase::Start(snapshot),
             tick: interval(TICK),
             policy_poll: interval(super::reload::POLL),
             // Armed when the daemon is ready (learning time starts then).
@@ -141,30 +116,34 @@ impl<'t> LiveSource<'t> {
     /// Waits for the next thing that happens while running.
     async fn running(&mut self) -> Step {
         tokio::select! {
-            () = &mut self.stop_timer, if self.stop_after.is_some() => {
+            () = &mut self.stop_timer, if self.parts.stop_after.is_some() => {
                 self.stop("learning time is up").await
             }
-            _ = self.signals.term.recv() => self.stop("SIGTERM").await,
-            _ = self.signals.int.recv() => self.stop("SIGINT").await,
-            _ = self.signals.hup.recv() => self.reload("SIGHUP"),
+            _ = self.parts.signals.term.recv() => self.stop("SIGTERM").await,
+            _ = self.parts.signals.int.recv() => self.stop("SIGINT").await,
+            _ = self.parts.signals.hup.recv() => self.reload("SIGHUP"),
             _ = self.policy_poll.tick() => {
-                if self.reloader.changed() {
+                if self.parts.reloader.changed() {
                     self.reload("policy file changed")
                 } else {
                     Step::Idle
                 }
             }
             _ = self.tick.tick() => {
-                self.enforcer.expire(&mut self.sensors, std::time::Instant::now());
+                self.parts.enforcer.expire(&mut self.parts.sensors, std::time::Instant::now());
                 self.ticked = true;
                 Step::Inputs(vec![self.tick_input()])
             }
-            Some(batch) = self.rx.recv() => Step::Inputs(batch),
+            Some(batch) = self.parts.rx.recv() => Step::Inputs(batch),
         }
     }
 
     fn reload(&mut self, trigger: &str) -> Step {
-        match self.reloader.reload(trigger, &self.net_env, &self.metrics) {
+        match self
+            .parts
+            .reloader
+            .reload(trigger, &self.parts.net_env, &self.parts.metrics)
+        {
             Some(policy) => Step::Policy(Arc::new(policy)),
             None => Step::Idle,
         }
@@ -173,12 +152,12 @@ impl<'t> LiveSource<'t> {
     /// Readers do a last drain and stop; lookups in flight get the grace period to answer.
     async fn stop(&mut self, why: &str) -> Step {
         tracing::info!("{why}: stopping");
-        self.metrics.set_ready(false);
-        let _ = self.shutdown_tx.send(true);
-        for reader in self.readers.drain(..) {
+        self.parts.metrics.set_ready(false);
+        let _ = self.parts.shutdown_tx.send(true);
+        for reader in self.parts.readers.drain(..) {
             let _ = reader.await;
         }
-        self.resolver = None;
+        self.parts.resolver = None;
         self.phase = Phase::Draining {
             deadline: Instant::now() + SHUTDOWN_GRACE,
         };
@@ -187,15 +166,16 @@ impl<'t> LiveSource<'t> {
 
     /// Time now, and the loss counters as they stand.
     fn tick_input(&self) -> Input {
-        let [kernel_critical, kernel_bulk] = self.sensors.kernel_drops();
+        let [kernel_critical, kernel_bulk] = self.parts.sensors.kernel_drops();
         Input::Tick {
             ktime_ns: now_boottime_ns(),
             drops: DropCounts {
                 kernel_critical,
                 kernel_bulk,
-                decode: self.decode_errors.load(Ordering::Relaxed),
+                decode: self.parts.decode_errors.load(Ordering::Relaxed),
                 // The capture is an output too: inputs it could not record count here.
-                output: self.writer.dropped() + self.recorder.as_ref().map_or(0, Recorder::lost),
+                output: self.parts.writer.dropped()
+                    + self.parts.recorder.as_ref().map_or(0, Recorder::lost),
             },
         }
     }
@@ -209,10 +189,10 @@ impl<'t> LiveSource<'t> {
             containers = pipeline.container_count(),
             "sealwatch ready: all programs attached, readers running"
         );
-        publish(&self.metrics, pipeline);
-        self.metrics.set_ready(true);
+        publish(&self.parts.metrics, pipeline);
+        self.parts.metrics.set_ready(true);
         crate::memory::release_free_heap();
-        if let Some(duration) = self.stop_after {
+        if let Some(duration) = self.parts.stop_after {
             tracing::info!(duration = %humantime::format_duration(duration), "learning network behaviour");
             self.stop_timer.as_mut().reset(Instant::now() + duration);
         }
@@ -227,7 +207,7 @@ impl Source for LiveSource<'_> {
             Phase::Start(snapshot) => Step::Inputs(snapshot),
             Phase::Running => self.running().await,
             Phase::Draining { deadline } => {
-                match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                match tokio::time::timeout_at(deadline, self.parts.rx.recv()).await {
                     Ok(Some(batch)) => {
                         self.phase = Phase::Draining { deadline };
                         Step::Inputs(batch)
@@ -247,17 +227,17 @@ impl Source for LiveSource<'_> {
     }
 
     fn sink(&mut self) -> &mut dyn LineSink {
-        &mut self.writer
+        &mut self.parts.writer
     }
 
     fn observe(&mut self, input: &Input) {
-        if let Some(recorder) = &mut self.recorder {
+        if let Some(recorder) = &mut self.parts.recorder {
             recorder.record(input);
         }
     }
 
     fn violations(&mut self, count: u64) {
-        if let Some(recorder) = &mut self.recorder {
+        if let Some(recorder) = &mut self.parts.recorder {
             recorder.violations(count);
         }
     }
@@ -265,13 +245,15 @@ impl Source for LiveSource<'_> {
     /// Enforcement to the kernel now, lookups to the resolver's blocking pool; nothing once
     /// stopping (the answers could no longer be used).
     fn route(&mut self, requests: Vec<Request>) {
-        let Some(resolver) = &self.resolver else {
+        let Some(resolver) = &self.parts.resolver else {
             return;
         };
         let mut lookups = Vec::new();
         for request in requests {
             match request {
-                Request::Enforce(enforce) => self.enforcer.apply(&mut self.sensors, enforce),
+                Request::Enforce(enforce) => {
+                    self.parts.enforcer.apply(&mut self.parts.sensors, enforce)
+                }
                 lookup => lookups.push(lookup),
             }
         }
@@ -281,13 +263,14 @@ impl Source for LiveSource<'_> {
     /// What a new policy changes outside the pipeline: the enforcer, the kernel's host-write
     /// reporting and the capture's record of the policy in force.
     fn policy_changed(&mut self, policy: &Arc<Policy>) {
-        self.enforcer
-            .policy_changed(&mut self.sensors, policy.clone());
+        self.parts
+            .enforcer
+            .policy_changed(&mut self.parts.sensors, policy.clone());
         let host_watch = policy.rule(RuleId::HostFileModified).enabled;
-        if let Err(err) = self.sensors.set_host_watch(host_watch) {
+        if let Err(err) = self.parts.sensors.set_host_watch(host_watch) {
             tracing::error!(%err, "could not apply host-file-modified to the file sensor");
         }
-        if let Some(recorder) = &mut self.recorder {
+        if let Some(recorder) = &mut self.parts.recorder {
             recorder.policy_changed(policy);
         }
     }
@@ -297,13 +280,13 @@ impl Source for LiveSource<'_> {
             self.announce(pipeline);
         }
         if std::mem::take(&mut self.ticked) {
-            self.writer.tick();
-            if let Some(recorder) = self.recorder.as_mut().filter(|r| r.wants_rotation()) {
+            self.parts.writer.tick();
+            if let Some(recorder) = self.parts.recorder.as_mut().filter(|r| r.wants_rotation()) {
                 recorder.rotate(pipeline.snapshot());
             }
-            publish(&self.metrics, pipeline);
+            publish(&self.parts.metrics, pipeline);
         }
-        self.writer.end_batch();
+        self.parts.writer.end_batch();
     }
 }
 

@@ -161,11 +161,11 @@ async fn run_async(
     if let Some(tap) = tap {
         writer = writer.with_tap(tap);
     }
-    let mut source = live::LiveSource::new(live::LiveParts {
+    let parts = live::LiveParts {
         rx,
         sensors,
         enforcer,
-        resolver,
+        resolver: Some(resolver),
         recorder,
         writer,
         metrics,
@@ -180,18 +180,18 @@ async fn run_async(
         shutdown_tx,
         readers,
         stop_after,
-        snapshot,
-    });
+    };
+    let mut source = live::LiveSource::new(parts, snapshot);
 
     let Ok(pipeline) = Driver::new(pipeline).run(&mut source).await;
     let stats = pipeline.map(|p| p.stats().clone()).unwrap_or_default();
-    if let Some(Err(err)) = source.recorder.take().map(Recorder::finish) {
+    if let Some(Err(err)) = source.parts.recorder.take().map(Recorder::finish) {
         let err = capture::describe(&err);
         tracing::error!(err, "capture: closing the last file failed");
     }
-    let live::LiveSource {
+    let live::LiveParts {
         sensors, writer, ..
-    } = source;
+    } = source.parts;
     // Programs detach first: the kernel stops paying for them even if stdout is slow to drain.
     drop(sensors);
     drop(tail_server);
