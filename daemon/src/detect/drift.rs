@@ -10,6 +10,9 @@ pub enum ExeLayer {
     Memfd,
     Deleted,
     Host,
+    /// On overlayfs, but the kernel could not tell the layer (its BTF lacks overlayfs's layout):
+    /// the pipeline looks the path up in the container's layers instead.
+    Unknown,
 }
 
 impl ExeLayer {
@@ -22,8 +25,10 @@ impl ExeLayer {
             ExeLayer::Deleted
         } else if origin.upper {
             ExeLayer::Upper
-        } else if origin.overlay {
+        } else if origin.lower {
             ExeLayer::Lower
+        } else if origin.overlay {
+            ExeLayer::Unknown
         } else {
             ExeLayer::Host
         }
@@ -36,6 +41,17 @@ impl ExeLayer {
             ExeLayer::Memfd => "memfd",
             ExeLayer::Deleted => "deleted",
             ExeLayer::Host => "host",
+            ExeLayer::Unknown => "unknown",
+        }
+    }
+
+    /// The layer of an executable the kernel could not place, from a look-up of its path.
+    pub fn looked_up(self, origin: PathOrigin) -> ExeLayer {
+        match (self, origin) {
+            (ExeLayer::Unknown, PathOrigin::Image) => ExeLayer::Lower,
+            (ExeLayer::Unknown, PathOrigin::Upper) => ExeLayer::Upper,
+            (ExeLayer::Unknown, PathOrigin::Volume) => ExeLayer::Host,
+            (layer, _) => layer,
         }
     }
 }
@@ -106,7 +122,7 @@ pub fn judge(exe: &str, layer: ExeLayer, script: Option<(&str, PathOrigin)>) -> 
         ExeLayer::Deleted => {
             return Some(format!("{exe} has no links left (deleted): it is not part of the image"))
         }
-        ExeLayer::Lower | ExeLayer::Host => {}
+        ExeLayer::Lower | ExeLayer::Host | ExeLayer::Unknown => {}
     }
     match script {
         Some((path, PathOrigin::Upper)) => Some(format!(

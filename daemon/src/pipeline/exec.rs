@@ -58,6 +58,9 @@ impl Pipeline {
             .state
             .container_cgroup(&exec)
             .unwrap_or(exec.task.cgroup_id);
+        // A kernel that cannot read overlayfs's layout leaves the layer to a path look-up.
+        let exe_lookup =
+            (!runtime_setup && ExeLayer::of(&exec) == ExeLayer::Unknown).then(|| exec.exe.clone());
         let held = Held {
             cgroup_id,
             ktime_ns: exec.task.ktime_ns,
@@ -65,6 +68,7 @@ impl Pipeline {
                 exec,
                 parent_exe,
                 script,
+                exe_lookup,
                 login: login.map(Box::new),
                 session_id,
             },
@@ -110,7 +114,8 @@ impl Pipeline {
         sink: &mut dyn LineSink,
     ) {
         let mut texts = TextFields::default();
-        let exe_layer = ExeLayer::of(&exec);
+        let exe_layer =
+            ExeLayer::of(&exec).looked_up(self.state.origin(exec.task.cgroup_id, &exec.exe));
         let process =
             render::process_json(&exec, parent_exe.as_deref(), exe_layer.as_str(), &mut texts);
         let cgroup_id = self

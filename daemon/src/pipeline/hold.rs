@@ -25,6 +25,8 @@ pub enum Waiting {
         parent_exe: Option<std::sync::Arc<[u8]>>,
         /// Script run through an interpreter, when there is one.
         script: Option<Vec<u8>>,
+        /// The executable's own path, when the kernel could not tell its layer.
+        exe_lookup: Option<Vec<u8>>,
         /// The login session this exec opens, decided at arrival.
         login: Option<Box<super::logins::SessionStart>>,
         /// The session the process belongs to.
@@ -52,7 +54,9 @@ impl Held {
     /// Paths whose origin the verdict needs.
     pub fn paths(&self) -> Vec<&[u8]> {
         match &self.what {
-            Waiting::Exec { script, .. } => script.iter().map(Vec::as_slice).collect(),
+            Waiting::Exec {
+                script, exe_lookup, ..
+            } => script.iter().chain(exe_lookup).map(Vec::as_slice).collect(),
             Waiting::File {
                 paths,
                 needs_origin: true,
@@ -267,6 +271,7 @@ impl Pipeline {
                 script,
                 login,
                 session_id,
+                ..
             } => self.emit_exec(exec, parent_exe, script, login, session_id, sink),
             Waiting::File { file, paths, .. } => self.emit_file(file, paths, sink),
             Waiting::Net(net) => self.emit_net(net, sink),

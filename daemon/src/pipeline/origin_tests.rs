@@ -145,3 +145,56 @@ fn a_path_through_a_container_symlink_is_judged_as_the_file_it_names() {
     let path = &hit.file.as_ref().expect("a file line").path;
     assert_eq!(path.as_str(), "/etc/passwd");
 }
+
+/// A kernel that cannot read overlayfs's layout sends an exec on overlayfs without its layer:
+/// the executable's path is looked up, and a copy written in the container is drift, not an
+/// image program.
+#[test]
+fn an_exec_the_kernel_could_not_place_is_looked_up() {
+    let mut p = Pipeline::new(
+        PipelineConfig::for_tests(),
+        Arc::new(Policy::embedded_default()),
+    );
+    let mut lines: Vec<EventLine> = Vec::new();
+    p.with_podman_container(CGROUP, ID, "web", "localhost/app:1", &mut lines);
+    let exe = b"/tmp/copy".to_vec();
+    p.handle(
+        Input::Kernel(KernelEvent::Exec(ExecRecord {
+            task: task_100(1_000, CGROUP, b"copy"),
+            ppid: 1,
+            exe: exe.clone(),
+            filename: exe.clone(),
+            interp: exe.clone(),
+            args: vec![exe.clone()],
+            cwd: b"/".to_vec(),
+            exe_origin: ExeOrigin {
+                overlay: true,
+                ..ExeOrigin::default()
+            },
+            ..ExecRecord::default()
+        })),
+        &mut lines,
+    );
+    let asked = p.take_requests().into_iter().any(|r| {
+        matches!(r, Request::PathOrigins { paths, follow_last: true, .. } if paths.contains(&exe))
+    });
+    assert!(asked, "the executable's layer is looked up");
+    assert!(
+        lines.iter().all(|l| l.kind != "exec"),
+        "the exec waits for it"
+    );
+    p.handle(
+        Input::PathOrigins {
+            container_id: ID.into(),
+            origins: vec![(exe, PathOrigin::Upper)],
+            canonical: Vec::new(),
+        },
+        &mut lines,
+    );
+    let drift = lines
+        .iter()
+        .find(|l| l.violation.as_ref().is_some_and(|v| v.rule == "drift-exec"))
+        .expect("a copy written in the container is drift");
+    let process = drift.process.as_ref().expect("an exec line");
+    assert_eq!(process.exe_layer, Some("upper"));
+}

@@ -98,7 +98,9 @@ impl Sensors {
         let config = Config {
             abi_version: ABI_VERSION,
             self_tgid: std::process::id(),
-            offsets: offsets::resolve(std::path::Path::new(offsets::VMLINUX_BTF))?,
+            offsets: overlay_checked(offsets::resolve(std::path::Path::new(
+                offsets::VMLINUX_BTF,
+            ))?),
             wakeup_pace_ns: options.wakeup_pace_ns,
         };
         // One parse of vmlinux BTF for relocations and tp_btf alike: `EbpfLoader::new()` parses
@@ -279,4 +281,12 @@ fn raise_memlock() {
             "could not raise RLIMIT_MEMLOCK; fine on Linux 5.11+ (BPF memory is charged to memcg)"
         );
     }
+}
+
+/// Says at start-up, once, what degrades when the kernel cannot read overlayfs's layout.
+fn overlay_checked(offsets: sealwatch_abi::KernelOffsets) -> sealwatch_abi::KernelOffsets {
+    if offsets.has_ovl == 0 {
+        tracing::warn!("{}", offsets::OVERLAY_DEGRADED);
+    }
+    offsets
 }

@@ -107,6 +107,28 @@ impl Resolver {
     }
 }
 
+/// overlayfs's module BTF, where overlay is built as a module.
+pub const OVERLAY_MODULE_BTF: &str = "/sys/kernel/btf/overlay";
+
+/// What the kernel cannot decide without overlayfs's layout, and what the daemon does instead:
+/// logged at start-up when neither vmlinux nor the overlay module's BTF describes it.
+pub const OVERLAY_DEGRADED: &str = "overlayfs's inode layout is in neither vmlinux BTF nor \
+    /sys/kernel/btf/overlay (an older kernel, or a module built without BTF): the kernel cannot \
+    tell a container's image files from its own. image-file-modified and new-executable on opens \
+    fall back to path look-ups in the container's layers (slower; a file renamed since is missed), \
+    and drift-exec cannot tell a copied binary from an image one (memfd and deleted binaries and \
+    scripts are still caught)";
+
+/// `ovl_inode` and `ovl_entry` member offsets, when `r`'s BTF has them.
+fn overlay_offsets(r: &Resolver) -> Option<(u32, u32, u32, u32)> {
+    Some((
+        r.offset("ovl_inode", "vfs_inode").ok()?,
+        r.offset("ovl_inode", "__upperdentry").ok()?,
+        r.offset("ovl_inode", "oe").ok()?,
+        r.offset("ovl_entry", "__numlower").ok()?,
+    ))
+}
+
 /// Resolves every offset the programs use from the BTF file at `path`.
 pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
     let btf = Btf::from_file(path).map_err(|err| OffsetError::NoBtf {
@@ -120,18 +142,13 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
     // The socket fields are read from a `struct sock *` (`sk->__sk_common.skc_*`).
     let skc = r.offset("sock", "__sk_common")?;
     let sessionid = r.offset("task_struct", "sessionid").ok();
-    // overlayfs built into the kernel with the 6.5+ layout (`oe` in `ovl_inode`): the kernel
-    // decides a file's layer itself. Otherwise file events carry their path and userspace
-    // decides from the image's lower directories.
-    let ovl = (|| -> Result<(u32, u32, u32, u32), OffsetError> {
-        Ok((
-            r.offset("ovl_inode", "vfs_inode")?,
-            r.offset("ovl_inode", "__upperdentry")?,
-            r.offset("ovl_inode", "oe")?,
-            r.offset("ovl_entry", "__numlower")?,
-        ))
-    })()
-    .ok();
+    // overlayfs with the 6.5+ layout (`oe` in `ovl_inode`): the kernel decides a file's layer
+    // itself. Built in, its types are in vmlinux BTF; built as a module, in the module's split
+    // BTF on top of it. Otherwise the daemon says what degrades (`overlay_degraded`).
+    let ovl = overlay_offsets(&r).or_else(|| {
+        let module = Btf::from_split_file(OVERLAY_MODULE_BTF, &r.btf).ok()?;
+        overlay_offsets(&Resolver { btf: module })
+    });
     let [regs_arg1, regs_arg2, regs_arg3] = syscall_arg_registers(&r)?;
     Ok(KernelOffsets {
         task_real_parent: r.offset("task_struct", "real_parent")?,
