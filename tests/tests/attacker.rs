@@ -124,7 +124,8 @@ fn chroot_to_proc_is_still_the_container(rt: Runtime) -> Result<()> {
     check_image_violation(&ev, &c)?;
 
     // A dropped binary run from inside the chroot.
-    let copy = format!("/tmp/{}", unique_name("sw-attack-bb"));
+    // busybox runs the applet named by argv[0], or by argv[1] when argv[0] starts with "busybox".
+    let copy = format!("/tmp/{}", unique_name("busybox-sw-attack"));
     c.exec(&["cp", BUSYBOX, &copy])?;
     let ran = c.exec(&[
         "chroot",
@@ -261,9 +262,9 @@ fn a_script_that_failed_to_run_is_judged_when_it_exists() -> Result<()> {
 
 // ---- 8. nothing is absorbed silently ------------------------------------------------------
 
-/// Two appends to one image file within the repeat window: the first is printed at once, the
-/// second is held back and reported when the window closes (`violation.repeats: 1`), without a
-/// third change to carry it.
+/// Two appends to one image file within the repeat window (1.5 s apart): the first is printed at
+/// once, the second is held back and reported when the window closes (`violation.repeats: 1`),
+/// without a third change to carry it.
 #[test]
 fn a_held_back_repeat_is_reported_when_the_window_closes() -> Result<()> {
     let (mut daemon, c) = daemon_and_container(Runtime::Podman)?;
@@ -277,6 +278,10 @@ fn a_held_back_repeat_is_reported_when_the_window_closes() -> Result<()> {
         first["violation"].get("repeats").is_none(),
         "the first append has no repeats: {first}"
     );
+    // The kernel itself folds identical changes within a second into its next record (and
+    // holds the count until one comes): the second append comes later than that, so its record
+    // reaches the daemon, which holds it back for its repeat window.
+    std::thread::sleep(Duration::from_millis(1500));
     sh(&c, &format!("echo {marker}-2 >> {path}"))?;
     ensure!(
         c.exec(&["cat", path])?.contains(&format!("{marker}-2")),
