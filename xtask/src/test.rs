@@ -59,7 +59,7 @@ pub fn test(args: &TestArgs) -> Result<()> {
     run_stages(stages, args.unit_only)
 }
 
-/// `cargo test -p sealwatch-tests --profile integration -- --test-threads=1 [FILTER]` (release
+/// `cargo test -p sealwatch-tests --profile integration --no-fail-fast -- --test-threads=1 [FILTER]` (release
 /// optimisations without LTO, see Cargo.toml), as root, told where the release daemon and the
 /// repo are.
 fn integration_tests(filter: Option<&str>) -> Result<()> {
@@ -73,6 +73,8 @@ fn integration_tests(filter: Option<&str>) -> Result<()> {
         "sealwatch-tests",
         "--profile",
         "integration",
+        // One failing test file must not hide how the others went.
+        "--no-fail-fast",
         "--",
         "--test-threads=1",
     ];
