@@ -23,9 +23,6 @@ use prometheus_client::{
 use super::namespaces::{NamespaceCap, NAMESPACE_CAP};
 use crate::pipeline::PipelineStats;
 
-/// The sensors of `sensors::loader` (its PROGRAMS table): their attach-failure series exist from
-/// the start, at 0.
-const SENSORS: &[&str] = &["process", "container", "file"];
 /// Kernel event kinds (`KernelEvent::name`) whose series exist from the start.
 const EVENT_KINDS: &[&str] = &["exec", "fork", "exit", "cgroup_mkdir", "cgroup_rmdir"];
 
@@ -230,7 +227,9 @@ impl Metrics {
         for lane in ["critical", "bulk"] {
             drop(m.kernel_drops.get_or_create(&LaneLabels { lane }));
         }
-        for sensor in SENSORS {
+        // Every sensor of the registry has its attach-failure series from the start, at 0.
+        for family in crate::sensors::families::FAMILIES {
+            let sensor = family.sensor;
             drop(m.attach_failures.get_or_create(&SensorLabels { sensor }));
         }
         for result in ["success", "error"] {

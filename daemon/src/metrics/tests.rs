@@ -152,6 +152,8 @@ fn pipeline_counters_reach_the_exposition() {
         "sealwatch_decode_drops_total",
         "sealwatch_output_drops_total",
         "sealwatch_program_attach_failures_total{sensor=\"process\"}",
+        "sealwatch_program_attach_failures_total{sensor=\"network\"}",
+        "sealwatch_program_attach_failures_total{sensor=\"enforce\"}",
         "sealwatch_policy_reloads_total{result=\"error\"}",
     ] {
         assert_eq!(sample(&text, series), Some(0.0), "{series} in\n{text}");
