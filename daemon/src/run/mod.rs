@@ -75,7 +75,11 @@ fn run_with(
     runtime.block_on(run_async(args, policy, stop_after, tap))
 }
 
-/// Sets the live daemon up around the one driver, runs it, and takes it down.
+/// Sets the live daemon up around the one driver, runs it, and takes it down. One straight
+/// sequence (longer than most functions here) because its order is the point: metrics served
+/// before the programs load, the recorder started before the first input, the snapshots taken
+/// after the programs attach, readers before the loop; and on the way down, programs detached
+/// before stdout drains.
 async fn run_async(
     args: RunArgs,
     policy: Arc<Policy>,
