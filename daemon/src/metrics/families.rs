@@ -102,6 +102,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Registers every family with its help text. One long table on purpose: each metric's
+    /// name, help and handle sit together, in the order `/metrics` prints them.
     pub fn new() -> Self {
         let mut m = Metrics {
             registry: Registry::with_prefix("sealwatch"),

@@ -129,7 +129,8 @@ fn overlay_offsets(r: &Resolver) -> Option<(u32, u32, u32, u32)> {
     ))
 }
 
-/// Resolves every offset the programs use from the BTF file at `path`.
+/// Resolves every offset the programs use from the BTF file at `path`. One long list on purpose:
+/// it is `KernelOffsets` field by field, each next to the struct member it comes from.
 pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
     let btf = Btf::from_file(path).map_err(|err| OffsetError::NoBtf {
         path: path.to_owned(),
