@@ -1,12 +1,10 @@
 //! Who is a container's workload is decided by lineage, not by where a process's root is: runc
 //! init before `pivot_root` is not judged, a workload that `chroot`s out of the overlay is.
-use std::sync::Arc;
 
-use super::{test_support::task_100, Input, Pipeline, PipelineConfig};
+use super::{test_support::task_100, Input, Pipeline};
 use crate::{
     event::{model::ExeOrigin, ExecRecord, KernelEvent},
     output::EventLine,
-    policy::Policy,
 };
 
 const ID: &str = "abababababababababababababababababababababababababababababababab";
@@ -48,12 +46,7 @@ fn rules(lines: &[EventLine], exe: &str) -> Vec<&'static str> {
 
 #[test]
 fn a_chrooted_workload_is_judged_and_runc_init_is_not() {
-    let mut p = Pipeline::new(
-        PipelineConfig::for_tests(),
-        Arc::new(Policy::embedded_default()),
-    );
-    let mut lines: Vec<EventLine> = Vec::new();
-    p.with_podman_container(CGROUP, ID, "web", "localhost/app:1", &mut lines);
+    let (mut p, mut lines) = Pipeline::with_test_container(CGROUP, ID);
     // runc init: started by runc on the host (pid 50, unknown to the table), root still the
     // host's; a copy of runc is not in the image, yet it is the runtime, not drift.
     p.handle(exec(60, 50, 1_000, "/usr/bin/runc", true, true), &mut lines);

@@ -1,13 +1,11 @@
 //! Origins are never stale: an answer serves the events that waited for it, and the next event
 //! about the same path asks again (the file may have been written since).
-use std::sync::Arc;
 
-use super::{test_support::task_100, Input, Pipeline, PipelineConfig, Request};
+use super::{test_support::task_100, Input, Pipeline, Request};
 use crate::{
     container::image_path::PathOrigin,
     event::{model::ExeOrigin, ExecRecord, KernelEvent},
     output::EventLine,
-    policy::Policy,
 };
 
 const ID: &str = "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
@@ -55,12 +53,7 @@ fn answer(origin: PathOrigin) -> Input {
 
 #[test]
 fn a_path_is_asked_again_after_its_answer_was_used() {
-    let mut p = Pipeline::new(
-        PipelineConfig::for_tests(),
-        Arc::new(Policy::embedded_default()),
-    );
-    let mut lines: Vec<EventLine> = Vec::new();
-    p.with_podman_container(CGROUP, ID, "web", "localhost/app:1", &mut lines);
+    let (mut p, mut lines) = Pipeline::with_test_container(CGROUP, ID);
     p.handle(run_script(40, 1_000), &mut lines);
     assert!(asked_for_script(&mut p), "the first run asks");
     p.handle(answer(PathOrigin::Absent), &mut lines);
@@ -84,12 +77,7 @@ fn a_path_is_asked_again_after_its_answer_was_used() {
 #[test]
 fn a_path_through_a_container_symlink_is_judged_as_the_file_it_names() {
     use crate::event::{model::FileOp, FileRecord, Layer};
-    let mut p = Pipeline::new(
-        PipelineConfig::for_tests(),
-        Arc::new(Policy::embedded_default()),
-    );
-    let mut lines: Vec<EventLine> = Vec::new();
-    p.with_podman_container(CGROUP, ID, "web", "localhost/app:1", &mut lines);
+    let (mut p, mut lines) = Pipeline::with_test_container(CGROUP, ID);
     let asked = b"/tmp/e/passwd".to_vec();
     p.handle(
         Input::Kernel(KernelEvent::File(FileRecord {
@@ -151,12 +139,7 @@ fn a_path_through_a_container_symlink_is_judged_as_the_file_it_names() {
 /// image program.
 #[test]
 fn an_exec_the_kernel_could_not_place_is_looked_up() {
-    let mut p = Pipeline::new(
-        PipelineConfig::for_tests(),
-        Arc::new(Policy::embedded_default()),
-    );
-    let mut lines: Vec<EventLine> = Vec::new();
-    p.with_podman_container(CGROUP, ID, "web", "localhost/app:1", &mut lines);
+    let (mut p, mut lines) = Pipeline::with_test_container(CGROUP, ID);
     let exe = b"/tmp/copy".to_vec();
     p.handle(
         Input::Kernel(KernelEvent::Exec(ExecRecord {

@@ -1,6 +1,10 @@
 //! Set-up shared by the pipeline's tests.
 use super::{Input, Pipeline};
-use crate::{container::ContainerMeta, event::Task, output::LineSink};
+use crate::{
+    container::ContainerMeta,
+    event::Task,
+    output::{EventLine, LineSink},
+};
 
 /// Pid 100 (a single-threaded process) in `cgroup_id`, seen at `ktime_ns`.
 pub(super) fn task_100(ktime_ns: u64, cgroup_id: u64, comm: &[u8]) -> Task {
@@ -15,6 +19,18 @@ pub(super) fn task_100(ktime_ns: u64, cgroup_id: u64, comm: &[u8]) -> Task {
 }
 
 impl Pipeline {
+    /// A test pipeline with podman container `id` ("web", `localhost/app:1`) in `cgroup`, and the
+    /// lines printed so far.
+    pub(super) fn with_test_container(cgroup: u64, id: &str) -> (Pipeline, Vec<EventLine>) {
+        let mut p = Pipeline::new(
+            super::PipelineConfig::for_tests(),
+            std::sync::Arc::new(crate::policy::Policy::embedded_default()),
+        );
+        let mut lines = Vec::new();
+        p.with_podman_container(cgroup, id, "web", "localhost/app:1", &mut lines);
+        (p, lines)
+    }
+
     /// A podman container `id` in cgroup `cgroup`, its metadata already answered.
     pub(super) fn with_podman_container(
         &mut self,
