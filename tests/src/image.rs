@@ -5,8 +5,10 @@
 //! `/etc/group` with `root` and `nobody` (65534), the image files [`FIXTURE_FILES`] (0644, for the
 //! immutability tests to modify), the static [`EXEC_HELPER`] built from
 //! `tests/helpers/memfd_exec.c` (runs a memfd or a deleted binary, for the drift tests), the
-//! static [`NET_PROBE`] and [`OPEN_PROBE`] (network and open syscalls busybox does not make), and
-//! empty `/tmp` (1777), `/root`, `/proc`, `/sys`, `/dev`. The rootfs tar is built once per test
+//! static [`NET_PROBE`] and [`OPEN_PROBE`] (network and open syscalls busybox does not make), the
+//! host's dynamically linked [`PERL`] with its dynamic loader and libraries at the host's paths
+//! (an interpreter other than the shell, and a loader an attacker can start a dropped program
+//! through), and empty `/tmp` (1777), `/root`, `/proc`, `/sys`, `/dev`. The rootfs tar is built once per test
 //! process; imports are skipped when the image already exists (bump [`TAG`] when the contents
 //! change).
 
@@ -20,13 +22,13 @@ use crate::cmd;
 use crate::services;
 
 /// Image tag; bump it when the rootfs changes so stale imports are not reused.
-pub const TAG: &str = "5";
+pub const TAG: &str = "6";
 /// The image as podman names it (and reports it).
-pub const PODMAN_IMAGE: &str = "localhost/sealwatch-test:5";
+pub const PODMAN_IMAGE: &str = "localhost/sealwatch-test:6";
 /// The image as Docker names it (and reports it).
-pub const DOCKER_IMAGE: &str = "sealwatch-test:5";
+pub const DOCKER_IMAGE: &str = "sealwatch-test:6";
 /// The image as containerd names it after `docker save` | `ctr images import`.
-pub const CONTAINERD_IMAGE: &str = "docker.io/library/sealwatch-test:5";
+pub const CONTAINERD_IMAGE: &str = "docker.io/library/sealwatch-test:6";
 /// Regular files of the image (content [`FIXTURE_CONTENT`], mode 0644) that tests may modify.
 /// None of them is a runtime bind mount (unlike `/etc/hosts`, `/etc/hostname`,
 /// `/etc/resolv.conf`), so they stay on the container's overlay.
@@ -55,6 +57,9 @@ pub const NET_PROBE_SOURCE: &str = "tests/helpers/net_probe.c";
 /// thread flips their flags between write and read-only; prints `writes W`.
 pub const OPEN_PROBE: &str = "/bin/sw-open-probe";
 pub const OPEN_PROBE_SOURCE: &str = "tests/helpers/open_probe.c";
+/// The host's perl, copied into the image with the libraries and the dynamic loader `ldd` names.
+pub const PERL: &str = "/usr/bin/perl";
+
 /// The containerd namespace the `ctr` tests use (Docker's own containers are in `moby`).
 pub const CONTAINERD_NAMESPACE: &str = "default";
 
@@ -222,6 +227,7 @@ fn build_rootfs_tar() -> Result<PathBuf> {
     let opener = root.join(OPEN_PROBE.trim_start_matches('/'));
     std::fs::copy(open_probe()?, &opener).with_context(|| format!("copying {OPEN_PROBE}"))?;
     set_mode(&opener, 0o755)?;
+    copy_dynamic(root, PERL)?;
 
     // Written under a process-unique name, then renamed: test binaries may build it concurrently.
     let tar = dir.join("rootfs.tar");
@@ -293,6 +299,26 @@ fn build_static(source: &str, name: &str) -> Result<PathBuf> {
     )
     .with_context(|| format!("compiling {name} (needs gcc and the static libc, libc6-dev)"))?;
     Ok(out)
+}
+
+/// Copies the dynamically linked `program` and every file `ldd` says it loads (its dynamic
+/// loader included) into `root` at the same paths, as regular files.
+fn copy_dynamic(root: &Path, program: &str) -> Result<()> {
+    let listing = cmd::ok("ldd", &[program]).with_context(|| format!("ldd {program}"))?;
+    // Lines: `libc.so.6 => /lib/.../libc.so.6 (0x...)` and `/lib64/ld-linux-x86-64.so.2 (0x...)`.
+    let loaded = listing.lines().filter_map(|line| {
+        let path = line.split("=>").last()?.split_whitespace().next()?;
+        path.starts_with('/').then(|| path.to_owned())
+    });
+    for path in std::iter::once(program.to_owned()).chain(loaded) {
+        let target = root.join(path.trim_start_matches('/'));
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::copy(&path, &target).with_context(|| format!("copying {path}"))?;
+        set_mode(&target, 0o755)?;
+    }
+    Ok(())
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {

@@ -1,6 +1,14 @@
 //! `drift-exec`: a container runs something that is not part of its image.
-use super::paths::resolve;
-use crate::{container::image_path::PathOrigin, event::ExecRecord};
+use super::{
+    immutability::{FileFacts, FileOrigin},
+    paths::resolve,
+    scripts::{is_script, reads_are_watched, OpenedFile},
+    shown, Actor,
+};
+use crate::{
+    container::image_path::PathOrigin,
+    event::{model::FileOp, ExecRecord},
+};
 
 /// Where the executed program came from (the JSON `process.exe_layer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,58 +64,38 @@ impl ExeLayer {
     }
 }
 
-/// Programs that run a script named by their first non-option argument.
-const INTERPRETERS: &[&str] = &[
-    "sh", "ash", "bash", "dash", "zsh", "ksh", "busybox", "python", "python2", "python3", "perl",
-    "ruby", "node", "php", "lua",
-];
-
-/// The script an interpreter is asked to run, if any: `sh /tmp/x.sh`, `python3 app.py`.
-/// `-c CODE` runs no file; `busybox sh x` names the applet first.
-pub fn interpreter_script(exe: &[u8], args: &[Vec<u8>]) -> Option<Vec<u8>> {
-    let base = |p: &[u8]| p.rsplit(|b| *b == b'/').next().unwrap_or(p).to_vec();
-    let mut name = String::from_utf8_lossy(&base(exe)).into_owned();
-    let mut rest = args.get(1..).unwrap_or_default();
-    if name == "busybox" {
-        // The applet is argv[0] (symlink) or argv[1] (`busybox sh`).
-        let applet = args
-            .first()
-            .map(|a| String::from_utf8_lossy(&base(a)).into_owned());
-        match applet.as_deref() {
-            Some("busybox") => {
-                name = String::from_utf8_lossy(&base(rest.first()?)).into_owned();
-                rest = rest.get(1..).unwrap_or_default();
-            }
-            Some(applet) => name = applet.to_owned(),
-            None => return None,
-        }
-    }
-    let name = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    if !INTERPRETERS
-        .iter()
-        .any(|i| i.trim_end_matches(|c: char| c.is_ascii_digit()) == name)
-    {
-        return None;
-    }
-    for arg in rest {
-        if arg.as_slice() == b"-c" || arg.as_slice() == b"-e" || arg.as_slice() == b"-m" {
-            return None;
-        }
-        if arg.starts_with(b"-") {
-            continue;
-        }
-        return Some(arg.clone());
-    }
-    None
+/// The `#!` script an exec runs (the kernel swapped in an interpreter), as a container-relative
+/// path, when its interpreter is not one whose reads the kernel reports: a known interpreter's
+/// script is judged when it opens it (see `scripts`), like `sh x.sh`.
+pub fn script_of(exec: &ExecRecord) -> Option<Vec<u8>> {
+    let shebang = !exec.interp.is_empty() && exec.interp != exec.filename;
+    (shebang && !reads_are_watched(&exec.exe)).then(|| resolve(&exec.cwd, &exec.filename))
 }
 
-/// The script an exec runs, if any: a `#!` script (the kernel swapped in an interpreter) or a
-/// file given to an interpreter, as a container-relative path.
-pub fn script_of(exec: &ExecRecord) -> Option<Vec<u8>> {
-    if !exec.interp.is_empty() && exec.interp != exec.filename {
-        return Some(resolve(&exec.cwd, &exec.filename));
+/// The drift message for code loaded from a file of the container's own, if it is drift: an
+/// executable mapping always is; a read by an interpreter when it is the script it runs.
+pub fn judge_code(facts: &FileFacts<'_>, actor: &Actor<'_>) -> Option<String> {
+    if facts.origin != FileOrigin::Upper {
+        return None;
     }
-    interpreter_script(&exec.exe, &exec.args).map(|script| resolve(&exec.cwd, &script))
+    let path = facts.shown_path;
+    let exe = shown(actor.exe);
+    match facts.op {
+        FileOp::MapExec => Some(format!(
+            "{path} was mapped executable by {exe}: it is not part of the image, it was written to the container's writable layer after start"
+        )),
+        FileOp::ScriptRead => {
+            let opened = OpenedFile {
+                path: facts.path,
+                text: facts.text,
+                cwd: facts.cwd,
+            };
+            is_script(actor.exe, actor.args, &opened).then(|| format!(
+                "script {path} run by {exe} is not part of the image: it was written after the container started"
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// The drift message for an exec, if it is drift.
@@ -135,34 +123,6 @@ pub fn judge(exe: &str, layer: ExeLayer, script: Option<(&str, PathOrigin)>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(list: &[&str]) -> Vec<Vec<u8>> {
-        list.iter().map(|a| a.as_bytes().to_vec()).collect()
-    }
-
-    #[test]
-    fn finds_scripts_of_interpreters() {
-        assert_eq!(
-            interpreter_script(b"/bin/busybox", &args(&["sh", "/tmp/x.sh"])),
-            Some(b"/tmp/x.sh".to_vec())
-        );
-        assert_eq!(
-            interpreter_script(b"/bin/busybox", &args(&["sh", "-c", "id"])),
-            None
-        );
-        assert_eq!(
-            interpreter_script(b"/bin/busybox", &args(&["ls", "/tmp"])),
-            None
-        );
-        assert_eq!(
-            interpreter_script(b"/usr/bin/python3.11", &args(&["python3", "-u", "app.py"])),
-            Some(b"app.py".to_vec())
-        );
-        assert_eq!(
-            interpreter_script(b"/bin/busybox", &args(&["busybox", "sh", "s.sh"])),
-            Some(b"s.sh".to_vec())
-        );
-    }
 
     #[test]
     fn drift_verdicts() {

@@ -70,6 +70,10 @@ pub struct FileFacts<'a> {
     pub op: FileOp,
     pub path: &'a [u8],
     pub shown_path: &'a str,
+    /// The path as the process gave it (opens by interpreters; empty otherwise).
+    pub text: &'a [u8],
+    /// The process's working directory at its exec (what a relative `text` is relative to).
+    pub cwd: &'a [u8],
     pub origin: FileOrigin,
     /// The operation leaves the file with exec bits (create with x, chmod +x).
     pub makes_executable: bool,

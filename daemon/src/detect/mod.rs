@@ -7,7 +7,7 @@
 //! | rule | file |
 //! |---|---|
 //! | `image-file-modified`, `new-executable`, `host-file-modified` | [`immutability`] |
-//! | `drift-exec` | [`drift`] |
+//! | `drift-exec` | [`drift`] (which file an interpreter runs: [`scripts`]) |
 //! | `container-exec`, `interactive-session-in-container`, `node-interactive-login` | [`logins`] |
 //! | `unexpected-connection`, `unexpected-listener` (and which workload a container is) | [`network`] |
 //! | `root-in-container` | `root_in_container` |
@@ -21,11 +21,12 @@ pub mod logins;
 pub mod network;
 pub mod paths;
 mod root_in_container;
+pub mod scripts;
 
 use std::{borrow::Cow, sync::Arc};
 
 use crate::{
-    event::text,
+    event::{model::FileOp, text},
     policy::{Policy, RuleId, Severity, Subject},
     state::{ContainerEntry, MetaState},
 };
@@ -132,7 +133,14 @@ impl Detector {
         facts: &immutability::FileFacts<'_>,
         actor: &Actor<'_>,
     ) -> Vec<Verdict> {
-        immutability::judge(facts)
+        let judged = match facts.op {
+            FileOp::ScriptRead | FileOp::MapExec if actor.container.is_some() => {
+                drift::judge_code(facts, actor).map(|message| (RuleId::DriftExec, message))
+            }
+            FileOp::ScriptRead | FileOp::MapExec => None,
+            _ => immutability::judge(facts),
+        };
+        judged
             .and_then(|(rule, message)| self.decide(rule, actor, message))
             .into_iter()
             .collect()

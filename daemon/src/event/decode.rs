@@ -204,6 +204,9 @@ fn decode_file(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
         file_op::CHMOD => FileOp::Chmod,
         file_op::CHOWN => FileOp::Chown,
         file_op::CREATE => FileOp::Create,
+        file_op::LINK => FileOp::Link,
+        file_op::SCRIPT_READ => FileOp::ScriptRead,
+        file_op::MAP_EXEC => FileOp::MapExec,
         other => return Err(DecodeError::UnknownFileOp(other)),
     };
     let file_layer = match fixed.layer {

@@ -110,6 +110,13 @@ pub enum FileOp {
     Chmod,
     Chown,
     Create,
+    /// A new name for an existing file (hard link): judged on the file linked to.
+    Link,
+    /// An interpreter read a file of the container's own (it may be its script).
+    ScriptRead,
+    /// A file of the container's own was mapped executable (the dynamic loader running it, or
+    /// a library loaded from it).
+    MapExec,
 }
 
 impl FileOp {
@@ -122,6 +129,9 @@ impl FileOp {
             FileOp::Chmod => "chmod",
             FileOp::Chown => "chown",
             FileOp::Create => "create",
+            FileOp::Link => "link",
+            FileOp::ScriptRead => "script_read",
+            FileOp::MapExec => "map_exec",
         }
     }
 }

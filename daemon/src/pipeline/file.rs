@@ -77,6 +77,8 @@ impl Pipeline {
                 op: file.op,
                 path: &path,
                 shown_path: &shown,
+                text: &file.name,
+                cwd: image.map_or(&[][..], |e| &e.cwd),
                 origin,
                 makes_executable: makes_executable(file),
             };

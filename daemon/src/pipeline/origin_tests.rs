@@ -12,20 +12,21 @@ const ID: &str = "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd
 const CGROUP: u64 = 78;
 const SCRIPT: &[u8] = b"/tmp/x.sh";
 
-/// `sh /tmp/x.sh` in the container, from the image's shell.
+/// `/tmp/x.sh` run by the kernel through its `#!` line, with an interpreter whose reads the
+/// kernel does not report (so the script is judged at the exec, by a look-up).
 fn run_script(pid: u32, t: u64) -> Input {
     Input::Kernel(KernelEvent::Exec(ExecRecord {
         task: crate::event::Task {
             pid,
             tid: pid,
             mnt_ns: 2,
-            ..task_100(t, CGROUP, b"sh")
+            ..task_100(t, CGROUP, b"runner")
         },
         ppid: 1,
-        exe: b"/bin/sh".to_vec(),
-        filename: b"/bin/sh".to_vec(),
-        interp: b"/bin/sh".to_vec(),
-        args: vec![b"sh".to_vec(), SCRIPT.to_vec()],
+        exe: b"/opt/bin/runner".to_vec(),
+        filename: SCRIPT.to_vec(),
+        interp: b"/opt/bin/runner".to_vec(),
+        args: vec![b"/opt/bin/runner".to_vec(), SCRIPT.to_vec()],
         cwd: b"/".to_vec(),
         exe_origin: ExeOrigin {
             overlay: true,
@@ -180,4 +181,68 @@ fn an_exec_the_kernel_could_not_place_is_looked_up() {
         .expect("a copy written in the container is drift");
     let process = drift.process.as_ref().expect("an exec line");
     assert_eq!(process.exe_layer, Some("upper"));
+}
+
+/// `sh -o errexit /tmp/x.sh` from the image's busybox: the exec is not drift by itself; the
+/// kernel reports the shell's read of `/tmp/x.sh` (a file of the container's own), and argv
+/// says it is the script. A read of a file named after the script (its argument) is data.
+#[test]
+fn a_script_is_judged_by_the_interpreters_read_of_it() {
+    use crate::event::{model::FileOp, FileRecord, Layer};
+    let (mut p, mut lines) = Pipeline::with_test_container(CGROUP, ID);
+    let args = ["sh", "-o", "errexit", "/tmp/x.sh", "/tmp/data"];
+    p.handle(
+        Input::Kernel(KernelEvent::Exec(ExecRecord {
+            task: task_100(1_000, CGROUP, b"sh"),
+            ppid: 1,
+            exe: b"/bin/busybox".to_vec(),
+            filename: b"/bin/sh".to_vec(),
+            interp: b"/bin/sh".to_vec(),
+            args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            cwd: b"/".to_vec(),
+            exe_origin: ExeOrigin {
+                overlay: true,
+                lower: true,
+                ..ExeOrigin::default()
+            },
+            ..ExecRecord::default()
+        })),
+        &mut lines,
+    );
+    let read = |path: &[u8], t: u64| {
+        Input::Kernel(KernelEvent::File(FileRecord {
+            task: task_100(t, CGROUP, b"sh"),
+            op: FileOp::ScriptRead,
+            layer: Layer::Upper,
+            open_flags: 0,
+            mode: 0,
+            ino: 7,
+            dev: 1,
+            path: Some(path.to_vec()),
+            base: None,
+            name: path.to_vec(),
+            name2: Vec::new(),
+            needs_result: false,
+            path_truncated: false,
+            host_task: false,
+            deleted: false,
+            repeats: 0,
+        }))
+    };
+    p.handle(read(b"/tmp/data", 2_000), &mut lines);
+    p.handle(read(SCRIPT, 3_000), &mut lines);
+    p.handle(
+        Input::Tick {
+            ktime_ns: 1_000_000_000,
+            drops: Default::default(),
+        },
+        &mut lines,
+    );
+    let drift: Vec<&EventLine> = lines
+        .iter()
+        .filter(|l| l.violation.as_ref().is_some_and(|v| v.rule == "drift-exec"))
+        .collect();
+    assert_eq!(drift.len(), 1, "only the script is drift: {drift:#?}");
+    let file = drift[0].file.as_ref().expect("a file line");
+    assert_eq!((file.path.as_str(), file.op), ("/tmp/x.sh", "script_read"));
 }

@@ -2,11 +2,13 @@
 //! of the sensor registry (`families`, walked by `attach`), taking the maps the daemon reads.
 //! Dropping [`Sensors`] detaches everything.
 use aya::{
-    maps::{Array, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::ProgramError,
     Btf, BtfError, Ebpf, EbpfError, EbpfLoader,
 };
-use sealwatch_abi::{lane, names, Config, Settings, ABI_VERSION};
+use sealwatch_abi::{
+    interpreter_key, lane, names, Config, Settings, ABI_VERSION, INTERPRETER_NAME_LEN,
+};
 use thiserror::Error;
 
 use super::{
@@ -117,6 +119,7 @@ impl Sensors {
             .load(PROBES)
             .map_err(Box::new)?;
         attach::check_present(&ebpf)?;
+        mark_interpreters(&mut ebpf)?;
         let mut attach_failures = Vec::new();
         attach::tp_btf(&mut ebpf, &btf, &mut attach_failures)?;
         // The BTF is done with: freed before the rings are mapped, so the two never add up.
@@ -289,4 +292,24 @@ fn overlay_checked(offsets: sealwatch_abi::KernelOffsets) -> sealwatch_abi::Kern
         tracing::warn!("{}", offsets::OVERLAY_DEGRADED);
     }
     offsets
+}
+
+/// Fills the map of interpreter names the exec program checks (before any program is attached,
+/// so that no interpreter starts unmarked).
+fn mark_interpreters(ebpf: &mut Ebpf) -> Result<(), SensorError> {
+    let name = names::INTERPRETERS;
+    let map = ebpf.map_mut(name).ok_or(SensorError::Missing(name))?;
+    let mut interpreters: HashMap<_, [u8; INTERPRETER_NAME_LEN], u8> =
+        HashMap::try_from(map).map_err(|source| SensorError::Map { name, source })?;
+    for interpreter in crate::detect::scripts::kernel_names() {
+        let mut key = [0u8; INTERPRETER_NAME_LEN];
+        let bytes = interpreter.as_bytes();
+        let n = bytes.len().min(INTERPRETER_NAME_LEN - 1);
+        key[..n].copy_from_slice(&bytes[..n]);
+        interpreter_key(&mut key);
+        interpreters
+            .insert(key, 1, 0)
+            .map_err(|source| SensorError::Map { name, source })?;
+    }
+    Ok(())
 }

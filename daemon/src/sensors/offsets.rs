@@ -150,7 +150,7 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
         let module = Btf::from_split_file(OVERLAY_MODULE_BTF, &r.btf).ok()?;
         overlay_offsets(&Resolver { btf: module })
     });
-    let [regs_arg1, regs_arg2, regs_arg3] = syscall_arg_registers(&r)?;
+    let [regs_arg0, regs_arg1, regs_arg2, regs_arg3] = syscall_arg_registers(&r)?;
     Ok(KernelOffsets {
         task_real_parent: r.offset("task_struct", "real_parent")?,
         task_tgid: r.offset("task_struct", "tgid")?,
@@ -224,18 +224,21 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
         skc_rcv_saddr: skc + r.offset("sock_common", "skc_rcv_saddr")?,
         skc_v6_daddr: skc + r.offset("sock_common", "skc_v6_daddr")?,
         skc_v6_rcv_saddr: skc + r.offset("sock_common", "skc_v6_rcv_saddr")?,
+        regs_arg0,
         regs_arg1,
         regs_arg2,
         regs_arg3,
         file_f_mode: r.offset("file", "f_mode")?,
+        _pad: 0,
     })
 }
 
 /// Where `struct pt_regs` keeps the second to fourth syscall arguments (the calling convention).
 #[cfg(target_arch = "x86_64")]
-fn syscall_arg_registers(r: &Resolver) -> Result<[u32; 3], OffsetError> {
+fn syscall_arg_registers(r: &Resolver) -> Result<[u32; 4], OffsetError> {
     // x86-64: di, si, dx, r10, r8, r9.
     Ok([
+        r.offset("pt_regs", "di")?,
         r.offset("pt_regs", "si")?,
         r.offset("pt_regs", "dx")?,
         r.offset("pt_regs", "r10")?,
@@ -243,10 +246,16 @@ fn syscall_arg_registers(r: &Resolver) -> Result<[u32; 3], OffsetError> {
 }
 
 #[cfg(target_arch = "aarch64")]
-fn syscall_arg_registers(r: &Resolver) -> Result<[u32; 3], OffsetError> {
-    // arm64: x0-x5 in `regs[]` (x0 also takes the return value; the others keep the arguments).
+fn syscall_arg_registers(r: &Resolver) -> Result<[u32; 4], OffsetError> {
+    // arm64: x0-x5 in `regs[]`; x0 takes the return value, so the first argument is kept in
+    // `orig_x0`.
     let regs = r.offset("pt_regs", "regs")?;
-    Ok([regs + 8, regs + 16, regs + 24])
+    Ok([
+        r.offset("pt_regs", "orig_x0")?,
+        regs + 8,
+        regs + 16,
+        regs + 24,
+    ])
 }
 
 #[cfg(test)]
@@ -278,9 +287,9 @@ mod tests {
         assert!(off.ovl_inode_upperdentry > off.ovl_inode_vfs_inode);
         #[cfg(target_arch = "x86_64")]
         assert_eq!(
-            (off.regs_arg1, off.regs_arg2, off.regs_arg3),
-            (104, 96, 56),
-            "x86-64 pt_regs: si, dx, r10"
+            (off.regs_arg0, off.regs_arg1, off.regs_arg2, off.regs_arg3),
+            (112, 104, 96, 56),
+            "x86-64 pt_regs: di, si, dx, r10"
         );
     }
 

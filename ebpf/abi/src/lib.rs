@@ -8,7 +8,7 @@
 /// Version of this layout, written into [`Config`]. The probes are built into the daemon from
 /// the same source, so the two cannot disagree; bump it when a layout changes, to tell objects
 /// apart.
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;
 
 /// `BPF_F_MMAPABLE` (uapi `linux/bpf.h`, Linux 5.5): an array map the daemon can map into its
 /// memory. [`names::DRAINING_UNTIL`] is one.
@@ -53,6 +53,38 @@ pub mod names {
     pub const BLOCK_WORKLOAD: &str = "BLOCK_WORKLOAD";
     /// (workload key, address prefix) → allowed port rules, for the connect/sendmsg hooks.
     pub const BLOCK_ALLOW: &str = "BLOCK_ALLOW";
+    /// Interpreter names ([`interpreter_key`]) whose processes' reads of the container's own
+    /// files are reported (`file_op::SCRIPT_READ`).
+    pub const INTERPRETERS: &str = "INTERPRETERS";
+}
+
+/// Bytes of an executable's file name compared with [`names::INTERPRETERS`].
+pub const INTERPRETER_NAME_LEN: usize = 16;
+
+/// Turns an executable's file name (cut to 16 bytes, NUL-padded) into its key in
+/// [`names::INTERPRETERS`]: without a version suffix (`python3.11` → `python`, `perl5.36` →
+/// `perl`), so one entry covers every version an image may ship. Shared by the daemon, which
+/// fills the map, and the exec program, which looks names up.
+#[inline(always)]
+pub fn interpreter_key(name: &mut [u8; INTERPRETER_NAME_LEN]) {
+    let mut ended = false;
+    let mut keep = 0;
+    let mut i = 0;
+    while i < INTERPRETER_NAME_LEN {
+        let byte = name[i];
+        ended |= byte == 0;
+        if !ended && !byte.is_ascii_digit() && byte != b'.' {
+            keep = i + 1;
+        }
+        i += 1;
+    }
+    let mut i = 0;
+    while i < INTERPRETER_NAME_LEN {
+        if i >= keep {
+            name[i] = 0;
+        }
+        i += 1;
+    }
 }
 
 /// `OVERLAYFS_SUPER_MAGIC` (linux/magic.h).
@@ -142,6 +174,15 @@ pub mod file_op {
     pub const CHMOD: u32 = 5;
     pub const CHOWN: u32 = 6;
     pub const CREATE: u32 = 7;
+    /// link(2): a new name for an existing file (judged on the file linked to).
+    pub const LINK: u32 = 8;
+    /// A read-only open by an interpreter of a file of the container's own (upper layer); the
+    /// record carries the path text it gave, so the daemon can tell whether it is its script.
+    pub const SCRIPT_READ: u32 = 9;
+    /// An executable mapping (`mmap` with `PROT_EXEC`) of a file of the container's own: the
+    /// dynamic loader running a program (`ld.so /tmp/x`) or loading a library written after
+    /// start.
+    pub const MAP_EXEC: u32 = 10;
 }
 
 /// Flag bits of [`FileFixed`]`.header.flags`.
@@ -415,14 +456,17 @@ pub struct KernelOffsets {
     pub skc_rcv_saddr: u32,
     pub skc_v6_daddr: u32,
     pub skc_v6_rcv_saddr: u32,
-    /// Offsets in `struct pt_regs` of the second, third and fourth syscall arguments (x86-64:
-    /// si, dx, r10): exit programs read an open's flags and mode there.
+    /// Offsets in `struct pt_regs` of the first four syscall arguments (x86-64: di, si, dx,
+    /// r10; arm64: orig_x0, x1..x3): exit programs read an open's path, flags and mode there.
+    pub regs_arg0: u32,
     pub regs_arg1: u32,
     pub regs_arg2: u32,
     pub regs_arg3: u32,
     /// `file.f_mode`: whether an openat2 opened for writing, whatever its `open_how` says by the
     /// time its exit reads it.
     pub file_f_mode: u32,
+    /// Keeps the struct a multiple of 8 bytes (no implicit padding in a `Pod`).
+    pub _pad: u32,
 }
 
 /// Network operations ([`NetEvent::op`]).

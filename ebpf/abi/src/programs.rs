@@ -52,6 +52,11 @@ pub mod file {
     pub const SYS_EXIT_LCHOWN: &str = "sys_exit_lchown";
     pub const SYS_ENTER_TRUNCATE: &str = "sys_enter_truncate";
     pub const SYS_EXIT_TRUNCATE: &str = "sys_exit_truncate";
+    pub const SYS_ENTER_LINKAT: &str = "sys_enter_linkat";
+    pub const SYS_EXIT_LINKAT: &str = "sys_exit_linkat";
+    pub const SYS_ENTER_LINK: &str = "sys_enter_link";
+    pub const SYS_EXIT_LINK: &str = "sys_exit_link";
+    pub const SYS_ENTER_MMAP: &str = "sys_enter_mmap";
 }
 
 /// Syscall tracepoint programs of the network sensor (TCP DNS answers included).

@@ -22,6 +22,7 @@ use sealwatch_abi::{
 
 use crate::{
     emit::{count_drop, output_bytes, paced_wakeup, submit},
+    interp::reads_scripts,
     kernel::{
         fd_file, fill_header, inode_deleted, inode_layer, is_self, read, read_ptr,
         task_in_container, walk_path, TARGET_FILE,
@@ -56,12 +57,12 @@ fn host_watch() -> bool {
 #[derive(Clone, Copy)]
 enum OpenArgs {
     /// In the registers at these `pt_regs` offsets (open, openat).
-    Registers { flags: u32, mode: u32 },
+    Registers { path: u32, flags: u32, mode: u32 },
     /// creat(path, mode): the flags are implied.
     Creat { mode: u32 },
     /// openat2(dfd, path, how, size): in the caller's `struct open_how`, at the address in the
     /// register at this offset.
-    How { how: u32 },
+    How { path: u32, how: u32 },
 }
 
 impl OpenArgs {
@@ -70,7 +71,7 @@ impl OpenArgs {
     fn read(self) -> Result<(u32, u32), i64> {
         let regs = syscall_regs();
         match self {
-            Self::Registers { flags, mode } => {
+            Self::Registers { flags, mode, .. } => {
                 let flags = read::<u64>(regs, flags)? as u32;
                 if flags & CREATE_MODE == 0 {
                     return Ok((flags, 0));
@@ -81,13 +82,24 @@ impl OpenArgs {
                 O_CREAT | O_WRONLY | O_TRUNC,
                 read::<u64>(regs, mode)? as u32,
             )),
-            Self::How { how } => {
+            Self::How { how, .. } => {
                 let how = read::<u64>(regs, how)?;
                 // struct open_how { u64 flags; u64 mode; u64 resolve; }
                 // SAFETY: user pointer read through the checked helper.
                 let [flags, mode] = unsafe { bpf_probe_read_user(how as *const [u64; 2]) }?;
                 Ok((flags as u32, mode as u32))
             }
+        }
+    }
+
+    /// The path the caller gave (a user pointer; 0 when unknown).
+    #[inline(always)]
+    fn path(self) -> u64 {
+        match self {
+            Self::Registers { path, .. } | Self::How { path, .. } => {
+                read::<u64>(syscall_regs(), path).unwrap_or(0)
+            }
+            Self::Creat { .. } => 0,
         }
     }
 
@@ -120,6 +132,7 @@ abi_name!(sys_exit_openat, programs::file::SYS_EXIT_OPENAT);
 #[tracepoint(category = "syscalls", name = "sys_exit_openat")]
 pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
     let args = OpenArgs::Registers {
+        path: config!(offsets.regs_arg1),
         flags: config!(offsets.regs_arg2),
         mode: config!(offsets.regs_arg3),
     };
@@ -131,6 +144,7 @@ abi_name!(sys_exit_open, programs::file::SYS_EXIT_OPEN);
 #[tracepoint(category = "syscalls", name = "sys_exit_open")]
 pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
     let args = OpenArgs::Registers {
+        path: config!(offsets.regs_arg0),
         flags: config!(offsets.regs_arg1),
         mode: config!(offsets.regs_arg2),
     };
@@ -156,6 +170,7 @@ pub fn sys_exit_openat2(ctx: TracePointContext) -> u32 {
     exit_open(
         &ctx,
         OpenArgs::How {
+            path: config!(offsets.regs_arg1),
             how: config!(offsets.regs_arg2),
         },
     );
@@ -182,15 +197,55 @@ fn exit_open(ctx: &TracePointContext, args: OpenArgs) {
         }
     }
     if flags & WRITE_INTENT == 0 {
+        // A read: it matters only if an interpreter reads a file of the container's own.
+        if reads_scripts((tid() >> 32) as u32) {
+            let text = args.path();
+            let _ = judge_fd(
+                fd as u64,
+                file_op::SCRIPT_READ,
+                flags,
+                0,
+                Interest::Code { text },
+            );
+        }
         return;
     }
-    let creating = flags & O_CREAT != 0 && mode & EXEC_BITS != 0;
+    let makes_executable = flags & O_CREAT != 0 && mode & EXEC_BITS != 0;
     let op = if flags & O_TRUNC != 0 {
         file_op::TRUNCATE
     } else {
         file_op::OPEN_WRITE
     };
-    let _ = judge_fd(fd as u64, op, flags, mode, creating);
+    let _ = judge_fd(
+        fd as u64,
+        op,
+        flags,
+        mode,
+        Interest::Change { makes_executable },
+    );
+}
+
+/// `PROT_EXEC` in mmap's `prot`.
+const PROT_EXEC: u64 = 0x4;
+
+abi_name!(sys_enter_mmap, programs::file::SYS_ENTER_MMAP);
+#[tracepoint(category = "syscalls", name = "sys_enter_mmap")]
+pub fn sys_enter_mmap(ctx: TracePointContext) -> u32 {
+    // mmap(addr, len, prot, flags, fd, off): only executable mappings of a file matter.
+    let (Ok(prot), Ok(fd)) = (ctx_arg::<u64>(&ctx, 2), ctx_arg::<i64>(&ctx, 4)) else {
+        return 0;
+    };
+    if prot & PROT_EXEC == 0 || (fd as i32) < 0 {
+        return 0;
+    }
+    let _ = judge_fd(
+        fd as u64,
+        file_op::MAP_EXEC,
+        prot as u32,
+        0,
+        Interest::Code { text: 0 },
+    );
+    0
 }
 
 // ---- descriptor operations: judged at entry -------------------------------------------------
@@ -200,7 +255,14 @@ abi_name!(sys_enter_fchmod, programs::file::SYS_ENTER_FCHMOD);
 pub fn sys_enter_fchmod(ctx: TracePointContext) -> u32 {
     if let (Ok(fd), Ok(mode)) = (ctx_arg::<u64>(&ctx, 0), ctx_arg::<u64>(&ctx, 1)) {
         let mode = mode as u32;
-        let _ = judge_fd(fd, file_op::CHMOD, mode, mode, mode & EXEC_BITS != 0);
+        let makes_executable = mode & EXEC_BITS != 0;
+        let _ = judge_fd(
+            fd,
+            file_op::CHMOD,
+            mode,
+            mode,
+            Interest::Change { makes_executable },
+        );
     }
     0
 }
@@ -210,7 +272,10 @@ abi_name!(sys_enter_fchown, programs::file::SYS_ENTER_FCHOWN);
 pub fn sys_enter_fchown(ctx: TracePointContext) -> u32 {
     if let Ok(fd) = ctx_arg::<u64>(&ctx, 0) {
         let uid = ctx_arg::<u64>(&ctx, 1).unwrap_or(u64::MAX) as u32;
-        let _ = judge_fd(fd, file_op::CHOWN, uid, 0, false);
+        let unchanged = Interest::Change {
+            makes_executable: false,
+        };
+        let _ = judge_fd(fd, file_op::CHOWN, uid, 0, unchanged);
     }
     0
 }
@@ -219,15 +284,29 @@ abi_name!(sys_enter_ftruncate, programs::file::SYS_ENTER_FTRUNCATE);
 #[tracepoint(category = "syscalls", name = "sys_enter_ftruncate")]
 pub fn sys_enter_ftruncate(ctx: TracePointContext) -> u32 {
     if let Ok(fd) = ctx_arg::<u64>(&ctx, 0) {
-        let _ = judge_fd(fd, file_op::TRUNCATE, 0, 0, false);
+        let unchanged = Interest::Change {
+            makes_executable: false,
+        };
+        let _ = judge_fd(fd, file_op::TRUNCATE, 0, 0, unchanged);
     }
     0
 }
 
+/// What makes an fd-based operation worth a record.
+#[derive(Clone, Copy)]
+enum Interest {
+    /// It changes the file: image files always matter, the container's own only when the change
+    /// leaves them executable (create with x, chmod +x).
+    Change { makes_executable: bool },
+    /// It runs the file's content as code (an interpreter's script, an executable mapping): only
+    /// the container's own files matter, image files are what may run. `text`: the path the
+    /// caller gave (user pointer, 0 if none), kept in the record's `name`.
+    Code { text: u64 },
+}
+
 /// Decides from the file behind `fd` whether the operation matters, and reports it if so.
-/// `makes_executable`: the operation gives the file exec bits (create with x, chmod +x).
 #[inline(always)]
-fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, makes_executable: bool) -> Result<(), i64> {
+fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, interest: Interest) -> Result<(), i64> {
     if is_self((tid() >> 32) as u32) {
         return Ok(());
     }
@@ -239,12 +318,19 @@ fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, makes_executable: bool) -> 
     // Whether a host task made it (host tasks include the runtime preparing a container, whose
     // root is not the overlay yet). On overlay files it only flags the record, so it is asked
     // after folding: a write loop on an image file then skips the four reads of the check.
-    let host_task = match file_layer {
+    let (makes_executable, text) = match interest {
+        Interest::Change { makes_executable } => (makes_executable, 0),
+        Interest::Code { text } => (false, text),
+    };
+    let host_task = match (interest, file_layer) {
+        // Code from the container's own file; image files (and volumes) may run.
+        (Interest::Code { .. }, layer::UPPER) => None,
+        (Interest::Code { .. }, _) => return Ok(()),
         // An image file: always reported.
-        layer::LOWER | layer::UNKNOWN => None,
+        (_, layer::LOWER | layer::UNKNOWN) => None,
         // The container's own file: only when it becomes executable.
-        layer::UPPER if makes_executable => None,
-        layer::UPPER => return Ok(()),
+        (_, layer::UPPER) if makes_executable => None,
+        (_, layer::UPPER) => return Ok(()),
         // Not on overlayfs: a host task's write matters only for host-file-modified.
         _ if !host_watch() => return Ok(()),
         _ if task_in_container(task) => return Ok(()),
@@ -307,9 +393,20 @@ fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, makes_executable: bool) -> 
         len: walk.len as u16,
     };
     fixed.base = Blob::default();
-    fixed.name = Blob::default();
+    fixed.name = Blob {
+        off: walk.len as u16,
+        len: 0,
+    };
     fixed.name2 = Blob::default();
-    let len = (FILE_FIXED_SIZE + walk.len).min(core::mem::size_of::<sealwatch_abi::FileEvent>());
+    let mut used = walk.len;
+    if text != 0 {
+        // SAFETY: the per-CPU scratch slot is ours until this program returns.
+        let data = unsafe { (*event).data.as_mut_ptr() };
+        let n = read_user_str(data, used, text);
+        fixed.name.len = n as u16;
+        used += n;
+    }
+    let len = (FILE_FIXED_SIZE + used).min(core::mem::size_of::<sealwatch_abi::FileEvent>());
     // File lines wait for the critical lane anyway (the pipeline's lane skew of 50 ms): no
     // need to wake the daemon for each one.
     output_bytes(lane::BULK, paced_wakeup(lane::BULK), record, len);
@@ -648,6 +745,28 @@ path_syscall!(
     None,
     0,
     None,
+    None
+);
+path_syscall!(
+    sys_enter_linkat = programs::file::SYS_ENTER_LINKAT,
+    sys_exit_linkat = programs::file::SYS_EXIT_LINKAT,
+    "sys_enter_linkat",
+    "sys_exit_linkat",
+    file_op::LINK,
+    Some(0),
+    1,
+    Some(3),
+    None
+);
+path_syscall!(
+    sys_enter_link = programs::file::SYS_ENTER_LINK,
+    sys_exit_link = programs::file::SYS_EXIT_LINK,
+    "sys_enter_link",
+    "sys_exit_link",
+    file_op::LINK,
+    None,
+    0,
+    Some(1),
     None
 );
 path_syscall!(

@@ -41,6 +41,8 @@ mod env;
 #[cfg(target_arch = "bpf")]
 mod file;
 #[cfg(target_arch = "bpf")]
+mod interp;
+#[cfg(target_arch = "bpf")]
 mod kernel;
 #[cfg(target_arch = "bpf")]
 mod maps;

@@ -95,6 +95,7 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let exe_dentry = read_ptr(file, f_path + config!(offsets.path_dentry))?;
     let exe_mnt = read_ptr(file, f_path + config!(offsets.path_mnt))?;
     let exe = walk_path(TARGET_EXEC, off, exe_dentry, exe_mnt);
+    crate::interp::note_exec(tgid, exe_dentry);
     if exe.truncated {
         flags |= exec_flags::EXE_TRUNCATED;
     }
@@ -244,6 +245,7 @@ fn try_sched_process_exit(ctx: &BtfTracePointContext) -> Result<(), i64> {
     if tgid != pid_tgid as u32 || is_self(tgid) {
         return Ok(());
     }
+    crate::interp::note_exit(tgid);
     submit::<ExitEvent>(lane::CRITICAL, NO_WAKEUP, |event| {
         fill_header(&mut event.header, kind::EXIT, task);
         event.exit_code = read::<u32>(task, config!(offsets.task_exit_code)).unwrap_or(0);

@@ -41,5 +41,10 @@ pub static FAMILY: Family = Family {
         Program::syscall(SYS_EXIT_LCHOWN, Optional),
         Program::syscall(SYS_ENTER_TRUNCATE, Optional),
         Program::syscall(SYS_EXIT_TRUNCATE, Optional),
+        Program::syscall(SYS_ENTER_LINKAT, Optional),
+        Program::syscall(SYS_EXIT_LINKAT, Optional),
+        Program::syscall(SYS_ENTER_LINK, Optional),
+        Program::syscall(SYS_EXIT_LINK, Optional),
+        Program::syscall(SYS_ENTER_MMAP, Optional),
     ],
 };
