@@ -207,7 +207,7 @@ fn a_program_run_through_the_images_loader_is_drift() -> Result<()> {
 }
 
 /// `ln IMAGE_FILE /tmp/x` gives an image file a second name: `image-file-modified` (`op: link`)
-/// about the image file, as `ln -s` followed by a write would be about its target.
+/// about the image file; a write through the new name is an `image-file-modified` too.
 #[test]
 fn a_hard_link_to_an_image_file_is_a_modification() -> Result<()> {
     let (mut daemon, c) = daemon_and_container()?;
@@ -226,6 +226,20 @@ fn a_hard_link_to_an_image_file_is_a_modification() -> Result<()> {
                 && ev["file"]["path"] == image_file
                 && ev["file"]["op"] == "link"
         },
+    )?;
+    check_fields(&ev, &[("/file/layer", json!("lower"))])?;
+    // A write through the new name changes the image file: overlayfs gives both names the
+    // inode that carries the image file's lower layer.
+    let marker = unique_name("sw-code-through-link");
+    sh(&c, &format!("echo {marker} >> {alias}"))?;
+    let content = c.exec(&["cat", image_file])?;
+    ensure!(content.contains(&marker), "the write through {alias} did not reach {image_file}");
+    let ev = wait_in_container(
+        &mut daemon,
+        &c,
+        &format!("{IMAGE_RULE} (open_write) through {alias}"),
+        |_| true,
+        |ev| violation_rule(ev) == Some(IMAGE_RULE) && ev["file"]["op"] == "open_write",
     )?;
     check_fields(&ev, &[("/file/layer", json!("lower"))])?;
     daemon.stop()?;
