@@ -35,6 +35,25 @@ pub enum Input {
     },
     /// Time passes (boot-time ns) and loss counters as they stand (totals since start).
     Tick { ktime_ns: u64, drops: DropCounts },
+    /// Records the kernel dropped over containers' budgets: per cgroup and class, totals since
+    /// the cgroup was first counted. Sent before a tick when the node-wide totals moved.
+    BudgetDrops { drops: Vec<CgroupBudgetDrops> },
+}
+
+/// What one cgroup lost to its budget of one class (a total).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupBudgetDrops {
+    pub cgroup_id: u64,
+    pub class: BudgetClass,
+    pub dropped: u64,
+}
+
+/// The kernel's budget classes (`sealwatch_abi::budget`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetClass {
+    File,
+    Network,
 }
 
 /// Monotonic totals of what was lost, by place.

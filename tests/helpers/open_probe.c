@@ -11,6 +11,9 @@
  *                                                       flips their open_how between O_WRONLY|O_APPEND
  *                                                       and O_RDONLY; prints `writes W` (the opens that
  *                                                       got a writable descriptor)
+ *   sw-open-probe unlink-flood PATH SECONDS             unlink(PATH) (which fails) as fast as it can
+ *                                                       for SECONDS; prints `calls N` (the flood
+ *                                                       test: a container filling the file ring)
  *
  * Prints `ok` or `error: <strerror>` and exits 0 or 1; bad usage exits 111.
  */
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SYS_openat2
@@ -38,7 +42,7 @@ struct sw_open_how {
 
 static int usage(void) {
     fprintf(stderr, "usage: sw-open-probe open|openat|openat2 PATH FLAGS MODE | creat PATH MODE"
-                    " | openat2-race PATH N\n");
+                    " | openat2-race PATH N | unlink-flood PATH SECONDS\n");
     return 111;
 }
 
@@ -80,6 +84,19 @@ static int race(const char *path, long n) {
     return 0;
 }
 
+static int unlink_flood(const char *path, long seconds) {
+    time_t end = time(NULL) + seconds;
+    long calls = 0;
+    while (time(NULL) < end) {
+        for (int i = 0; i < 1000; i++) {
+            unlink(path);
+        }
+        calls += 1000;
+    }
+    printf("calls %ld\n", calls);
+    return 0;
+}
+
 static long octal(const char *text) {
     char *end;
     long value = strtol(text, &end, 8);
@@ -92,6 +109,10 @@ int main(int argc, char **argv) {
     }
     const char *call = argv[1], *path = argv[2];
     long fd;
+    if (strcmp(call, "unlink-flood") == 0 && argc == 4) {
+        long seconds = strtol(argv[3], NULL, 10);
+        return seconds > 0 ? unlink_flood(path, seconds) : usage();
+    }
     if (strcmp(call, "openat2-race") == 0 && argc == 4) {
         long n = strtol(argv[3], NULL, 10);
         return n > 0 ? race(path, n) : usage();

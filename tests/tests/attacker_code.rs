@@ -233,7 +233,10 @@ fn a_hard_link_to_an_image_file_is_a_modification() -> Result<()> {
     let marker = unique_name("sw-code-through-link");
     sh(&c, &format!("echo {marker} >> {alias}"))?;
     let content = c.exec(&["cat", image_file])?;
-    ensure!(content.contains(&marker), "the write through {alias} did not reach {image_file}");
+    ensure!(
+        content.contains(&marker),
+        "the write through {alias} did not reach {image_file}"
+    );
     let ev = wait_in_container(
         &mut daemon,
         &c,

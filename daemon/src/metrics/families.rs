@@ -45,6 +45,11 @@ struct LaneLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabels {
+    class: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SensorLabels {
     sensor: &'static str,
 }
@@ -78,6 +83,7 @@ pub struct Metrics {
     violations: Family<ViolationLabels, Counter>,
     repeats_suppressed: Counter,
     kernel_drops: Family<LaneLabels, Counter>,
+    budget_drops: Family<ClassLabels, Counter>,
     decode_drops: Counter,
     output_drops: Counter,
     output_lines: Counter,
@@ -111,6 +117,7 @@ impl Metrics {
             violations: Family::default(),
             repeats_suppressed: Counter::default(),
             kernel_drops: Family::default(),
+            budget_drops: Family::default(),
             decode_drops: Counter::default(),
             output_drops: Counter::default(),
             output_lines: Counter::default(),
@@ -147,6 +154,11 @@ impl Metrics {
             "kernel_drops",
             "Events dropped in the kernel because a ring buffer was full, by lane",
             m.kernel_drops.clone(),
+        );
+        r.register(
+            "kernel_budget_drops",
+            "Records the kernel dropped because their container was over its budget (--cgroup-budget-file, --cgroup-budget-network), by class; each container's share is on its loss lines",
+            m.budget_drops.clone(),
         );
         r.register(
             "decode_drops",
@@ -229,6 +241,9 @@ impl Metrics {
         for lane in ["critical", "bulk"] {
             drop(m.kernel_drops.get_or_create(&LaneLabels { lane }));
         }
+        for class in ["file", "network"] {
+            drop(m.budget_drops.get_or_create(&ClassLabels { class }));
+        }
         // Every sensor of the registry has its attach-failure series from the start, at 0.
         for family in crate::sensors::families::FAMILIES {
             let sensor = family.sensor;
@@ -253,6 +268,9 @@ impl Metrics {
         let lane = |lane| self.kernel_drops.get_or_create(&LaneLabels { lane });
         store(&lane("critical"), drops.kernel_critical);
         store(&lane("bulk"), drops.kernel_bulk);
+        let class = |class| self.budget_drops.get_or_create(&ClassLabels { class });
+        store(&class("file"), stats.budget_drops.0);
+        store(&class("network"), stats.budget_drops.1);
         store(&self.decode_drops, drops.decode);
         store(&self.output_drops, drops.output);
         store(&self.output_lines, stats.lines);

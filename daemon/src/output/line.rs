@@ -248,11 +248,26 @@ pub struct LossJson {
     pub decode: u64,
     /// Lines the output could not take (slow reader of stdout).
     pub output: u64,
+    /// Records of the line's container the kernel dropped over its budget, per class (file
+    /// records; connects, accepts, listens, sends and DNS answers). Only on a container's line.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub budget_file: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub budget_network: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl LossJson {
     pub fn total(&self) -> u64 {
-        self.kernel_critical + self.kernel_bulk + self.decode + self.output
+        self.kernel_critical
+            + self.kernel_bulk
+            + self.decode
+            + self.output
+            + self.budget_file
+            + self.budget_network
     }
 }
 

@@ -6,6 +6,7 @@
 //! `render` makes its line (`objects` reads state for it), and `emit` prints it, once per
 //! violation, through the gate of `repeats`. One file per kind of event: `kernel` dispatches to
 //! `exec`, `file`, `network`, and `logins` handles the sessions logins open.
+mod budget;
 mod emit;
 mod exec;
 mod file;
@@ -34,12 +35,16 @@ mod snapshot;
 #[cfg(test)]
 mod test_support;
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 /// Login sessions are state; this path is kept for the modules that name it.
 pub use crate::state::sessions;
 use hold::HoldQueue;
 // The pipeline's inputs and requests are a contract of their own (captures record them).
+use crate::input::BudgetClass;
 pub use crate::input::{DropCounts, Enforce, Input, Request};
 use render::RenderCache;
 use repeats::RepeatGate;
@@ -103,6 +108,9 @@ pub struct PipelineStats {
     /// Loss totals as of the last tick: exactly what the `loss` lines so far add up to, so a
     /// metric copied from here always agrees with the stream.
     pub drops: DropCounts,
+    /// Records the kernel dropped over containers' budgets, as the per-container `loss` lines so
+    /// far add up to: (file, network).
+    pub budget_drops: (u64, u64),
     /// DNS answers learned from, and received answers that could not be parsed.
     pub dns_answers: u64,
     pub dns_unparsed: u64,
@@ -132,6 +140,8 @@ pub struct Pipeline {
     repeats: RepeatGate,
     /// Process and container objects reused across lines.
     render: RenderCache,
+    /// Per cgroup and class, the kernel's budget-drop total the `loss` lines so far account for.
+    budget_seen: HashMap<(u64, BudgetClass), u64>,
 }
 
 impl Pipeline {
@@ -146,6 +156,7 @@ impl Pipeline {
             last_drops: DropCounts::default(),
             repeats: RepeatGate::default(),
             render: RenderCache::default(),
+            budget_seen: HashMap::new(),
         }
     }
 
@@ -221,6 +232,7 @@ impl Pipeline {
                 self.release(sink, |_| false);
             }
             Input::Tick { ktime_ns, drops } => self.tick(ktime_ns, drops, sink),
+            Input::BudgetDrops { drops } => self.budget_drops(drops, sink),
         }
     }
 

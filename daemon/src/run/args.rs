@@ -38,6 +38,17 @@ pub struct RunArgs {
         value_parser = parse_wakeup_pace
     )]
     pub wakeup_pace_us: u64,
+    /// File records one container may send per second (image-file changes, path syscalls such
+    /// as a flood of failing `unlink`s); the kernel drops the rest and counts them on the
+    /// container's `loss` lines (`budget_file`), so one container cannot fill the ring all
+    /// containers share. 0: no limit.
+    #[arg(long, value_name = "RECORDS", default_value_t = sealwatch_abi::budget::FILE_PER_SEC_DEFAULT)]
+    pub cgroup_budget_file: u32,
+    /// Network records one container may send per second (connects, accepts, listens, first
+    /// datagrams to a peer, DNS answers); the rest are dropped and counted like file records
+    /// (`budget_network`). 0: no limit.
+    #[arg(long, value_name = "RECORDS", default_value_t = sealwatch_abi::budget::NETWORK_PER_SEC_DEFAULT)]
+    pub cgroup_budget_network: u32,
     /// How long an event may wait for its container's metadata (name, image, pod) before it is
     /// printed with `"metadata": "pending"`.
     #[arg(long, default_value_t = 1000)]

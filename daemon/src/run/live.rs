@@ -90,6 +90,9 @@ pub struct LiveSource<'t> {
     /// A tick went in during this step: its follow-ups run after it.
     ticked: bool,
     announced: bool,
+    /// Budget-drop totals at the last tick, and whether they had moved then.
+    budget_totals: [u64; sealwatch_abi::budget::COUNT as usize],
+    budget_moved: bool,
 }
 
 impl<'t> LiveSource<'t> {
@@ -110,6 +113,8 @@ impl<'t> LiveSource<'t> {
             stop_timer: Box::pin(tokio::time::sleep(Duration::from_secs(u64::MAX >> 2))),
             ticked: false,
             announced: false,
+            budget_totals: [0; sealwatch_abi::budget::COUNT as usize],
+            budget_moved: false,
         }
     }
 
@@ -132,7 +137,7 @@ impl<'t> LiveSource<'t> {
             _ = self.tick.tick() => {
                 self.parts.enforcer.expire(&mut self.parts.sensors, std::time::Instant::now());
                 self.ticked = true;
-                Step::Inputs(vec![self.tick_input()])
+                Step::Inputs(self.tick_inputs())
             }
             Some(batch) = self.parts.rx.recv() => Step::Inputs(batch),
         }
@@ -162,6 +167,23 @@ impl<'t> LiveSource<'t> {
             deadline: Instant::now() + SHUTDOWN_GRACE,
         };
         Step::Idle
+    }
+
+    /// Time now and the loss counters as they stand, after the per-container budget drops when
+    /// they moved since the last tick (and once more after they stopped, for the last ones).
+    fn tick_inputs(&mut self) -> Vec<Input> {
+        let mut inputs = Vec::with_capacity(2);
+        let budget_totals = self.parts.sensors.budget_drop_totals();
+        let moved = budget_totals != self.budget_totals;
+        if moved || self.budget_moved {
+            inputs.push(Input::BudgetDrops {
+                drops: self.parts.sensors.budget_drops(),
+            });
+        }
+        self.budget_totals = budget_totals;
+        self.budget_moved = moved;
+        inputs.push(self.tick_input());
+        inputs
     }
 
     /// Time now, and the loss counters as they stand.
@@ -215,7 +237,7 @@ impl Source for LiveSource<'_> {
                     // Every sender is gone, or the grace period is over: a last tick.
                     _ => {
                         self.phase = Phase::Done;
-                        Step::Inputs(vec![self.tick_input()])
+                        Step::Inputs(self.tick_inputs())
                     }
                 }
             }

@@ -224,6 +224,16 @@ async fn serve_metrics(args: &RunArgs) -> anyhow::Result<Arc<Metrics>> {
     Ok(metrics)
 }
 
+/// A per-second budget as the kernel counts it (per `budget::WINDOW_NS`); 0 stays unlimited.
+fn per_window(per_sec: u32) -> u32 {
+    let windows_per_sec = (1_000_000_000 / sealwatch_abi::budget::WINDOW_NS) as u32;
+    if per_sec == 0 {
+        0
+    } else {
+        per_sec.div_ceil(windows_per_sec)
+    }
+}
+
 /// Loads and attaches the programs. Loading (BTF parsing, verification) takes a while: off the
 /// runtime's only thread, so the metrics endpoint keeps answering (/readyz 503) meanwhile.
 async fn load_sensors(args: &RunArgs, metrics: &Metrics) -> anyhow::Result<Sensors> {
@@ -231,6 +241,10 @@ async fn load_sensors(args: &RunArgs, metrics: &Metrics) -> anyhow::Result<Senso
         ring_critical_bytes: args.ring_critical_bytes,
         ring_bulk_bytes: args.ring_bulk_bytes,
         wakeup_pace_ns: args.wakeup_pace_us * 1000,
+        budgets: [
+            per_window(args.cgroup_budget_file),
+            per_window(args.cgroup_budget_network),
+        ],
     };
     let sensors = tokio::task::spawn_blocking(move || Sensors::load(options))
         .await

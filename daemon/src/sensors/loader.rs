@@ -7,9 +7,12 @@ use aya::{
     Btf, BtfError, Ebpf, EbpfError, EbpfLoader,
 };
 use sealwatch_abi::{
-    interpreter_key, lane, names, Config, Settings, ABI_VERSION, INTERPRETER_NAME_LEN,
+    budget, interpreter_key, lane, names, BudgetKey, BudgetUse, Config, Settings, ABI_VERSION,
+    INTERPRETER_NAME_LEN,
 };
 use thiserror::Error;
+
+use crate::input::{BudgetClass, CgroupBudgetDrops};
 
 use super::{
     attach,
@@ -76,6 +79,8 @@ pub struct LoadOptions {
     /// At most one forced ring wake-up per CPU per this many nanoseconds for paced records
     /// (exec, file, connect); 0 forces one for every record.
     pub wakeup_pace_ns: u64,
+    /// Records a cgroup may send per `budget::WINDOW_NS`, per class (0: no limit).
+    pub budgets: [u32; budget::COUNT as usize],
 }
 
 pub struct Sensors {
@@ -85,6 +90,7 @@ pub struct Sensors {
     enforcement: Option<Enforcement>,
     rings: Vec<(u32, RingBuf<MapData>)>,
     drops: PerCpuArray<MapData, u64>,
+    budgets: HashMap<MapData, BudgetKey, BudgetUse>,
     settings: Array<MapData, Settings>,
     drain_windows: DrainWindows,
     attach_failures: Vec<AttachFailure>,
@@ -104,6 +110,7 @@ impl Sensors {
                 offsets::VMLINUX_BTF,
             ))?),
             wakeup_pace_ns: options.wakeup_pace_ns,
+            budgets: options.budgets,
         };
         // One parse of vmlinux BTF for relocations and tp_btf alike: `EbpfLoader::new()` parses
         // its own copy, dropped here before ours is made (two copies were most of the start-up
@@ -148,6 +155,13 @@ impl Sensors {
             source,
         })?;
         let map = ebpf
+            .take_map(names::BUDGETS)
+            .ok_or(SensorError::Missing(names::BUDGETS))?;
+        let budgets = HashMap::try_from(map).map_err(|source| SensorError::Map {
+            name: names::BUDGETS,
+            source,
+        })?;
+        let map = ebpf
             .take_map(names::SETTINGS)
             .ok_or(SensorError::Missing(names::SETTINGS))?;
         let settings = Array::try_from(map).map_err(|source| SensorError::Map {
@@ -163,6 +177,7 @@ impl Sensors {
             enforcement,
             rings,
             drops,
+            budgets,
             settings,
             drain_windows,
             attach_failures,
@@ -259,6 +274,36 @@ impl Sensors {
     }
 
     /// Records dropped in the kernel so far, per lane (summed over CPUs).
+    /// Records dropped over containers' budgets since start, node-wide, per class.
+    pub fn budget_drop_totals(&self) -> [u64; budget::COUNT as usize] {
+        let mut totals = [0u64; budget::COUNT as usize];
+        for (class, total) in totals.iter_mut().enumerate() {
+            if let Ok(values) = self.drops.get(&(budget::DROP_SLOT + class as u32), 0) {
+                *total = values.iter().sum();
+            }
+        }
+        totals
+    }
+
+    /// Per cgroup and class, the records dropped over its budget (totals, for the cgroups the
+    /// kernel holds an entry for). One look-up per entry: called only when the totals moved.
+    pub fn budget_drops(&self) -> Vec<CgroupBudgetDrops> {
+        self.budgets
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, used)| used.dropped > 0)
+            .map(|(key, used)| CgroupBudgetDrops {
+                cgroup_id: key.cgroup_id,
+                class: if key.class == budget::BULK {
+                    BudgetClass::File
+                } else {
+                    BudgetClass::Network
+                },
+                dropped: used.dropped,
+            })
+            .collect()
+    }
+
     pub fn kernel_drops(&self) -> [u64; lane::COUNT as usize] {
         let mut totals = [0u64; lane::COUNT as usize];
         for (lane_id, total) in totals.iter_mut().enumerate() {

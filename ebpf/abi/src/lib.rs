@@ -27,6 +27,45 @@ pub mod kind {
     pub const DNS: u32 = 9;
 }
 
+/// Per-container (cgroup) budgets: one container flooding the rings (failing path syscalls,
+/// connects, datagrams from port 53) must not push out another container's records. Records
+/// over a cgroup's budget for the current window are dropped in the kernel and counted per
+/// cgroup ([`BudgetUse::dropped`]) and per class (the `DROPS` slots from [`budget::DROP_SLOT`]).
+/// Process lifecycle and cgroup records are never budgeted: attribution depends on them.
+pub mod budget {
+    /// File records (bulk lane).
+    pub const BULK: u32 = 0;
+    /// Connects, accepts, listens, sends and DNS answers (critical lane).
+    pub const NETWORK: u32 = 1;
+    pub const COUNT: u32 = 2;
+    /// The window a budget is counted over.
+    pub const WINDOW_NS: u64 = 100_000_000;
+    /// `DROPS` slot of class 0; class `c` counts at `DROP_SLOT + c`.
+    pub const DROP_SLOT: u32 = super::lane::COUNT;
+    /// Defaults per second (`--cgroup-budget-file`, `--cgroup-budget-network`).
+    pub const FILE_PER_SEC_DEFAULT: u32 = 20_000;
+    pub const NETWORK_PER_SEC_DEFAULT: u32 = 5_000;
+}
+
+/// Key of a cgroup's use of one budget class.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BudgetKey {
+    pub cgroup_id: u64,
+    pub class: u32,
+    pub _pad: u32,
+}
+
+/// A cgroup's use of one budget class: the current window and what it dropped since it was
+/// first seen (a total: the daemon reports differences).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BudgetUse {
+    pub window_start_ns: u64,
+    pub used: u64,
+    pub dropped: u64,
+}
+
 /// Ring-buffer lanes. Critical carries what attribution depends on (process lifecycle, cgroups,
 /// later sessions and connects); bulk carries high-volume file events, so a file storm can never
 /// push out an exec.
@@ -53,6 +92,8 @@ pub mod names {
     pub const BLOCK_WORKLOAD: &str = "BLOCK_WORKLOAD";
     /// (workload key, address prefix) → allowed port rules, for the connect/sendmsg hooks.
     pub const BLOCK_ALLOW: &str = "BLOCK_ALLOW";
+    /// [`super::BudgetKey`] → [`super::BudgetUse`]: per-container budgets.
+    pub const BUDGETS: &str = "BUDGETS";
     /// Interpreter names ([`interpreter_key`]) whose processes' reads of the container's own
     /// files are reported (`file_op::SCRIPT_READ`).
     pub const INTERPRETERS: &str = "INTERPRETERS";
@@ -593,6 +634,8 @@ pub struct Config {
     /// the last this many nanoseconds, and the daemon is not draining its lane on a timer
     /// ([`names::DRAINING_UNTIL`]); 0 forces one for every record (`--wakeup-pace-us`).
     pub wakeup_pace_ns: u64,
+    /// Records one cgroup may send per [`budget::WINDOW_NS`], by [`budget`] class (0: no limit).
+    pub budgets: [u32; budget::COUNT as usize],
 }
 
 /// Default of [`Config::wakeup_pace_ns`] (`--wakeup-pace-us 5000`): at most one forced wake-up
@@ -609,13 +652,17 @@ pub const WAKEUP_PACE_NS_DEFAULT: u64 = 5_000_000;
 
 // No implicit padding: `wakeup_pace_ns` must stay 8-aligned right after `offsets` (an odd number
 // of offsets needs an explicit `_pad: u32` before it).
-const _: () =
-    assert!(core::mem::size_of::<Config>() == 8 + core::mem::size_of::<KernelOffsets>() + 8);
+const _: () = assert!(
+    core::mem::size_of::<Config>()
+        == 8 + core::mem::size_of::<KernelOffsets>() + 8 + 4 * budget::COUNT as usize
+);
 
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: plain #[repr(C)] integers with explicit padding: every bit pattern is valid.
     unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::BudgetKey {}
+    unsafe impl aya::Pod for super::BudgetUse {}
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::Settings {}
     unsafe impl aya::Pod for super::AllowKey {}

@@ -58,6 +58,9 @@ fn try_dns_answers(ctx: &SkBuffContext) -> Result<(), i64> {
     }
     // SAFETY: `ctx.skb` is the program's context; the helper only reads it.
     let cgroup_id = unsafe { gen::bpf_skb_cgroup_id(ctx.skb.skb) };
+    if !crate::budget::within_budget(cgroup_id, sealwatch_abi::budget::NETWORK) {
+        return Ok(());
+    }
     submit::<DnsEvent>(lane::CRITICAL, WAKEUP, |record| {
         record.header.kind = kind::DNS;
         // SAFETY: plain helper without arguments.

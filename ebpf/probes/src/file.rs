@@ -16,11 +16,12 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use sealwatch_abi::{
-    file_flags, file_op, kind, lane, layer, programs, Blob, FileFixed, SyscallResult, DATA_MASK,
-    FILE_FIXED_SIZE, NAME_MAX, PATH_MAX,
+    budget, file_flags, file_op, kind, lane, layer, programs, Blob, FileFixed, SyscallResult,
+    DATA_MASK, FILE_FIXED_SIZE, NAME_MAX, PATH_MAX,
 };
 
 use crate::{
+    budget::within_budget,
     emit::{count_drop, output_bytes, paced_wakeup, submit},
     interp::reads_scripts,
     kernel::{
@@ -357,6 +358,9 @@ fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, interest: Interest) -> Resu
     let Some(repeats) = fold_repeat(&repeat_key) else {
         return Ok(());
     };
+    if !within_budget(repeat_key.cgroup, budget::BULK) {
+        return Ok(());
+    }
     let mut header_flags = if inode_deleted(inode) {
         file_flags::DELETED
     } else {
@@ -473,6 +477,10 @@ fn report_path_op(
             return Ok(());
         }
         header_flags |= file_flags::HOST_TASK;
+    }
+    // SAFETY: helper without arguments.
+    if !within_budget(unsafe { bpf_get_current_cgroup_id() }, budget::BULK) {
+        return Ok(());
     }
     let Some(event) = FILE_SCRATCH.get_ptr_mut(0) else {
         count_drop(lane::BULK);

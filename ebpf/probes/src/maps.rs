@@ -14,9 +14,11 @@ pub static EVENTS_CRITICAL: RingBuf = RingBuf::with_byte_size(RING_DEFAULT_BYTES
 #[map(name = "EVENTS_BULK")]
 pub static EVENTS_BULK: RingBuf = RingBuf::with_byte_size(RING_DEFAULT_BYTES, 0);
 
-/// Records that could not be reserved, per lane. Per-CPU so that counting a drop never contends.
+/// Records that could not be reserved, per lane, then records over a cgroup's budget, per class
+/// (from `budget::DROP_SLOT`). Per-CPU so that counting a drop never contends.
 #[map(name = "DROPS")]
-pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(lane::COUNT, 0);
+pub static DROPS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(lane::COUNT + sealwatch_abi::budget::COUNT, 0);
 
 /// When this CPU last forced a ring wake-up for a paced record (see `emit::paced_wakeup`).
 #[map(name = "LAST_WAKEUP")]

@@ -220,9 +220,20 @@ fn exit_with_addr(ctx: &TracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
+/// Whether the current cgroup may send one more network record (see `budget`).
+#[inline(always)]
+fn within_network_budget() -> bool {
+    // SAFETY: helper without arguments.
+    let cgroup_id = unsafe { aya_ebpf::helpers::bpf_get_current_cgroup_id() };
+    crate::budget::within_budget(cgroup_id, sealwatch_abi::budget::NETWORK)
+}
+
 /// Sends a record for a stashed operation: peer from the stash, own end from the socket.
 #[inline(always)]
 fn report(task: Ptr, stash: &NetStash, ret: i64, blocked: bool, sk: Ptr) {
+    if !within_network_budget() {
+        return;
+    }
     submit::<NetEvent>(lane::CRITICAL, paced_wakeup(lane::CRITICAL), |record| {
         fill_header(&mut record.header, kind::NET, task);
         record.header.flags = if blocked { net_flags::BLOCKED } else { 0 };
@@ -269,6 +280,9 @@ fn exit_accept(ctx: &TracePointContext) -> Result<(), i64> {
     let sk = sock_of(task, fd as u64)?;
     let family = read::<u16>(sk, config!(offsets.skc_family))?;
     if family != AF_INET && family != AF_INET6 {
+        return Ok(());
+    }
+    if !within_network_budget() {
         return Ok(());
     }
     submit::<NetEvent>(lane::CRITICAL, paced_wakeup(lane::CRITICAL), |record| {
@@ -318,6 +332,9 @@ fn exit_listen(ctx: &TracePointContext) -> Result<(), i64> {
     let sk = sock_of(task, u64::from(stash.fd))?;
     let family = read::<u16>(sk, config!(offsets.skc_family))?;
     if family != AF_INET && family != AF_INET6 {
+        return Ok(());
+    }
+    if !within_network_budget() {
         return Ok(());
     }
     submit::<NetEvent>(lane::CRITICAL, paced_wakeup(lane::CRITICAL), |record| {
@@ -512,6 +529,9 @@ fn exit_recv(ctx: &TracePointContext) {
         return;
     }
     let task = current_task();
+    if !within_network_budget() {
+        return;
+    }
     submit::<DnsEvent>(lane::CRITICAL, WAKEUP, |record| {
         fill_header(&mut record.header, kind::DNS, task);
         record.len = ret as u32;
