@@ -5,7 +5,8 @@
 //! `/etc/group` with `root` and `nobody` (65534), the image files [`FIXTURE_FILES`] (0644, for the
 //! immutability tests to modify), the static [`EXEC_HELPER`] built from
 //! `tests/helpers/memfd_exec.c` (runs a memfd or a deleted binary, for the drift tests), the
-//! static [`NET_PROBE`] and [`OPEN_PROBE`] (network and open syscalls busybox does not make), the
+//! static [`NET_PROBE`], [`OPEN_PROBE`] and [`URING_PROBE`] (network and open syscalls busybox
+//! does not make, and the same through io_uring), the
 //! host's dynamically linked [`PERL`] with its dynamic loader and libraries at the host's paths
 //! (an interpreter other than the shell, and a loader an attacker can start a dropped program
 //! through), and empty `/tmp` (1777), `/root`, `/proc`, `/sys`, `/dev`. The rootfs tar is built once per test
@@ -22,13 +23,13 @@ use crate::cmd;
 use crate::services;
 
 /// Image tag; bump it when the rootfs changes so stale imports are not reused.
-pub const TAG: &str = "7";
+pub const TAG: &str = "8";
 /// The image as podman names it (and reports it).
-pub const PODMAN_IMAGE: &str = "localhost/sealwatch-test:7";
+pub const PODMAN_IMAGE: &str = "localhost/sealwatch-test:8";
 /// The image as Docker names it (and reports it).
-pub const DOCKER_IMAGE: &str = "sealwatch-test:7";
+pub const DOCKER_IMAGE: &str = "sealwatch-test:8";
 /// The image as containerd names it after `docker save` | `ctr images import`.
-pub const CONTAINERD_IMAGE: &str = "docker.io/library/sealwatch-test:7";
+pub const CONTAINERD_IMAGE: &str = "docker.io/library/sealwatch-test:8";
 /// Regular files of the image (content [`FIXTURE_CONTENT`], mode 0644) that tests may modify.
 /// None of them is a runtime bind mount (unlike `/etc/hosts`, `/etc/hostname`,
 /// `/etc/resolv.conf`), so they stay on the container's overlay.
@@ -57,6 +58,12 @@ pub const NET_PROBE_SOURCE: &str = "tests/helpers/net_probe.c";
 /// thread flips their flags between write and read-only; prints `writes W`.
 pub const OPEN_PROBE: &str = "/bin/sw-open-probe";
 pub const OPEN_PROBE_SOURCE: &str = "tests/helpers/open_probe.c";
+/// The io_uring probe in the image: `sw-uring-probe append PATH TEXT`, `unlink PATH`,
+/// `rename OLD NEW`, `link OLD NEW`, `connect ADDR PORT`, each submitted through io_uring
+/// (no syscall of its kind); prints `ok` or `error: <reason>`.
+pub const URING_PROBE: &str = "/bin/sw-uring-probe";
+pub const URING_PROBE_SOURCE: &str = "tests/helpers/uring_probe.c";
+
 /// The host's perl, copied into the image with the libraries and the dynamic loader `ldd` names.
 pub const PERL: &str = "/usr/bin/perl";
 
@@ -227,6 +234,9 @@ fn build_rootfs_tar() -> Result<PathBuf> {
     let opener = root.join(OPEN_PROBE.trim_start_matches('/'));
     std::fs::copy(open_probe()?, &opener).with_context(|| format!("copying {OPEN_PROBE}"))?;
     set_mode(&opener, 0o755)?;
+    let uring = root.join(URING_PROBE.trim_start_matches('/'));
+    std::fs::copy(uring_probe()?, &uring).with_context(|| format!("copying {URING_PROBE}"))?;
+    set_mode(&uring, 0o755)?;
     copy_dynamic(root, PERL)?;
 
     // Written under a process-unique name, then renamed: test binaries may build it concurrently.
@@ -277,6 +287,17 @@ pub fn net_probe() -> Result<&'static Path> {
 pub fn open_probe() -> Result<&'static Path> {
     static BIN: Built = OnceLock::new();
     built_once(&BIN, OPEN_PROBE_SOURCE, "sw-open-probe", "the open probe")
+}
+
+/// [`URING_PROBE_SOURCE`] compiled like [`exec_helper`].
+pub fn uring_probe() -> Result<&'static Path> {
+    static BIN: Built = OnceLock::new();
+    built_once(
+        &BIN,
+        URING_PROBE_SOURCE,
+        "sw-uring-probe",
+        "the io_uring probe",
+    )
 }
 
 /// `source` built into `cell` on first call; `what` names it in the error.

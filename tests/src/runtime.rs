@@ -57,6 +57,9 @@ pub struct RunOptions {
     /// having no network: the network tests' peers are in a [`crate::netns::TestNet`] the host
     /// reaches.
     pub host_network: bool,
+    /// No seccomp filter (`--security-opt seccomp=unconfined`), as a Kubernetes pod without a
+    /// profile runs: podman's and Docker's default profiles refuse io_uring.
+    pub seccomp_unconfined: bool,
 }
 
 /// A running container. Removed (forcefully) on drop.
@@ -251,6 +254,13 @@ impl Runtime {
                     flags.push("--net-host".to_owned());
                 }
             }
+        }
+        if opts.seccomp_unconfined {
+            ensure!(
+                self != Runtime::Containerd,
+                "the harness lifts seccomp with podman or docker only"
+            );
+            flags.extend(["--security-opt".to_owned(), "seccomp=unconfined".to_owned()]);
         }
         if let Some(uid) = opts.user {
             ensure!(

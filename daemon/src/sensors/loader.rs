@@ -336,6 +336,9 @@ fn overlay_checked(offsets: sealwatch_abi::KernelOffsets) -> sealwatch_abi::Kern
     if offsets.has_ovl == 0 {
         tracing::warn!("{}", offsets::OVERLAY_DEGRADED);
     }
+    if offsets.has_io_uring == 0 {
+        tracing::warn!("{}", offsets::IO_URING_DEGRADED);
+    }
     offsets
 }
 

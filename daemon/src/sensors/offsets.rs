@@ -129,6 +129,49 @@ fn overlay_offsets(r: &Resolver) -> Option<(u32, u32, u32, u32)> {
     ))
 }
 
+/// The io_uring members the io_uring programs read (see `KernelOffsets::io_kiocb_opcode`).
+#[derive(Clone, Copy)]
+struct UringOffsets {
+    kiocb_opcode: u32,
+    kiocb_res: u32,
+    open_how: u32,
+    open_file_slot: u32,
+    /// `old_dfd`, `oldpath`, `newpath`.
+    rename: [u32; 3],
+    /// `dfd`, `filename`.
+    unlink: [u32; 2],
+    link: [u32; 3],
+    filename_name: u32,
+}
+
+/// What io_uring costs to see without them, logged at start-up.
+pub const IO_URING_DEGRADED: &str = "io_uring's request layout is not in vmlinux BTF (a kernel \
+    without io_uring, or older than the layout sealwatch reads): opens, renames, unlinks, links \
+    and connects submitted through io_uring are not judged";
+
+fn uring_offsets(r: &Resolver) -> Option<UringOffsets> {
+    let three = |s: &str| -> Option<[u32; 3]> {
+        Some([
+            r.offset(s, "old_dfd").ok()?,
+            r.offset(s, "oldpath").ok()?,
+            r.offset(s, "newpath").ok()?,
+        ])
+    };
+    Some(UringOffsets {
+        kiocb_opcode: r.offset("io_kiocb", "opcode").ok()?,
+        kiocb_res: r.offset("io_kiocb", "cqe.res").ok()?,
+        open_how: r.offset("io_open", "how").ok()?,
+        open_file_slot: r.offset("io_open", "file_slot").ok()?,
+        rename: three("io_rename")?,
+        unlink: [
+            r.offset("io_unlink", "dfd").ok()?,
+            r.offset("io_unlink", "filename").ok()?,
+        ],
+        link: three("io_link")?,
+        filename_name: r.offset("filename", "name").ok()?,
+    })
+}
+
 /// Resolves every offset the programs use from the BTF file at `path`. One long list on purpose:
 /// it is `KernelOffsets` field by field, each next to the struct member it comes from.
 pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
@@ -151,6 +194,7 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
         overlay_offsets(&Resolver { btf: module })
     });
     let [regs_arg0, regs_arg1, regs_arg2, regs_arg3] = syscall_arg_registers(&r)?;
+    let uring = uring_offsets(&r);
     Ok(KernelOffsets {
         task_real_parent: r.offset("task_struct", "real_parent")?,
         task_tgid: r.offset("task_struct", "tgid")?,
@@ -229,6 +273,20 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
         regs_arg2,
         regs_arg3,
         file_f_mode: r.offset("file", "f_mode")?,
+        io_kiocb_opcode: uring.map_or(0, |u| u.kiocb_opcode),
+        io_kiocb_res: uring.map_or(0, |u| u.kiocb_res),
+        io_open_how: uring.map_or(0, |u| u.open_how),
+        io_open_file_slot: uring.map_or(0, |u| u.open_file_slot),
+        io_rename_old_dfd: uring.map_or(0, |u| u.rename[0]),
+        io_rename_oldpath: uring.map_or(0, |u| u.rename[1]),
+        io_rename_newpath: uring.map_or(0, |u| u.rename[2]),
+        io_unlink_dfd: uring.map_or(0, |u| u.unlink[0]),
+        io_unlink_filename: uring.map_or(0, |u| u.unlink[1]),
+        io_link_old_dfd: uring.map_or(0, |u| u.link[0]),
+        io_link_oldpath: uring.map_or(0, |u| u.link[1]),
+        io_link_newpath: uring.map_or(0, |u| u.link[2]),
+        filename_name: uring.map_or(0, |u| u.filename_name),
+        has_io_uring: u32::from(uring.is_some()),
         _pad: 0,
     })
 }
@@ -285,6 +343,8 @@ mod tests {
             "this machine's overlayfs is built in (PLATFORM.md)"
         );
         assert!(off.ovl_inode_upperdentry > off.ovl_inode_vfs_inode);
+        assert_eq!(off.has_io_uring, 1, "this machine's kernel has io_uring");
+        assert!(off.io_kiocb_opcode > 0 && off.io_kiocb_res > off.io_kiocb_opcode);
         #[cfg(target_arch = "x86_64")]
         assert_eq!(
             (off.regs_arg0, off.regs_arg1, off.regs_arg2, off.regs_arg3),

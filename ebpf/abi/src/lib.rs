@@ -506,8 +506,36 @@ pub struct KernelOffsets {
     /// `file.f_mode`: whether an openat2 opened for writing, whatever its `open_how` says by the
     /// time its exit reads it.
     pub file_f_mode: u32,
+    /// io_uring: a request's opcode and result (`io_kiocb.opcode`, `io_kiocb.cqe.res`), and
+    /// the members of the request's command (at the start of `io_kiocb`) that say what it opens,
+    /// renames, unlinks or links. `has_io_uring` is 0 when BTF has no io_uring types.
+    pub io_kiocb_opcode: u32,
+    pub io_kiocb_res: u32,
+    pub io_open_how: u32,
+    pub io_open_file_slot: u32,
+    pub io_rename_old_dfd: u32,
+    pub io_rename_oldpath: u32,
+    pub io_rename_newpath: u32,
+    pub io_unlink_dfd: u32,
+    pub io_unlink_filename: u32,
+    pub io_link_old_dfd: u32,
+    pub io_link_oldpath: u32,
+    pub io_link_newpath: u32,
+    /// `filename.name`: the kernel's copy of a path a request names.
+    pub filename_name: u32,
+    pub has_io_uring: u32,
     /// Keeps the struct a multiple of 8 bytes (no implicit padding in a `Pod`).
     pub _pad: u32,
+}
+
+/// io_uring opcodes (`enum io_uring_op`, UAPI: stable) the io_uring programs judge.
+pub mod io_uring_op {
+    pub const CONNECT: u8 = 16;
+    pub const OPENAT: u8 = 18;
+    pub const OPENAT2: u8 = 28;
+    pub const RENAMEAT: u8 = 35;
+    pub const UNLINKAT: u8 = 36;
+    pub const LINKAT: u8 = 39;
 }
 
 /// Network operations ([`NetEvent::op`]).

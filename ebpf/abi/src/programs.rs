@@ -59,6 +59,13 @@ pub mod file {
     pub const SYS_ENTER_MMAP: &str = "sys_enter_mmap";
 }
 
+/// io_uring requests (`ebpf/probes/src/uring.rs`): what a request names is read when it is
+/// submitted (its paths are freed by completion), what it did when it completes.
+pub mod uring {
+    pub const IO_URING_SUBMIT_REQ: &str = "io_uring_submit_req";
+    pub const IO_URING_COMPLETE: &str = "io_uring_complete";
+}
+
 /// Syscall tracepoint programs of the network sensor (TCP DNS answers included).
 pub mod net {
     pub const SYS_ENTER_CONNECT: &str = "sys_enter_connect";

@@ -26,7 +26,7 @@ use crate::{
     interp::reads_scripts,
     kernel::{
         fd_file, fill_header, inode_deleted, inode_layer, is_self, read, read_ptr,
-        task_in_container, walk_path, TARGET_FILE,
+        task_in_container, walk_path, Ptr, TARGET_FILE,
     },
     maps::{config, FileRepeat, FileRepeatKey, FILE_REPEATS, FILE_SCRATCH, NEEDS_RESULT, SETTINGS},
     syscall::{ctx_arg, ctx_ret, current_task, syscall_regs, tid},
@@ -197,19 +197,34 @@ fn exit_open(ctx: &TracePointContext, args: OpenArgs) {
             flags = flags & !O_ACCMODE | access;
         }
     }
+    let read_only = flags & WRITE_INTENT == 0;
+    // Most opens are reads by programs that are not interpreters: they stop here.
+    if read_only && !reads_scripts((tid() >> 32) as u32) {
+        return;
+    }
+    // The path text only matters for an interpreter's read.
+    let text = if read_only { args.path() } else { 0 };
+    if let Ok(file) = fd_file(current_task(), fd as u64) {
+        let _ = judge_open(file, flags, mode, text);
+    }
+}
+
+/// Judges a successful open of `file` with `flags` and `mode` (`text`: the path the caller gave,
+/// a user pointer or 0): from a syscall's exit, or an io_uring request's completion.
+#[inline(always)]
+pub fn judge_open(file: Ptr, flags: u32, mode: u32, text: u64) -> Result<(), i64> {
     if flags & WRITE_INTENT == 0 {
         // A read: it matters only if an interpreter reads a file of the container's own.
         if reads_scripts((tid() >> 32) as u32) {
-            let text = args.path();
-            let _ = judge_fd(
-                fd as u64,
+            return judge_file(
+                file,
                 file_op::SCRIPT_READ,
                 flags,
                 0,
                 Interest::Code { text },
             );
         }
-        return;
+        return Ok(());
     }
     let makes_executable = flags & O_CREAT != 0 && mode & EXEC_BITS != 0;
     let op = if flags & O_TRUNC != 0 {
@@ -217,13 +232,7 @@ fn exit_open(ctx: &TracePointContext, args: OpenArgs) {
     } else {
         file_op::OPEN_WRITE
     };
-    let _ = judge_fd(
-        fd as u64,
-        op,
-        flags,
-        mode,
-        Interest::Change { makes_executable },
-    );
+    judge_file(file, op, flags, mode, Interest::Change { makes_executable })
 }
 
 /// `PROT_EXEC` in mmap's `prot`.
@@ -308,11 +317,16 @@ enum Interest {
 /// Decides from the file behind `fd` whether the operation matters, and reports it if so.
 #[inline(always)]
 fn judge_fd(fd: u64, op: u32, flags: u32, mode: u32, interest: Interest) -> Result<(), i64> {
+    judge_file(fd_file(current_task(), fd)?, op, flags, mode, interest)
+}
+
+/// Decides from `file` whether the operation matters, and reports it if so.
+#[inline(always)]
+fn judge_file(file: Ptr, op: u32, flags: u32, mode: u32, interest: Interest) -> Result<(), i64> {
     if is_self((tid() >> 32) as u32) {
         return Ok(());
     }
     let task = current_task();
-    let file = fd_file(task, fd)?;
     let inode = read_ptr(file, config!(offsets.file_f_inode))?;
     let placement = inode_layer(inode);
     let file_layer = placement.layer;
@@ -455,6 +469,33 @@ fn fold_repeat(key: &FileRepeatKey) -> Option<u32> {
 
 // ---- path operations: reported at entry with their path, completed by their result ----------
 
+/// A path a path-based operation names: a user pointer (a syscall's argument) or the kernel's
+/// own copy (an io_uring request's `struct filename`, copied when it was submitted).
+#[derive(Clone, Copy)]
+pub enum PathText {
+    User(u64),
+    Kernel(u64),
+    Absent,
+}
+
+/// A path-based operation to report: what it names, relative to what, and how its result will
+/// be paired with it.
+pub struct PathOp {
+    pub op: u32,
+    /// The directory descriptor relative names start from (`AT_FDCWD`: the cwd).
+    pub dirfd: i64,
+    pub name: PathText,
+    /// The second name (rename and link targets).
+    pub name2: PathText,
+    pub mode: u32,
+    /// The key its result is awaited under in `NEEDS_RESULT` (the thread, or an io_uring
+    /// request, whose completion may run on another thread).
+    pub result_key: u64,
+    /// The thread id the daemon pairs the record and its result by, when it is not the
+    /// current thread's.
+    pub pair_tid: Option<u32>,
+}
+
 /// `name_arg`/`name2_arg`: indices of user path arguments; `dirfd_arg`: index of the directory
 /// descriptor (None: relative to the cwd).
 #[inline(always)]
@@ -466,6 +507,28 @@ fn report_path_op(
     name2_arg: Option<usize>,
     mode: u32,
 ) -> Result<(), i64> {
+    let dirfd = match dirfd_arg {
+        Some(index) => ctx_arg::<i64>(ctx, index).unwrap_or(AT_FDCWD),
+        None => AT_FDCWD,
+    };
+    let name2 = match name2_arg {
+        Some(index) => PathText::User(ctx_arg::<u64>(ctx, index)?),
+        None => PathText::Absent,
+    };
+    report_path(&PathOp {
+        op,
+        dirfd,
+        name: PathText::User(ctx_arg::<u64>(ctx, name_arg)?),
+        name2,
+        mode,
+        result_key: tid(),
+        pair_tid: None,
+    })
+}
+
+/// Reports a path-based operation; its result follows in a `SyscallResult`.
+#[inline(always)]
+pub fn report_path(path_op: &PathOp) -> Result<(), i64> {
     let pid_tgid = tid();
     if is_self((pid_tgid >> 32) as u32) {
         return Ok(());
@@ -490,10 +553,13 @@ fn report_path_op(
     // SAFETY: per-CPU scratch slot, ours until this program returns.
     let (fixed, data) = unsafe { (&mut (*event).fixed, (*event).data.as_mut_ptr()) };
     fill_header(&mut fixed.header, kind::FILE, task);
-    fixed.op = op;
+    if let Some(pair_tid) = path_op.pair_tid {
+        fixed.header.tid = pair_tid;
+    }
+    fixed.op = path_op.op;
     fixed.layer = layer::UNKNOWN;
     fixed.open_flags = 0;
-    fixed.mode = mode;
+    fixed.mode = path_op.mode;
     fixed.uid = 0;
     fixed.gid = 0;
     fixed.ino = 0;
@@ -502,9 +568,8 @@ fn report_path_op(
     fixed.path = Blob::default();
     let mut off = 0usize;
 
-    // The user's path strings first: they decide whether a base directory is needed.
-    let name_ptr = ctx_arg::<u64>(ctx, name_arg)?;
-    let n = read_user_str(data, off, name_ptr);
+    // The path strings first: they decide whether a base directory is needed.
+    let n = read_path_text(data, off, path_op.name);
     fixed.name = Blob {
         off: off as u16,
         len: n as u16,
@@ -514,11 +579,9 @@ fn report_path_op(
         off: off as u16,
         len: 0,
     };
-    if let Some(index) = name2_arg {
-        let n2 = read_user_str(data, off, ctx_arg::<u64>(ctx, index)?);
-        fixed.name2.len = n2 as u16;
-        off += n2;
-    }
+    let n2 = read_path_text(data, off, path_op.name2);
+    fixed.name2.len = n2 as u16;
+    off += n2;
     // Relative paths are resolved against the directory descriptor or the cwd. (For renames
     // both names share it unless they use different descriptors: rare, and then the cwd wins.)
     fixed.base = Blob {
@@ -532,10 +595,7 @@ fn report_path_op(
         b'/'
     };
     if first != b'/' {
-        let dirfd = match dirfd_arg {
-            Some(index) => ctx_arg::<i64>(ctx, index).unwrap_or(AT_FDCWD),
-            None => AT_FDCWD,
-        };
+        let dirfd = path_op.dirfd;
         let (dentry, mnt) = if dirfd == AT_FDCWD {
             let fs = read_ptr(task, config!(offsets.task_fs))?;
             let pwd = config!(offsets.fs_pwd);
@@ -560,7 +620,7 @@ fn report_path_op(
     }
     fixed.header.flags = header_flags;
     let len = (FILE_FIXED_SIZE + off).min(core::mem::size_of::<sealwatch_abi::FileEvent>());
-    let _ = NEEDS_RESULT.insert(pid_tgid, 1, 0);
+    let _ = NEEDS_RESULT.insert(path_op.result_key, 1, 0);
     output_bytes(lane::BULK, paced_wakeup(lane::BULK), record, len);
     Ok(())
 }
@@ -568,13 +628,21 @@ fn report_path_op(
 /// Copies a user string into the data area at `off`; returns bytes written including the NUL.
 #[inline(always)]
 fn read_user_str(data: *mut u8, off: usize, src: u64) -> usize {
+    read_path_text(data, off, PathText::User(src))
+}
+
+/// Copies a path into the data area at `off`; returns bytes written including the NUL.
+#[inline(always)]
+fn read_path_text(data: *mut u8, off: usize, text: PathText) -> usize {
+    let dst = data.wrapping_add(off & DATA_MASK) as *mut _;
+    let max = (PATH_MAX - NAME_MAX) as u32;
     // SAFETY: masked offset plus PATH_MAX stays inside the data area.
     let n = unsafe {
-        gen::bpf_probe_read_user_str(
-            data.wrapping_add(off & DATA_MASK) as *mut _,
-            (PATH_MAX - NAME_MAX) as u32,
-            src as *const _,
-        )
+        match text {
+            PathText::User(src) => gen::bpf_probe_read_user_str(dst, max, src as *const _),
+            PathText::Kernel(src) => gen::bpf_probe_read_kernel_str(dst, max, src as *const _),
+            PathText::Absent => 0,
+        }
     };
     if n > 0 {
         n as usize
@@ -586,16 +654,24 @@ fn read_user_str(data: *mut u8, off: usize, src: u64) -> usize {
 /// Reports the return value of a syscall whose entry was reported.
 #[inline(always)]
 fn report_result(ctx: &TracePointContext) {
-    let key = tid();
+    report_result_of(tid(), ctx_ret(ctx), None);
+}
+
+/// Reports `ret` as the result of the operation awaited under `key`, if one is (see
+/// [`PathOp::result_key`] and [`PathOp::pair_tid`]).
+#[inline(always)]
+pub fn report_result_of(key: u64, ret: i64, pair_tid: Option<u32>) {
     // SAFETY: only presence matters.
     if unsafe { NEEDS_RESULT.get(key) }.is_none() {
         return;
     }
     let _ = NEEDS_RESULT.remove(key);
-    let ret = ctx_ret(ctx);
     let task = current_task();
     submit::<SyscallResult>(lane::BULK, paced_wakeup(lane::BULK), |result| {
         fill_header(&mut result.header, kind::SYSCALL_RESULT, task);
+        if let Some(pair_tid) = pair_tid {
+            result.header.tid = pair_tid;
+        }
         result.ret = ret;
         Ok(())
     });

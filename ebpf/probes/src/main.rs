@@ -54,6 +54,8 @@ mod net;
 mod process;
 #[cfg(target_arch = "bpf")]
 mod syscall;
+#[cfg(target_arch = "bpf")]
+mod uring;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

@@ -228,6 +228,34 @@ fn within_network_budget() -> bool {
     crate::budget::within_budget(cgroup_id, sealwatch_abi::budget::NETWORK)
 }
 
+/// An io_uring connect on the socket behind `file` completed with `ret`: reported like the
+/// syscall's exit, both ends read from the socket (the request's address copy is not kept).
+#[inline(always)]
+pub fn report_uring_connect(file: Ptr, ret: i64) -> Result<(), i64> {
+    let Some((_, task)) = container_task() else {
+        return Ok(());
+    };
+    let inode = read_ptr(file, config!(offsets.file_f_inode))?;
+    if read::<u16>(inode, config!(offsets.inode_i_mode))? & S_IFMT != S_IFSOCK {
+        return Ok(());
+    }
+    let sk = read_ptr(
+        read_ptr(file, config!(offsets.file_private_data))?,
+        config!(offsets.socket_sk),
+    )?;
+    let family = read::<u16>(sk, config!(offsets.skc_family))?;
+    if family != AF_INET && family != AF_INET6 || !within_network_budget() {
+        return Ok(());
+    }
+    submit::<NetEvent>(lane::CRITICAL, paced_wakeup(lane::CRITICAL), |record| {
+        fill_header(&mut record.header, kind::NET, task);
+        record.op = net_op::CONNECT;
+        record.ret = ret as i32;
+        fill_from_sock(record, sk, true)
+    });
+    Ok(())
+}
+
 /// Sends a record for a stashed operation: peer from the stash, own end from the socket.
 #[inline(always)]
 fn report(task: Ptr, stash: &NetStash, ret: i64, blocked: bool, sk: Ptr) {

@@ -14,12 +14,14 @@ mod net;
 mod process;
 #[cfg(test)]
 mod tests;
+mod uring;
 
 /// Every family, in attach order within each kind of hook (see `super::attach`).
 pub static FAMILIES: &[&Family] = &[
     &process::FAMILY,
     &container::FAMILY,
     &file::FAMILY,
+    &uring::FAMILY,
     &net::FAMILY,
     &dns::FAMILY,
     &enforce::FAMILY,
