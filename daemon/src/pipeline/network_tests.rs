@@ -286,3 +286,39 @@ fn forged_dns_answers_teach_nothing_and_are_counted() {
         "api.example.test"
     );
 }
+
+/// Over TCP (a 2-byte length before each message) the same matching holds: the answer read
+/// from the socket counts when it answers the query seen leaving, and not for a UDP query.
+#[test]
+fn a_tcp_answer_counts_when_it_answers_a_tcp_query() {
+    let tcp = |input: Input| match input {
+        Input::Kernel(KernelEvent::Dns(mut record)) => {
+            let mut framed = (record.data.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(&record.data);
+            record.len = framed.len() as u32;
+            record.data = framed;
+            record.tcp = true;
+            // Answers over TCP are read from the socket: no interface.
+            record.ifindex = 0;
+            Input::Kernel(KernelEvent::Dns(record))
+        }
+        other => other,
+    };
+    let mut out = Vec::new();
+    let mut p = pipeline(&mut out);
+    out.clear();
+    // A UDP query does not make a TCP answer solicited.
+    p.handle(dns_query(), &mut out);
+    p.handle(tcp(dns_answer()), &mut out);
+    assert_eq!(
+        p.stats().dns_rejected.get(&Rejection::Unsolicited),
+        Some(&1)
+    );
+    p.handle(tcp(dns_query()), &mut out);
+    p.handle(tcp(dns_answer()), &mut out);
+    p.handle(connect("10.9.9.9", 443, 0, false), &mut out);
+    assert_eq!(
+        json(out.last().unwrap())["network"]["name"],
+        "api.example.test"
+    );
+}
