@@ -40,50 +40,52 @@ pub fn dns_queries(ctx: SkBuffContext) -> i32 {
     PASS
 }
 
-/// What the IP header says: family, transport protocol, where the transport header starts, and
-/// the source and destination addresses (IPv4 in the first four bytes).
+/// What the IP header says: family, transport protocol and where the transport header starts.
+/// Addresses are read later, only for packets to or from port 53: every packet of the node
+/// passes through here.
 struct Ip {
     family: u16,
     protocol: u16,
     l4: usize,
-    src: [u8; 16],
-    dst: [u8; 16],
 }
 
 #[inline(always)]
 fn ip_header(ctx: &SkBuffContext) -> Result<Ip, i64> {
     // cgroup_skb data starts at the network header.
     let first: u8 = ctx.load(0)?;
-    let mut src = [0u8; 16];
-    let mut dst = [0u8; 16];
     match first >> 4 {
         4 => {
             let protocol: u8 = ctx.load(9)?;
-            src[..4].copy_from_slice(&ctx.load::<[u8; 4]>(12)?);
-            dst[..4].copy_from_slice(&ctx.load::<[u8; 4]>(16)?);
             Ok(Ip {
                 family: AF_INET,
                 protocol: u16::from(protocol),
                 l4: usize::from(first & 0x0f) * 4,
-                src,
-                dst,
             })
         }
         6 => {
             // Extension headers are not followed: resolvers and stub resolvers do not send them.
             let next: u8 = ctx.load(6)?;
-            src = ctx.load(8)?;
-            dst = ctx.load(24)?;
             Ok(Ip {
                 family: AF_INET6,
                 protocol: u16::from(next),
                 l4: IPV6_HEADER,
-                src,
-                dst,
             })
         }
         _ => Err(0),
     }
+}
+
+/// (source, destination) addresses of the packet; IPv4 in the first four bytes.
+#[inline(always)]
+fn addresses(ctx: &SkBuffContext, ip: &Ip) -> Result<([u8; 16], [u8; 16]), i64> {
+    if ip.family == AF_INET6 {
+        return Ok((ctx.load(8)?, ctx.load(24)?));
+    }
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    src[..4].copy_from_slice(&ctx.load::<[u8; 4]>(12)?);
+    dst[..4].copy_from_slice(&ctx.load::<[u8; 4]>(16)?);
+    Ok((src, dst))
 }
 
 #[inline(always)]
@@ -97,12 +99,13 @@ fn try_dns_answers(ctx: &SkBuffContext) -> Result<(), i64> {
         return Ok(());
     }
     let dport = u16::from_be(ctx.load::<u16>(ip.l4 + 2)?);
+    let (src, dst) = addresses(ctx, &ip)?;
     // SAFETY: `ctx.skb.skb` is the program's context, readable for cgroup_skb programs.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     let packet = Packet {
         payload: ip.l4 + UDP_HEADER,
-        local: (ip.dst, dport),
-        peer: (ip.src, sport),
+        local: (dst, dport),
+        peer: (src, sport),
         ifindex,
         direction: dns_dir::ANSWER,
     };
@@ -113,24 +116,27 @@ fn try_dns_answers(ctx: &SkBuffContext) -> Result<(), i64> {
 #[inline(always)]
 fn try_dns_queries(ctx: &SkBuffContext) -> Result<(), i64> {
     let ip = ip_header(ctx)?;
-    let payload = match ip.protocol {
-        IPPROTO_UDP => ip.l4 + UDP_HEADER,
-        IPPROTO_TCP => {
-            // Data offset: the high nibble of byte 12, in 32-bit words.
-            let offset: u8 = ctx.load(ip.l4 + 12)?;
-            ip.l4 + usize::from(offset >> 4) * 4
-        }
-        _ => return Ok(()),
-    };
+    if ip.protocol != IPPROTO_UDP && ip.protocol != IPPROTO_TCP {
+        return Ok(());
+    }
+    // UDP and TCP headers both start with the source and destination ports.
     let dport = u16::from_be(ctx.load::<u16>(ip.l4 + 2)?);
     if dport != DNS_PORT {
         return Ok(());
     }
+    let payload = if ip.protocol == IPPROTO_UDP {
+        ip.l4 + UDP_HEADER
+    } else {
+        // Data offset: the high nibble of byte 12, in 32-bit words.
+        let offset: u8 = ctx.load(ip.l4 + 12)?;
+        ip.l4 + usize::from(offset >> 4) * 4
+    };
     let sport = u16::from_be(ctx.load::<u16>(ip.l4)?);
+    let (src, dst) = addresses(ctx, &ip)?;
     let packet = Packet {
         payload,
-        local: (ip.src, sport),
-        peer: (ip.dst, dport),
+        local: (src, sport),
+        peer: (dst, dport),
         ifindex: 0,
         direction: dns_dir::QUERY,
     };
