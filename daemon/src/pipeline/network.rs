@@ -44,7 +44,7 @@ impl Pipeline {
         let container_id = entry.info.id.clone();
         let now = record.task.ktime_ns;
         if record.query {
-            // Not a query we understand: no answer can match it.
+            // A query that does not parse waits for nothing: no answer can match it.
             if let (Ok(query), Some(ends)) =
                 (dns::parse_query(&record.data, record.tcp), record.ends)
             {
