@@ -7,15 +7,16 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 
 use sealwatch_tests::bpftool;
 use sealwatch_tests::dns_server::Zone;
 use sealwatch_tests::net_events::{finish, Case};
 use sealwatch_tests::net_workload::{
     at, dns_connect, nc, net_for, nslookup, run, start_watched, tcp_connect, tftp, NetPolicy,
-    DNS_PORT, DNS_PORT_BAD, PORT_BAD, PORT_OK, TFTP_ERROR, TFTP_PORT,
+    DNS_PORT, DNS_PORT_BAD, PEER_TIMEOUT, PORT_BAD, PORT_OK, TFTP_ERROR, TFTP_PORT,
 };
 use sealwatch_tests::runtime::Runtime;
 use sealwatch_tests::unique_name;
@@ -81,6 +82,76 @@ fn block_mode_denies_in_the_kernel() -> Result<()> {
     finish(daemon, &c, Some(workload), &cases)?;
     // The container still runs: its cgroup is there to inspect.
     nothing_left_attached(&programs_before, &cgroup)
+}
+
+/// Addresses learned from DNS answers leave the kernel's allowlist when their TTL runs out (the
+/// answers say 1 s; the daemon keeps them 30 s, its floor): each name's address is reachable right
+/// after the lookup and denied 32 s later (on the other port the names allow, so that each
+/// address and each port is seen allowed before). An address the policy itself lists (the DNS
+/// server's, for UDP 53) keeps its own entry: a lookup still works.
+#[test]
+fn learned_addresses_leave_the_kernel_when_their_ttl_runs_out() -> Result<()> {
+    const FLOOR: Duration = Duration::from_secs(30);
+    let rt = Runtime::Podman;
+    let net = net_for(rt)?;
+    let servers = [net.tcp_server(PORT_OK)?, net.tcp_server(PORT_BAD)?];
+    let (a, b) = ("a.sealwatch.test", "b.sealwatch.test");
+    let dns = net.dns_server(
+        DNS_PORT,
+        Zone::new(1).with(a, net.peer_v4()).with(b, net.other_v4()),
+    )?;
+    let name = unique_name("sw-net");
+    let workload = "expiring";
+    let policy = NetPolicy::new(workload, &name)
+        .block()
+        .egress(&[&net.peer_v4()], &[DNS_PORT], "udp")
+        .egress(&[&a, &b], &[PORT_OK, PORT_BAD], "tcp")
+        .write()?;
+    let (daemon, c) = start_watched(policy.path(), rt, &name)?;
+    let server = at(net.peer_v4(), DNS_PORT);
+    for dns_name in [a, b] {
+        let ran = run(&c, &nslookup(dns_name, server))?;
+        dns.wait_for(&format!("the query for {dns_name}"), PEER_TIMEOUT, |q| {
+            q.name == dns_name && q.answers == 1
+        })
+        .with_context(|| ran.describe())?;
+    }
+    let learned = Instant::now();
+    // (name, address, server index before expiry; the other one after)
+    let peers = [(a, net.peer_v4(), 0), (b, net.other_v4(), 1)];
+    let mut cases = Vec::new();
+    for (dns_name, addr, before) in peers {
+        let server = &servers[before];
+        let to = at(addr, server.local_addr().port());
+        cases.push(tcp_connect(&c, server, to)?.named(dns_name));
+    }
+    std::thread::sleep(
+        (learned + FLOOR + Duration::from_secs(2)).saturating_duration_since(Instant::now()),
+    );
+    let seen: Vec<usize> = servers.iter().map(|s| s.seen().len()).collect();
+    for (_, addr, before) in peers {
+        let to = at(addr, servers[1 - before].local_addr().port());
+        run(&c, &nc(to))?.denied()?;
+        cases.push(Case::connect("tcp", to).blocked());
+    }
+    ensure!(
+        servers.iter().zip(&seen).all(|(s, n)| s.seen().len() == *n),
+        "connections to expired addresses went through: {:?} {:?}",
+        servers[0].seen(),
+        servers[1].seen()
+    );
+    // The DNS server's own policy entry is back in place of the learned one.
+    let asked = dns.seen().len();
+    let ran = run(&c, &nslookup(a, server))?;
+    dns.wait_for_after(
+        asked,
+        &format!("the query for {a} after expiry"),
+        PEER_TIMEOUT,
+        |q| q.name == a,
+    )
+    .with_context(|| ran.describe())?;
+    finish(daemon, &c, Some(workload), &cases)?;
+    Ok(())
 }
 
 /// No socket program that was not loaded before the daemon started (`before`) is still loaded,

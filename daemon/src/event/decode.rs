@@ -3,15 +3,15 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use sealwatch_abi::{
-    exec_flags, file_flags, file_op, kind, layer, net_flags, net_op, Blob, CgroupEvent, DnsEvent,
-    ExecFixed, ExitEvent, FileFixed, ForkEvent, Header, NetEvent, SyscallResult, AF_INET6, DNS_MAX,
-    EXEC_FIXED_SIZE, FILE_FIXED_SIZE, IPPROTO_TCP, IPPROTO_UDP,
+    dns_dir, exec_flags, file_flags, file_op, kind, layer, net_flags, net_op, Blob, CgroupEvent,
+    DnsEvent, ExecFixed, ExitEvent, FileFixed, ForkEvent, Header, NetEvent, SyscallResult,
+    AF_INET6, DNS_MAX, EXEC_FIXED_SIZE, FILE_FIXED_SIZE, IPPROTO_TCP, IPPROTO_UDP,
 };
 use thiserror::Error;
 
 use super::model::{
-    DnsRecord, ExeOrigin, ExecRecord, FileOp, FileRecord, KernelEvent, Layer, NetOp, NetRecord,
-    Task, LOGIN_ENV_VARS,
+    DnsEnds, DnsRecord, ExeOrigin, ExecRecord, FileOp, FileRecord, KernelEvent, Layer, NetOp,
+    NetRecord, Task, LOGIN_ENV_VARS,
 };
 use crate::net::Protocol;
 
@@ -29,6 +29,8 @@ pub enum DecodeError {
     UnknownFileOp(u32),
     #[error("unknown network operation {0}")]
     UnknownNetOp(u32),
+    #[error("unknown DNS record direction {0}")]
+    UnknownDnsDirection(u32),
 }
 
 /// Reads a `T` from the start of `bytes` if it is long enough.
@@ -94,17 +96,42 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
             })
         }
         kind::NET => decode_net(bytes),
-        kind::DNS => {
-            let dns: DnsEvent = read(bytes, "dns")?;
-            let captured = (dns.captured as usize).min(DNS_MAX);
-            Ok(KernelEvent::Dns(DnsRecord {
-                task: task(&dns.header),
-                tcp: dns.protocol == IPPROTO_TCP,
-                len: dns.len,
-                data: dns.data[..captured].to_vec(),
-            }))
-        }
+        kind::DNS => decode_dns(bytes),
         other => Err(DecodeError::UnknownKind(other)),
+    }
+}
+
+fn decode_dns(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
+    let dns: DnsEvent = read(bytes, "dns")?;
+    let captured = (dns.captured as usize).min(DNS_MAX);
+    let query = match dns.direction {
+        dns_dir::QUERY => true,
+        dns_dir::ANSWER => false,
+        other => return Err(DecodeError::UnknownDnsDirection(other)),
+    };
+    let ipv6 = dns.family == AF_INET6;
+    Ok(KernelEvent::Dns(DnsRecord {
+        task: task(&dns.header),
+        tcp: dns.protocol == IPPROTO_TCP,
+        len: dns.len,
+        data: dns.data[..captured].to_vec(),
+        query,
+        ends: Some(DnsEnds {
+            local: ip_addr(ipv6, dns.local_addr),
+            local_port: dns.local_port,
+            peer: ip_addr(ipv6, dns.peer_addr),
+            peer_port: dns.peer_port,
+        }),
+        ifindex: dns.ifindex,
+    }))
+}
+
+/// An address as the kernel wrote it (IPv4 in the first four bytes), canonical.
+fn ip_addr(ipv6: bool, bytes: [u8; 16]) -> IpAddr {
+    if ipv6 {
+        IpAddr::V6(Ipv6Addr::from(bytes)).to_canonical()
+    } else {
+        IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
     }
 }
 
@@ -119,13 +146,7 @@ fn decode_net(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
         other => return Err(DecodeError::UnknownNetOp(other)),
     };
     let ipv6 = net.family == AF_INET6;
-    let addr = |bytes: [u8; 16]| -> IpAddr {
-        if ipv6 {
-            IpAddr::V6(Ipv6Addr::from(bytes)).to_canonical()
-        } else {
-            IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
-        }
-    };
+    let addr = |bytes: [u8; 16]| ip_addr(ipv6, bytes);
     let protocol = match (net.protocol, net.header.flags & net_flags::NO_SOCKET) {
         (_, flag) if flag != 0 => None,
         (IPPROTO_TCP, _) => Some(Protocol::Tcp),

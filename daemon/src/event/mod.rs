@@ -4,4 +4,6 @@ pub mod model;
 pub mod text;
 
 pub use decode::{decode, DecodeError};
-pub use model::{DnsRecord, ExecRecord, FileRecord, KernelEvent, Layer, NetOp, NetRecord, Task};
+pub use model::{
+    DnsEnds, DnsRecord, ExecRecord, FileRecord, KernelEvent, Layer, NetOp, NetRecord, Task,
+};

@@ -201,15 +201,35 @@ pub struct NetRecord {
     pub blocked: bool,
 }
 
-/// A DNS response a container task received (kept for name-based allow entries).
+/// A DNS query a container sent or a response it received (for name-based allow entries: an
+/// answer counts only when it matches a query).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DnsRecord {
     pub task: Task,
     /// Over TCP the message starts with its 2-byte length.
     pub tcp: bool,
-    /// Bytes received; `data` may hold fewer (the kernel copies at most 1 KiB).
+    /// Bytes sent or received; `data` may hold fewer (the kernel copies at most 1 KiB).
     pub len: u32,
     pub data: Vec<u8>,
+    /// A query the container sent; false for an answer it received.
+    #[serde(default)]
+    pub query: bool,
+    /// The container's end and the server's end. None in captures made before the kernel
+    /// recorded them: such an answer matches no query.
+    #[serde(default)]
+    pub ends: Option<DnsEnds>,
+    /// Interface a UDP answer came in on (1: loopback); 0 when unknown.
+    #[serde(default)]
+    pub ifindex: u32,
+}
+
+/// The two ends of a DNS exchange, seen from the container. Addresses are canonical.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DnsEnds {
+    pub local: std::net::IpAddr,
+    pub local_port: u16,
+    pub peer: std::net::IpAddr,
+    pub peer_port: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,7 +21,7 @@ use prometheus_client::{
 };
 
 use super::namespaces::{NamespaceCap, NAMESPACE_CAP};
-use crate::pipeline::PipelineStats;
+use crate::{net::pending::Rejection, pipeline::PipelineStats};
 
 /// Kernel event kinds (`KernelEvent::name`) whose series exist from the start.
 const EVENT_KINDS: &[&str] = &["exec", "fork", "exit", "cgroup_mkdir", "cgroup_rmdir"];
@@ -57,6 +57,11 @@ struct SensorLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -96,6 +101,9 @@ pub struct Metrics {
     attach_failures: Family<SensorLabels, Counter>,
     policy_reloads: Family<ResultLabels, Counter>,
     policy_last_reload_ok: Gauge,
+    dns_rejected: Family<ReasonLabels, Counter>,
+    dns_pending: Gauge,
+    dns_pending_evicted: Counter,
     ready: Gauge,
     /// Namespace admission, and the violation total last published (skips idle ticks).
     violation_state: Mutex<(NamespaceCap, u64)>,
@@ -130,6 +138,9 @@ impl Metrics {
             attach_failures: Family::default(),
             policy_reloads: Family::default(),
             policy_last_reload_ok: Gauge::default(),
+            dns_rejected: Family::default(),
+            dns_pending: Gauge::default(),
+            dns_pending_evicted: Counter::default(),
             ready: Gauge::default(),
             violation_state: Mutex::new((NamespaceCap::new(NAMESPACE_CAP), u64::MAX)),
         };
@@ -221,6 +232,21 @@ impl Metrics {
             m.policy_last_reload_ok.clone(),
         );
         r.register(
+            "dns_answers_rejected",
+            "DNS answers that taught no name because they answer no query of their container, by reason (unsolicited: no query waits with that id on that port; loopback: from the container's own network namespace; mismatch: another server, port or question)",
+            m.dns_rejected.clone(),
+        );
+        r.register(
+            "dns_queries_pending",
+            "DNS queries of containers waiting for their answer",
+            m.dns_pending.clone(),
+        );
+        r.register(
+            "dns_queries_evicted",
+            "DNS queries pushed out of the pending table by its bounds (per container, then overall) before their answer came",
+            m.dns_pending_evicted.clone(),
+        );
+        r.register(
             "ready",
             "1 once every kernel program is attached and every reader runs (what /readyz answers)",
             m.ready.clone(),
@@ -252,6 +278,10 @@ impl Metrics {
         for result in ["success", "error"] {
             drop(m.policy_reloads.get_or_create(&ResultLabels { result }));
         }
+        for rejection in Rejection::ALL {
+            let reason = rejection.as_str();
+            drop(m.dns_rejected.get_or_create(&ReasonLabels { reason }));
+        }
         m.policy_last_reload_ok.set(1);
         m
     }
@@ -282,6 +312,15 @@ impl Metrics {
                 .metadata_requested
                 .saturating_sub(stats.metadata_answered),
         );
+        for (rejection, total) in &stats.dns_rejected {
+            let reason = rejection.as_str();
+            store(
+                &self.dns_rejected.get_or_create(&ReasonLabels { reason }),
+                *total,
+            );
+        }
+        set(&self.dns_pending, stats.dns_pending);
+        store(&self.dns_pending_evicted, stats.dns_pending_evicted);
         set(&self.containers, view.containers as u64);
         set(&self.processes, view.processes as u64);
         set(&self.held_events, view.held as u64);

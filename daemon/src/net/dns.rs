@@ -30,9 +30,22 @@ const TYPE_CNAME: u16 = 5;
 const TYPE_AAAA: u16 = 28;
 const CLASS_IN: u16 = 1;
 
+/// A question of a message: its name (as in [`DnsAnswer::names`]) and type, class IN.
+pub type Question = (String, u16);
+
+/// What a query asked: the id and questions an answer must repeat to count.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsQuery {
+    pub id: u16,
+    /// Class IN questions, in message order.
+    pub questions: Vec<Question>,
+}
+
 /// What a DNS response taught: each name with the addresses it resolves to and their TTLs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DnsAnswer {
+    /// The id and questions it answers.
+    pub query: DnsQuery,
     /// Sorted by name; each name's addresses sorted, each once (with its longest TTL).
     /// Names are lowercase, without the trailing dot, in presentation form (bytes outside
     /// printable ASCII, `.` and `\` inside a label are written `\DDD`).
@@ -57,6 +70,8 @@ pub enum DnsError {
     NoLengthPrefix,
     #[error("not a response (QR bit clear)")]
     NotResponse,
+    #[error("not a query (QR bit set)")]
+    NotQuery,
     #[error("opcode {0} is not a standard query")]
     Opcode(u8),
     #[error("response code {0} is not NOERROR")]
@@ -78,47 +93,45 @@ pub fn parse_udp(message: &[u8]) -> Result<DnsAnswer, DnsError> {
     parse(message)
 }
 
-/// Parses a response as carried over TCP: a 2-byte big-endian length, then the message. Bytes
-/// after the announced length (the next message) are ignored; fewer bytes than announced are
-/// treated as a cut message.
+/// Parses a response as carried over TCP (see [`tcp_message`]).
 pub fn parse_tcp(stream: &[u8]) -> Result<DnsAnswer, DnsError> {
+    parse(tcp_message(stream)?)
+}
+
+/// Parses a query, as carried in one UDP datagram or (`tcp`) with its length prefix.
+pub fn parse_query(message: &[u8], tcp: bool) -> Result<DnsQuery, DnsError> {
+    let msg = if tcp { tcp_message(message)? } else { message };
+    let mut r = Reader { msg, pos: 0 };
+    if r.flags()? & 0x8000 != 0 {
+        return Err(DnsError::NotQuery);
+    }
+    r.query()
+}
+
+/// A message as carried over TCP: a 2-byte big-endian length, then the message. Bytes after the
+/// announced length (the next message) are ignored; fewer bytes than announced are treated as a
+/// cut message.
+fn tcp_message(stream: &[u8]) -> Result<&[u8], DnsError> {
     let (prefix, rest) = stream
         .split_first_chunk::<2>()
         .ok_or(DnsError::NoLengthPrefix)?;
     let len = usize::from(u16::from_be_bytes(*prefix));
-    parse(rest.get(..len).unwrap_or(rest))
+    Ok(rest.get(..len).unwrap_or(rest))
 }
 
 fn parse(msg: &[u8]) -> Result<DnsAnswer, DnsError> {
-    if msg.len() < HEADER_LEN {
-        return Err(DnsError::Truncated);
-    }
     let mut r = Reader { msg, pos: 0 };
-    let flags = r.u16_at(2)?;
+    let flags = r.flags()?;
     if flags & 0x8000 == 0 {
         return Err(DnsError::NotResponse);
-    }
-    let opcode = ((flags >> 11) & 0xf) as u8;
-    if opcode != 0 {
-        return Err(DnsError::Opcode(opcode));
     }
     let rcode = (flags & 0xf) as u8;
     if rcode != 0 {
         return Err(DnsError::Rcode(rcode));
     }
-    let qdcount = r.u16_at(4)?;
     let ancount = r.u16_at(6)?;
-    r.pos = HEADER_LEN;
-
-    let mut questions = BTreeSet::new();
-    for _ in 0..qdcount {
-        let name = r.name()?;
-        let _qtype = r.u16()?;
-        let qclass = r.u16()?;
-        if qclass == CLASS_IN {
-            questions.insert(name);
-        }
-    }
+    let query = r.query()?;
+    let questions: BTreeSet<String> = query.questions.iter().map(|(n, _)| n.clone()).collect();
 
     let mut records = Records::default();
     let mut truncated = false;
@@ -133,6 +146,7 @@ fn parse(msg: &[u8]) -> Result<DnsAnswer, DnsError> {
         }
     }
     Ok(DnsAnswer {
+        query,
         names: records.resolve(&questions),
         truncated,
     })
@@ -198,6 +212,36 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// The header's flags, once the whole header is there and its opcode is a standard query.
+    fn flags(&self) -> Result<u16, DnsError> {
+        if self.msg.len() < HEADER_LEN {
+            return Err(DnsError::Truncated);
+        }
+        let flags = self.u16_at(2)?;
+        let opcode = ((flags >> 11) & 0xf) as u8;
+        if opcode != 0 {
+            return Err(DnsError::Opcode(opcode));
+        }
+        Ok(flags)
+    }
+
+    /// The id and the class IN questions; leaves the cursor after the question section.
+    fn query(&mut self) -> Result<DnsQuery, DnsError> {
+        let id = self.u16_at(0)?;
+        let qdcount = self.u16_at(4)?;
+        self.pos = HEADER_LEN;
+        let mut questions = Vec::new();
+        for _ in 0..qdcount {
+            let name = self.name()?;
+            let qtype = self.u16()?;
+            let qclass = self.u16()?;
+            if qclass == CLASS_IN {
+                questions.push((name, qtype));
+            }
+        }
+        Ok(DnsQuery { id, questions })
+    }
+
     fn u16_at(&self, at: usize) -> Result<u16, DnsError> {
         match self.msg.get(at..at + 2) {
             Some(&[hi, lo]) => Ok(u16::from_be_bytes([hi, lo])),

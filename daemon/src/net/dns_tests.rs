@@ -42,6 +42,14 @@ fn named(dotted: &str) -> impl FnOnce(&mut Vec<u8>) + '_ {
     move |m: &mut Vec<u8>| name(m, dotted)
 }
 
+/// What `header` and one `question` ask: id 0x1234, type A.
+fn asked(name: &str) -> DnsQuery {
+    DnsQuery {
+        id: 0x1234,
+        questions: vec![(name.into(), TYPE_A)],
+    }
+}
+
 fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
 }
@@ -81,6 +89,7 @@ fn plain_a_record() {
     assert_eq!(
         answer,
         Ok(DnsAnswer {
+            query: asked("api.sealwatch.test"),
             names: vec![("api.sealwatch.test".into(), vec![(v4(10, 0, 0, 1), 300)])],
             truncated: false,
         })
@@ -93,6 +102,7 @@ fn cname_chain_maps_every_name_with_the_smallest_ttl() {
     assert_eq!(
         answer,
         Ok(DnsAnswer {
+            query: asked("a.example"),
             names: vec![
                 (
                     "a.example".into(),
@@ -178,6 +188,7 @@ fn cut_messages_keep_their_complete_records() {
     assert_eq!(
         answer,
         Ok(DnsAnswer {
+            query: asked("a.example"),
             names: vec![
                 ("a.example".into(), vec![(v4(1, 2, 3, 4), 60)]),
                 ("b.example".into(), vec![(v4(1, 2, 3, 4), 300)]),
@@ -196,6 +207,7 @@ fn huge_answer_count_is_bounded_by_the_bytes() {
     assert_eq!(
         parse_udp(&m),
         Ok(DnsAnswer {
+            query: asked("a.test"),
             names: vec![("a.test".into(), vec![(v4(1, 1, 1, 1), 5)])],
             truncated: true,
         })
@@ -382,4 +394,40 @@ fn hostile_bytes_never_panic() {
         }
         let _ = parse_udp(&m);
     }
+}
+
+#[test]
+fn queries_give_their_id_and_questions() {
+    let mut m = header(0x0100, 2, 0); // RD
+    question(&mut m, "API.Sealwatch.test");
+    name(&mut m, "v6.test");
+    m.extend_from_slice(&[0, 28, 0, 1]); // AAAA, IN
+    let expected = DnsQuery {
+        id: 0x1234,
+        questions: vec![
+            ("api.sealwatch.test".into(), TYPE_A),
+            ("v6.test".into(), TYPE_AAAA),
+        ],
+    };
+    assert_eq!(parse_query(&m, false), Ok(expected.clone()));
+    let mut tcp = (m.len() as u16).to_be_bytes().to_vec();
+    tcp.extend_from_slice(&m);
+    assert_eq!(parse_query(&tcp, true), Ok(expected));
+    // A response is no query, and a query no response.
+    let mut response = m.clone();
+    response[2] |= 0x80;
+    assert_eq!(parse_query(&response, false), Err(DnsError::NotQuery));
+    assert_eq!(parse_udp(&m), Err(DnsError::NotResponse));
+    assert_eq!(parse_query(&m[..11], false), Err(DnsError::Truncated));
+}
+
+#[test]
+fn an_answer_names_the_query_it_answers_even_without_records() {
+    let mut m = header(RESPONSE, 1, 0);
+    question(&mut m, "a.test");
+    let answer = parse_udp(&m);
+    assert_eq!(
+        answer.map(|a| (a.query, a.names.len())),
+        Ok((asked("a.test"), 0))
+    );
 }

@@ -2,6 +2,7 @@
 //! connection is, independent of where it was seen.
 pub mod dns;
 pub mod names;
+pub mod pending;
 
 use std::{fmt, net::IpAddr};
 

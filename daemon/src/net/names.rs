@@ -13,9 +13,10 @@ use super::canonical;
 use super::dns::DnsAnswer;
 
 const NS_PER_SEC: u64 = 1_000_000_000;
-/// Clients connect right after resolving, even with TTL 0 (or 1): every answer counts at least
-/// this long.
-pub const MIN_TTL_NS: u64 = 5 * NS_PER_SEC;
+/// Clients connect right after resolving, even with TTL 0 (or 1), and keep using an address a
+/// while after its TTL (connection pools, resolvers' own caches): every answer counts at least
+/// this long, here and in the kernel's allowlist (`run::learned`).
+pub const MIN_TTL_NS: u64 = 30 * NS_PER_SEC;
 /// Longer TTLs are cut to a day so a forged or misconfigured answer does not stick for weeks.
 pub const MAX_TTL_NS: u64 = 86_400 * NS_PER_SEC;
 
@@ -219,7 +220,7 @@ mod tests {
                     )
                 })
                 .collect(),
-            truncated: false,
+            ..DnsAnswer::default()
         }
     }
 
@@ -272,10 +273,10 @@ mod tests {
             10 * S,
         );
         assert_eq!(
-            cache.names_for("c", addr("10.0.0.1"), 14 * S),
+            cache.names_for("c", addr("10.0.0.1"), 39 * S),
             ["zero.test"]
         );
-        assert!(cache.names_for("c", addr("10.0.0.1"), 15 * S).is_empty());
+        assert!(cache.names_for("c", addr("10.0.0.1"), 40 * S).is_empty());
         let day = 86_400 * S;
         assert_eq!(
             cache.names_for("c", addr("10.0.0.2"), 9 * S + day),

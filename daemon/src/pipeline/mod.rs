@@ -50,7 +50,8 @@ use render::RenderCache;
 use repeats::RepeatGate;
 
 use crate::{
-    clock::BootClock, detect::Detector, output::LineSink, policy::Policy, state::NodeState,
+    clock::BootClock, detect::Detector, net::pending::Rejection, output::LineSink, policy::Policy,
+    state::NodeState,
 };
 
 /// `cgroup_root.hierarchy_id` of the cgroup v2 (default) hierarchy: the kernel allocates it first,
@@ -114,6 +115,11 @@ pub struct PipelineStats {
     /// DNS answers learned from, and received answers that could not be parsed.
     pub dns_answers: u64,
     pub dns_unparsed: u64,
+    /// DNS answers that taught nothing because they answer no query of their container, by why.
+    pub dns_rejected: BTreeMap<Rejection, u64>,
+    /// DNS queries waiting for their answer, and those pushed out by the bounds before it came.
+    pub dns_pending: u64,
+    pub dns_pending_evicted: u64,
 }
 
 /// What violations are counted by (bounded: rule and severity are enums; namespaces are capped
@@ -246,6 +252,9 @@ impl Pipeline {
         let state = &mut self.state;
         state.procs.sweep(ktime_ns);
         state.names.expire(ktime_ns);
+        state.dns_queries.expire(ktime_ns);
+        self.stats.dns_pending = state.dns_queries.len() as u64;
+        self.stats.dns_pending_evicted = state.dns_queries.evicted();
         state.now_ns = state.now_ns.max(ktime_ns);
         self.render.forget(
             &state.procs.take_retired(),

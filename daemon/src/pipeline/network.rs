@@ -11,7 +11,11 @@ use crate::{
         Actor, ContainerFacts,
     },
     event::{DnsRecord, NetRecord},
-    net::{dns, SocketText},
+    net::{
+        dns,
+        pending::{Exchange, Rejection},
+        SocketText,
+    },
     output::{LineSink, TextFields},
 };
 
@@ -29,14 +33,31 @@ impl Pipeline {
         self.hold_or_emit(held, sink);
     }
 
-    /// A DNS answer a container received: remembered for the names of its later connections,
-    /// and, for a blocking workload that allows the name, added to the kernel's allowlist.
+    /// A DNS query a container sent waits for its answer; an answer that matches one is
+    /// remembered for the names of later connections and, for a blocking workload that allows
+    /// the name, added to the kernel's allowlist. Any other answer teaches nothing (`pending`).
     pub(super) fn dns(&mut self, record: DnsRecord) {
         let cgroup_id = self.state.task_container_cgroup(&record.task);
         let Some(entry) = self.state.container(cgroup_id) else {
             return;
         };
         let container_id = entry.info.id.clone();
+        let now = record.task.ktime_ns;
+        if record.query {
+            // A query that does not parse waits for nothing: no answer can match it.
+            if let (Ok(query), Some(ends)) =
+                (dns::parse_query(&record.data, record.tcp), record.ends)
+            {
+                let exchange = Exchange {
+                    tcp: record.tcp,
+                    ends,
+                    id: query.id,
+                    questions: query.questions,
+                };
+                self.state.dns_queries.sent(&container_id, exchange, now);
+            }
+            return;
+        }
         let parsed = if record.tcp {
             dns::parse_tcp(&record.data)
         } else {
@@ -50,8 +71,17 @@ impl Pipeline {
                 return;
             }
         };
+        if let Err(rejection) = self.answers_a_query(&container_id, &record, &answer, now) {
+            *self.stats.dns_rejected.entry(rejection).or_default() += 1;
+            tracing::debug!(
+                container = %container_id,
+                reason = rejection.as_str(),
+                names = ?answer.names.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+                "DNS answer rejected: it answers no query of this container"
+            );
+            return;
+        }
         self.stats.dns_answers += 1;
-        let now = record.task.ktime_ns;
         self.state.names.learn(&container_id, &answer, now);
         let Some(workload) = self.state.enforced.get(&cgroup_id).copied() else {
             return;
@@ -77,6 +107,27 @@ impl Pipeline {
                 }));
             }
         }
+    }
+
+    /// Whether a parsed answer answers a query the container is waiting on (see `net::pending`).
+    fn answers_a_query(
+        &mut self,
+        container_id: &str,
+        record: &DnsRecord,
+        answer: &dns::DnsAnswer,
+        now: u64,
+    ) -> Result<(), Rejection> {
+        // Captures made before the kernel recorded the ends: nothing to match against.
+        let ends = record.ends.ok_or(Rejection::Unsolicited)?;
+        let exchange = Exchange {
+            tcp: record.tcp,
+            ends,
+            id: answer.query.id,
+            questions: answer.query.questions.clone(),
+        };
+        self.state
+            .dns_queries
+            .answered(container_id, &exchange, record.ifindex, now)
     }
 
     /// Decides, for every cgroup of every known container, whether the kernel must enforce its

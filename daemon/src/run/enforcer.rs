@@ -1,12 +1,14 @@
 //! Carries out the pipeline's enforcement requests on the kernel: which container cgroups have
 //! the blocking hooks, and what each blocking workload's allowlist holds.
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
-    net::{IpAddr, Ipv6Addr},
+    collections::{HashMap, HashSet},
+    net::IpAddr,
     path::PathBuf,
     sync::Arc,
-    time::{Duration, Instant},
+    time::Instant,
 };
+
+use super::learned::{LearnedAddresses, WorkloadKey};
 
 use crate::{
     pipeline::Enforce,
@@ -14,21 +16,14 @@ use crate::{
     sensors::{enforce::AllowPrefix, Sensors},
 };
 
-/// A learned address stays allowed at least this long (clients connect right after resolving,
-/// and TTL 0 answers exist), and at most a day.
-const MIN_TTL: Duration = Duration::from_secs(5);
-const MAX_TTL: Duration = Duration::from_secs(86_400);
-
 pub struct Enforcer {
     policy: Arc<Policy>,
     env: NetEnvironment,
     cgroup_root: PathBuf,
     /// Workloads whose allowlist is in the kernel under the current policy.
     installed: HashSet<WorkloadId>,
-    /// Addresses learned from DNS, by expiry; an entry whose address was learned again later
-    /// is stale (`learned_until` says the current expiry).
-    learned: BTreeMap<(Instant, WorkloadKey, Ipv6Addr), ()>,
-    learned_until: HashMap<(WorkloadKey, Ipv6Addr), Instant>,
+    /// Addresses learned from DNS answers, by expiry.
+    learned: LearnedAddresses,
     /// Enforced cgroups and their workload.
     attached: HashMap<u64, WorkloadId>,
 }
@@ -40,8 +35,7 @@ impl Enforcer {
             env,
             cgroup_root,
             installed: HashSet::new(),
-            learned: BTreeMap::new(),
-            learned_until: HashMap::new(),
+            learned: LearnedAddresses::default(),
             attached: HashMap::new(),
         }
     }
@@ -96,7 +90,6 @@ impl Enforcer {
         sensors.clear_allowlists();
         self.installed.clear();
         self.learned.clear();
-        self.learned_until.clear();
         let in_use: HashSet<WorkloadId> = self.attached.values().copied().collect();
         for workload in in_use {
             self.install(sensors, workload);
@@ -106,15 +99,7 @@ impl Enforcer {
     /// Forgets learned addresses whose TTL ran out. An address the policy itself lists keeps
     /// the policy's entry.
     pub fn expire(&mut self, sensors: &mut Sensors, now: Instant) {
-        while let Some((&(expires, workload, addr), ())) = self.learned.first_key_value() {
-            if expires > now {
-                break;
-            }
-            self.learned.pop_first();
-            if self.learned_until.get(&(workload, addr)) != Some(&expires) {
-                continue;
-            }
-            self.learned_until.remove(&(workload, addr));
+        for (workload, addr) in self.learned.take_expired(now) {
             let listed = self
                 .policy
                 .network()
@@ -128,7 +113,10 @@ impl Enforcer {
                         tracing::error!(%err, "restoring a policy address in the kernel failed");
                     }
                 }
-                None => sensors.remove_allowed(workload, addr, 128),
+                None => {
+                    sensors.remove_allowed(workload, addr, 128);
+                    tracing::debug!(%addr, "learned address expired: removed from the kernel");
+                }
             }
         }
     }
@@ -171,18 +159,14 @@ impl Enforcer {
         let prefix = allow_prefix(&entry);
         match sensors.set_allowlist(key(workload), std::slice::from_ref(&prefix), true) {
             Ok(()) => {
-                let ttl = Duration::from_secs(u64::from(ttl_secs)).clamp(MIN_TTL, MAX_TTL);
                 self.learned
-                    .insert((Instant::now() + ttl, key(workload), mapped), ());
+                    .learned(key(workload), mapped, ttl_secs, Instant::now());
                 tracing::debug!(?names, %addr, "learned address allowed in the kernel");
             }
             Err(err) => tracing::error!(%err, ?names, %addr, "allowing a learned address failed"),
         }
     }
 }
-
-/// The kernel's key for a workload.
-type WorkloadKey = u32;
 
 fn key(workload: WorkloadId) -> WorkloadKey {
     workload.0

@@ -3,6 +3,7 @@
 //! path, and shuts down cleanly on SIGINT/SIGTERM.
 mod args;
 mod enforcer;
+mod learned;
 mod live;
 mod reload;
 mod resolver;

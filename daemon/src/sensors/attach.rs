@@ -76,16 +76,18 @@ pub fn tracepoints(ebpf: &mut Ebpf, failures: &mut Vec<AttachFailure>) -> Result
     Ok(())
 }
 
-/// The `cgroup_skb/ingress` programs on the root of the cgroup v2 tree.
+/// The `cgroup_skb` programs on the root of the cgroup v2 tree.
 pub fn root_cgroup_skb(
     ebpf: &mut Ebpf,
     failures: &mut Vec<AttachFailure>,
 ) -> Result<(), SensorError> {
     for (family, program) in families::programs() {
-        if program.attach != Attach::RootCgroupSkbIngress {
-            continue;
-        }
-        if let Err(err) = attach_root_ingress(ebpf, program.name) {
+        let direction = match program.attach {
+            Attach::RootCgroupSkbIngress => CgroupSkbAttachType::Ingress,
+            Attach::RootCgroupSkbEgress => CgroupSkbAttachType::Egress,
+            _ => continue,
+        };
+        if let Err(err) = attach_root_skb(ebpf, program.name, direction) {
             settle_hook(family, program.name, program.need, err, failures)?;
         }
     }
@@ -176,9 +178,13 @@ fn settle_hook(
     Ok(())
 }
 
-/// Loads `name` and attaches it to ingress on the root of the cgroup v2 tree, where it sees the
-/// datagrams of every container's sockets.
-fn attach_root_ingress(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {
+/// Loads `name` and attaches it to `direction` on the root of the cgroup v2 tree, where it sees
+/// the packets of every container's sockets.
+fn attach_root_skb(
+    ebpf: &mut Ebpf,
+    name: &str,
+    direction: CgroupSkbAttachType,
+) -> Result<(), String> {
     let root = crate::container::cgroup2_mount().map_err(|e| e.to_string())?;
     let cgroup =
         std::fs::File::open(&root).map_err(|e| format!("opening {}: {e}", root.display()))?;
@@ -190,11 +196,7 @@ fn attach_root_ingress(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {
     program.load().map_err(|e| e.to_string())?;
     // Through a BPF link the kernel attaches as ALLOW_MULTI and refuses any flag (see enforce).
     program
-        .attach(
-            &cgroup,
-            CgroupSkbAttachType::Ingress,
-            CgroupAttachMode::Single,
-        )
+        .attach(&cgroup, direction, CgroupAttachMode::Single)
         .map_err(|e| format!("attaching to {}: {e}", root.display()))?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use crate::{
     container::image_path::PathOrigin,
     detect::paths::resolve,
     event::{ExecRecord, Task},
-    net::names::NameCache,
+    net::{names::NameCache, pending::PendingQueries},
     policy::WorkloadId,
 };
 
@@ -20,6 +20,8 @@ pub struct NodeState {
     pub sessions: SessionTracker,
     /// DNS names each container resolved, by address.
     pub names: NameCache,
+    /// DNS queries each container sent that no answer matched yet.
+    pub dns_queries: PendingQueries,
     /// Where container paths come from (answers of the resolver), per container.
     pub origins: PathOrigins,
     /// cgroup ids whose path was already asked for.
@@ -117,7 +119,7 @@ impl NodeState {
     }
 
     /// A cgroup was removed: forgets it, and its container with its last cgroup (origins, DNS
-    /// names). Returns the container id when the container went.
+    /// names, DNS queries). Returns the container id when the container went.
     pub fn remove_cgroup(&mut self, cgroup_id: u64) -> Option<String> {
         let container_id = self.container(cgroup_id).map(|entry| entry.info.id.clone());
         self.containers.remove_cgroup(cgroup_id);
@@ -129,6 +131,7 @@ impl NodeState {
         }
         self.origins.forget_container(&container_id);
         self.names.forget_container(&container_id);
+        self.dns_queries.forget_container(&container_id);
         Some(container_id)
     }
 }

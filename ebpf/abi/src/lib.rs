@@ -588,24 +588,48 @@ pub struct NetEvent {
     pub peer_addr: [u8; 16],
 }
 
-/// Bytes of a DNS answer copied from the receiving process's buffer.
+/// Bytes of a DNS message copied from the packet or the receiving process's buffer.
 pub const DNS_MAX: usize = 1024;
 
-/// A DNS response received by a container task from port 53 (critical lane: it must be seen
-/// before the connection it enables).
+/// Which way a [`DnsEvent`] went ([`DnsEvent::direction`]).
+pub mod dns_dir {
+    /// A query a container socket sent to port 53 (`cgroup_skb/egress`).
+    pub const QUERY: u32 = 1;
+    /// A response a container socket received from port 53.
+    pub const ANSWER: u32 = 2;
+}
+
+/// A DNS query a container sent or a response it received (critical lane: the answer must be
+/// seen before the connection it enables, and its query before it). The daemon learns names only
+/// from an answer that matches a query of the same cgroup: same id and question, from the address
+/// and port the query went to, to the port it came from.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct DnsEvent {
     pub header: Header,
-    /// Bytes the syscall returned, and how many of them were copied into `data`.
+    /// Bytes of the message (UDP payload, or what `recv` returned over TCP), and how many of them
+    /// were copied into `data`.
     pub len: u32,
     pub captured: u32,
     /// [`IPPROTO_TCP`] (the message has a 2-byte length prefix) or [`IPPROTO_UDP`].
     pub protocol: u16,
     pub family: u16,
-    pub _pad: u32,
+    /// One of [`dns_dir`].
+    pub direction: u32,
+    /// Interface a UDP answer arrived on (`skb->ifindex`: 1 is loopback in every network
+    /// namespace); 0 when unknown (TCP answers are read from the socket, not the packet).
+    pub ifindex: u32,
+    /// Ports in host byte order: the container's end and the DNS server's end.
+    pub local_port: u16,
+    pub peer_port: u16,
+    /// Addresses in network byte order; IPv4 uses the first four bytes.
+    pub local_addr: [u8; 16],
+    pub peer_addr: [u8; 16],
     pub data: [u8; DNS_MAX],
 }
+
+// No implicit padding before `data`.
+const _: () = assert!(core::mem::size_of::<DnsEvent>() == 64 + 56 + DNS_MAX);
 
 /// One allowed port range of an in-kernel egress allowlist entry.
 #[repr(C)]

@@ -86,9 +86,11 @@ pub mod net {
     pub const SYS_EXIT_RECVMSG: &str = "sys_exit_recvmsg";
 }
 
-/// The `cgroup_skb/ingress` program that reads DNS answers over UDP.
+/// The `cgroup_skb` programs that read DNS answers over UDP (ingress) and the queries they
+/// answer, over UDP and TCP (egress).
 pub mod dns {
     pub const DNS_ANSWERS: &str = "dns_answers";
+    pub const DNS_QUERIES: &str = "dns_queries";
 }
 
 /// The `cgroup_sock_addr` programs that enforce egress, attached per container cgroup.

@@ -10,8 +10,8 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use sealwatch_abi::{
-    kind, lane, net_flags, net_op, programs, DnsEvent, NetEvent, AF_INET, AF_INET6, DNS_MAX,
-    IPPROTO_TCP, IPPROTO_UDP,
+    dns_dir, kind, lane, net_flags, net_op, programs, DnsEvent, NetEvent, AF_INET, AF_INET6,
+    DNS_MAX, IPPROTO_TCP, IPPROTO_UDP,
 };
 
 use crate::{
@@ -89,6 +89,22 @@ fn fill_from_sock(record: &mut NetEvent, sk: Ptr, peer_from_sock: bool) -> Resul
         } else {
             record.peer_addr = read::<[u8; 16]>(sk, config!(offsets.skc_v6_daddr))?;
         }
+    }
+    Ok(())
+}
+
+/// A TCP answer's two ends, from its socket: the container's (local) and the server's (peer).
+#[inline(always)]
+fn fill_dns_ends(record: &mut DnsEvent, sk: Ptr) -> Result<(), i64> {
+    record.local_port = read::<u16>(sk, config!(offsets.skc_num))?;
+    record.peer_port = u16::from_be(read::<u16>(sk, config!(offsets.skc_dport))?);
+    if record.family == AF_INET {
+        record.local_addr[..4]
+            .copy_from_slice(&read::<[u8; 4]>(sk, config!(offsets.skc_rcv_saddr))?);
+        record.peer_addr[..4].copy_from_slice(&read::<[u8; 4]>(sk, config!(offsets.skc_daddr))?);
+    } else {
+        record.local_addr = read::<[u8; 16]>(sk, config!(offsets.skc_v6_rcv_saddr))?;
+        record.peer_addr = read::<[u8; 16]>(sk, config!(offsets.skc_v6_daddr))?;
     }
     Ok(())
 }
@@ -560,11 +576,17 @@ fn exit_recv(ctx: &TracePointContext) {
     if !within_network_budget() {
         return;
     }
+    // The socket again, for the addresses and ports the daemon matches against the query.
+    let Ok(sk) = sock_of(task, u64::from(stash.fd)) else {
+        return;
+    };
     submit::<DnsEvent>(lane::CRITICAL, WAKEUP, |record| {
         fill_header(&mut record.header, kind::DNS, task);
         record.len = ret as u32;
         record.protocol = stash.protocol;
         record.family = stash.family;
+        record.direction = dns_dir::ANSWER;
+        fill_dns_ends(record, sk)?;
         let mut n = ret as u32;
         if n > DNS_MAX as u32 {
             n = DNS_MAX as u32;

@@ -59,6 +59,8 @@ pub enum Attach {
     },
     /// `cgroup_skb/ingress` on the root of the cgroup v2 tree: every container's sockets.
     RootCgroupSkbIngress,
+    /// `cgroup_skb/egress` on the root of the cgroup v2 tree: every container's sockets.
+    RootCgroupSkbEgress,
     /// `cgroup_sock_addr`: loaded at start-up, attached to container cgroups later by
     /// `super::enforce::Enforcement`. The family's programs load together or not at all.
     CgroupSockAddr,
