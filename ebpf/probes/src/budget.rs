@@ -26,13 +26,13 @@ pub fn within_budget(cgroup_id: u64, class: u32) -> bool {
         class,
         _pad: 0,
     };
-    let Some(entry) = BUDGETS.get_ptr_mut(&key) else {
+    let Some(entry) = BUDGETS.get_ptr_mut(key) else {
         let fresh = BudgetUse {
             window_start_ns: now,
             used: 1,
             dropped: 0,
         };
-        let _ = BUDGETS.insert(&key, &fresh, 0);
+        let _ = BUDGETS.insert(key, fresh, 0);
         return true;
     };
     // SAFETY: a map value stays valid while the program runs. Other CPUs may update it at the

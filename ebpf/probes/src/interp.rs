@@ -35,22 +35,22 @@ pub fn note_exec(tgid: u32, exe_dentry: Ptr) {
     key[INTERPRETER_NAME_LEN - 1] = 0;
     interpreter_key(&mut key);
     // SAFETY: only presence matters.
-    if named && unsafe { INTERPRETERS.get(&key) }.is_some() {
-        let _ = SCRIPT_READERS.insert(&tgid, &1, 0);
+    if named && unsafe { INTERPRETERS.get(key) }.is_some() {
+        let _ = SCRIPT_READERS.insert(tgid, 1, 0);
     } else {
-        let _ = SCRIPT_READERS.remove(&tgid);
+        let _ = SCRIPT_READERS.remove(tgid);
     }
 }
 
 /// At the exit of a thread-group leader.
 #[inline(always)]
 pub fn note_exit(tgid: u32) {
-    let _ = SCRIPT_READERS.remove(&tgid);
+    let _ = SCRIPT_READERS.remove(tgid);
 }
 
 /// Whether the current process runs an interpreter.
 #[inline(always)]
 pub fn reads_scripts(tgid: u32) -> bool {
     // SAFETY: only presence matters.
-    unsafe { SCRIPT_READERS.get(&tgid) }.is_some()
+    unsafe { SCRIPT_READERS.get(tgid) }.is_some()
 }
