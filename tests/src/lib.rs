@@ -22,6 +22,7 @@
 //! - [`learn`]: `sealwatch learn`, run to completion.
 //! - [`bpftool`]: loaded and attached socket BPF programs, cgroup v2 directories.
 
+pub mod attack;
 pub mod bpftool;
 pub mod capture;
 pub mod cmd;

@@ -33,17 +33,9 @@ const BUSYBOX: &str = "/bin/busybox";
 /// The daemon's repeat window for identical file violations (`violation.repeats`).
 const REPEAT_WINDOW: Duration = Duration::from_secs(10);
 
-/// The daemon (no metrics endpoint, no tail socket: neither is under test) and, after it, a
-/// long-running container of `rt` from the test image.
+/// The daemon and, after it, a long-running container of `rt` from the test image.
 fn daemon_and_container(rt: Runtime) -> Result<(Daemon, Container)> {
-    rt.ensure_ready()?;
-    let daemon = Daemon::start(&["--metrics-addr", "none", "--tail-socket", "none"])?;
-    let c = rt.run_detached_with(
-        &unique_name("sw-attack"),
-        &RunOptions::default(),
-        &["sleep", "300"],
-    )?;
-    Ok((daemon, c))
+    sealwatch_tests::attack::daemon_and_container(rt, "sw-attack", &RunOptions::default())
 }
 
 /// `sh -c <script>` inside `c` (exit 0 required); returns its stdout.
@@ -166,18 +158,20 @@ fn docker_chroot_to_proc_is_still_the_container() -> Result<()> {
 
 // ---- 2. the file, not the text of its path ----------------------------------------------
 
-/// Four spellings of image files, each removed or changed through a path that does not say
-/// `/etc/sw-image/...`: every one is the `image-file-modified` of the file it names, shown by
+/// Five spellings of image files, each removed, changed or replaced through a path that does not
+/// say `/etc/sw-image/...` (the last: `mv /tmp/evil e.conf` from `/etc/sw-image`, a relative
+/// rename target after an absolute source): every one is the `image-file-modified` of the file it names, shown by
 /// that file's own path. The control is `each_change_of_an_image_file_is_one_violation` in
 /// `immutability.rs` (the plain spellings).
 #[test]
 fn other_spellings_of_an_image_file_are_the_same_file() -> Result<()> {
     let (mut daemon, c) = daemon_and_container(Runtime::Podman)?;
-    let [through_link, through_proc, through_dots, chmod_target] = [
+    let [through_link, through_proc, through_dots, chmod_target, replaced] = [
         FIXTURE_FILES[0],
         FIXTURE_FILES[1],
         FIXTURE_FILES[2],
         FIXTURE_FILES[3],
+        FIXTURE_FILES[4],
     ];
     let name = |path: &str| path.rsplit('/').next().unwrap_or(path).to_owned();
     // A directory the container made a symlink to the image's directory.
@@ -195,15 +189,23 @@ fn other_spellings_of_an_image_file_are_the_same_file() -> Result<()> {
         &c,
         &format!("ln -s {chmod_target} /tmp/l && chmod 600 /tmp/l"),
     )?;
+    // A rename whose target is relative to the cwd while its source is absolute.
+    sh(
+        &c,
+        &format!(
+            "echo evil > /tmp/evil && cd /etc/sw-image && mv /tmp/evil {}",
+            name(replaced)
+        ),
+    )?;
     let state = sh(
         &c,
         &format!(
             "for f in {through_link} {through_proc} {through_dots}; do test -e $f || echo gone; done; \
-             stat -c %a {chmod_target}"
+             stat -c %a {chmod_target}; cat {replaced}"
         ),
     )?;
     ensure!(
-        state.lines().collect::<Vec<_>>() == ["gone", "gone", "gone", "600"],
+        state.lines().collect::<Vec<_>>() == ["gone", "gone", "gone", "600", "evil"],
         "the changes did not all happen: {state}"
     );
     for (path, op) in [
@@ -211,12 +213,41 @@ fn other_spellings_of_an_image_file_are_the_same_file() -> Result<()> {
         (through_proc, "unlink"),
         (through_dots, "unlink"),
         (chmod_target, "chmod"),
+        (replaced, "rename"),
     ] {
         let ev = wait_violation(&mut daemon, &c, IMAGE_RULE, path, |ev| {
             is_file(ev, path, op)
         })?;
         check_image_violation(&ev, &c)?;
     }
+    daemon.stop()?;
+    Ok(())
+}
+
+/// `rm` of an image file through a name longer than the kernel's record keeps (3840 bytes:
+/// `/./././…/etc/sw-image/e.conf`, legal up to PATH_MAX): the cut text would name another file
+/// (or none), so the line reports the change with `path_truncated` instead of judging the cut
+/// text. The control: the plain spellings in `other_spellings_of_an_image_file_are_the_same_file`.
+#[test]
+fn a_name_cut_at_the_path_limit_is_reported_not_judged_as_another_file() -> Result<()> {
+    let (mut daemon, c) = daemon_and_container(Runtime::Podman)?;
+    let target = FIXTURE_FILES[4];
+    let long = format!("/{}{}", "./".repeat(1960), target.trim_start_matches('/'));
+    ensure!(
+        long.len() > 3840 && long.len() < 4096,
+        "{} bytes",
+        long.len()
+    );
+    c.exec(&["rm", &long])?;
+    ensure!(
+        sh(&c, &format!("test -e {target} || echo gone"))?.trim() == "gone",
+        "{target} was not removed"
+    );
+    let ev = wait_violation(&mut daemon, &c, IMAGE_RULE, "the cut name", |ev| {
+        ev["file"]["op"] == "unlink" && ev["file"]["path_truncated"] == true
+    })?;
+    let message = ev["violation"]["message"].as_str().unwrap_or_default();
+    ensure!(message.contains("cannot be checked"), "{ev}");
     daemon.stop()?;
     Ok(())
 }

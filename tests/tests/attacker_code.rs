@@ -9,6 +9,7 @@
 use anyhow::{ensure, Result};
 use serde_json::{json, Value};
 
+use sealwatch_tests::attack::daemon_and_container as daemon_and_container_of;
 use sealwatch_tests::daemon::Daemon;
 use sealwatch_tests::events::{check_fields, container_id, violation_rule, wait_in_container};
 use sealwatch_tests::image::{FIXTURE_FILES, PERL};
@@ -23,14 +24,7 @@ const BUSYBOX: &str = "/bin/busybox";
 const LOADER: &str = "/lib64/ld-linux-x86-64.so.2";
 
 fn daemon_and_container() -> Result<(Daemon, Container)> {
-    Runtime::Podman.ensure_ready()?;
-    let daemon = Daemon::start(&["--metrics-addr", "none", "--tail-socket", "none"])?;
-    let c = Runtime::Podman.run_detached_with(
-        &unique_name("sw-code"),
-        &RunOptions::default(),
-        &["sleep", "300"],
-    )?;
-    Ok((daemon, c))
+    daemon_and_container_of(Runtime::Podman, "sw-code", &RunOptions::default())
 }
 
 fn sh(c: &Container, script: &str) -> Result<String> {

@@ -18,16 +18,12 @@ use sealwatch_tests::unique_name;
 const IMAGE_RULE: &str = "image-file-modified";
 
 fn daemon_and_container(host_network: bool) -> Result<(Daemon, Container)> {
-    Runtime::Podman.ensure_ready()?;
-    let daemon = Daemon::start(&["--metrics-addr", "none", "--tail-socket", "none"])?;
     let options = RunOptions {
         seccomp_unconfined: true,
         host_network,
         ..RunOptions::default()
     };
-    let c =
-        Runtime::Podman.run_detached_with(&unique_name("sw-uring"), &options, &["sleep", "300"])?;
-    Ok((daemon, c))
+    sealwatch_tests::attack::daemon_and_container(Runtime::Podman, "sw-uring", &options)
 }
 
 fn uring(c: &Container, args: &[&str]) -> Result<()> {

@@ -77,12 +77,22 @@ pub struct FileFacts<'a> {
     pub origin: FileOrigin,
     /// The operation leaves the file with exec bits (create with x, chmod +x).
     pub makes_executable: bool,
+    /// The path the process gave was longer than the kernel's record keeps: which file it
+    /// named cannot be looked up.
+    pub name_cut: bool,
 }
 
 /// The rule a file operation breaks, with its message.
 pub fn judge(facts: &FileFacts<'_>) -> Option<(RuleId, String)> {
     let path = facts.shown_path;
     let op = facts.op.as_str();
+    if facts.name_cut && facts.origin != FileOrigin::Host {
+        // Judging the cut text would judge another file: an attacker's way past the rule.
+        return Some((
+            RuleId::ImageFileModified,
+            format!("{op} of a path longer than sealwatch reads ({path}...): the file it names cannot be checked against the image, so it is reported as an image file"),
+        ));
+    }
     match facts.origin {
         FileOrigin::Image => Some((
             RuleId::ImageFileModified,
@@ -102,5 +112,33 @@ pub fn judge(facts: &FileFacts<'_>) -> Option<(RuleId, String)> {
             ))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(origin: FileOrigin, name_cut: bool) -> FileFacts<'static> {
+        FileFacts {
+            op: FileOp::Unlink,
+            path: b"/tmp/././x",
+            shown_path: "/tmp/././x",
+            text: b"",
+            cwd: b"/",
+            origin,
+            makes_executable: false,
+            name_cut,
+        }
+    }
+
+    /// A name cut at the record's limit is never judged as the file its beginning names.
+    #[test]
+    fn a_cut_name_is_reported_not_judged_as_another_file() {
+        assert_eq!(judge(&facts(FileOrigin::Unknown, false)), None);
+        let (rule, message) = judge(&facts(FileOrigin::Unknown, true)).expect("reported");
+        assert_eq!(rule, RuleId::ImageFileModified);
+        assert!(message.contains("cannot be checked"), "{message}");
+        assert_eq!(judge(&facts(FileOrigin::Host, true)), None);
     }
 }

@@ -152,6 +152,9 @@ pub struct FileRecord {
     pub base: Option<Vec<u8>>,
     /// The path string the program passed (path-based syscalls).
     pub name: Vec<u8>,
+    /// The directory the rename or link target is relative to, when it is not `base`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base2: Option<Vec<u8>>,
     /// Rename target.
     pub name2: Vec<u8>,
     /// Taken at syscall entry: a `SyscallResult` of the same thread follows.

@@ -157,6 +157,9 @@ pub struct FileJson {
     pub layer: &'static str,
     /// File mode bits given by the operation (create, chmod), when any.
     pub mode: Option<u32>,
+    /// The path was longer than the kernel's record keeps: `path` is its beginning.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub path_truncated: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

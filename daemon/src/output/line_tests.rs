@@ -89,6 +89,7 @@ fn every_shape() -> Vec<EventLine> {
     file.process = Some(Rendered::new(process(), Vec::new()));
     file.container = Some(Rendered::new(container(), Vec::new()));
     file.file = Some(FileJson {
+        path_truncated: false,
         path: "/etc/pass\twd".into(),
         op: "open_write",
         layer: "lower",

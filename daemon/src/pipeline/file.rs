@@ -35,12 +35,13 @@ impl Pipeline {
                 let base = file.base.clone().unwrap_or_else(|| b"/".to_vec());
                 let mut paths = vec![join(&base, &file.name)];
                 if file.op == FileOp::Rename {
-                    paths.push(join(&base, &file.name2));
+                    paths.push(join(file.base2.as_deref().unwrap_or(&base), &file.name2));
                 }
                 paths
             }
         };
-        let needs_origin = file.layer == Layer::Unknown && !file.host_task;
+        // A cut name is judged without a look-up (see `FileFacts::name_cut`).
+        let needs_origin = file.layer == Layer::Unknown && !file.host_task && !file.path_truncated;
         let held = Held {
             cgroup_id: file.task.cgroup_id,
             ktime_ns: file.task.ktime_ns,
@@ -78,6 +79,8 @@ impl Pipeline {
                 path: &path,
                 shown_path: &shown,
                 text: &file.name,
+                // A path-based record whose name was cut names no file sealwatch can find.
+                name_cut: file.path_truncated && file.path.is_none(),
                 cwd: image.map_or(&[][..], |e| &e.cwd),
                 origin,
                 makes_executable: makes_executable(file),
@@ -149,6 +152,7 @@ impl Pipeline {
             )
             .then_some(file.mode)
             .filter(|mode| *mode != 0),
+            path_truncated: file.path_truncated,
         };
         let line = crate::output::EventLine {
             process: Some(process),

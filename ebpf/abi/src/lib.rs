@@ -364,6 +364,10 @@ pub struct FileFixed {
     pub base: Blob,
     pub name: Blob,
     pub name2: Blob,
+    /// The directory `name2` is relative to when it is not `base` (renameat and linkat with a
+    /// second directory descriptor); empty otherwise.
+    pub base2: Blob,
+    pub _pad: u32,
 }
 
 /// Size of the data area of a file record: paths and user strings, masked like exec data.

@@ -416,6 +416,8 @@ fn judge_file(file: Ptr, op: u32, flags: u32, mode: u32, interest: Interest) -> 
         len: 0,
     };
     fixed.name2 = Blob::default();
+    fixed.base2 = Blob::default();
+    fixed._pad = 0;
     let mut used = walk.len;
     if text != 0 {
         // SAFETY: the per-CPU scratch slot is ours until this program returns.
@@ -484,6 +486,8 @@ pub struct PathOp {
     pub op: u32,
     /// The directory descriptor relative names start from (`AT_FDCWD`: the cwd).
     pub dirfd: i64,
+    /// The one a relative second name starts from, when it has its own (renameat, linkat).
+    pub dirfd2: Option<i64>,
     pub name: PathText,
     /// The second name (rename and link targets).
     pub name2: PathText,
@@ -515,9 +519,15 @@ fn report_path_op(
         Some(index) => PathText::User(ctx_arg::<u64>(ctx, index)?),
         None => PathText::Absent,
     };
+    // renameat, renameat2 and linkat: (olddirfd, old, newdirfd, new, ...).
+    let dirfd2 = match (dirfd_arg, name2_arg) {
+        (Some(0), Some(3)) => Some(ctx_arg::<i64>(ctx, 2).unwrap_or(AT_FDCWD)),
+        _ => None,
+    };
     report_path(&PathOp {
         op,
         dirfd,
+        dirfd2,
         name: PathText::User(ctx_arg::<u64>(ctx, name_arg)?),
         name2,
         mode,
@@ -580,6 +590,10 @@ pub fn report_path(path_op: &PathOp) -> Result<(), i64> {
         len: 0,
     };
     let n2 = read_path_text(data, off, path_op.name2);
+    // A name that filled the buffer was cut: the daemon must not judge the cut text as a path.
+    if n >= PATH_TEXT_MAX || n2 >= PATH_TEXT_MAX {
+        header_flags |= file_flags::PATH_TRUNCATED;
+    }
     fixed.name2.len = n2 as u16;
     off += n2;
     // Relative paths are resolved against the directory descriptor or the cwd. (For renames
@@ -595,27 +609,34 @@ pub fn report_path(path_op: &PathOp) -> Result<(), i64> {
         b'/'
     };
     if first != b'/' {
-        let dirfd = path_op.dirfd;
-        let (dentry, mnt) = if dirfd == AT_FDCWD {
-            let fs = read_ptr(task, config!(offsets.task_fs))?;
-            let pwd = config!(offsets.fs_pwd);
-            (
-                read_ptr(fs, pwd + config!(offsets.path_dentry))?,
-                read_ptr(fs, pwd + config!(offsets.path_mnt))?,
-            )
-        } else {
-            let file = fd_file(task, dirfd as u64)?;
-            let f_path = config!(offsets.file_f_path);
-            (
-                read_ptr(file, f_path + config!(offsets.path_dentry))?,
-                read_ptr(file, f_path + config!(offsets.path_mnt))?,
-            )
-        };
+        let (dentry, mnt) = dir_of(task, path_op.dirfd)?;
         let walk = walk_path(TARGET_FILE, off, dentry, mnt);
         if walk.truncated {
             header_flags |= file_flags::PATH_TRUNCATED;
         }
         fixed.base.len = walk.len as u16;
+        off += walk.len;
+    }
+    // A relative second name with a directory of its own (`renameat(AT_FDCWD, "/tmp/x", etc,
+    // "passwd")`): its directory too, or the daemon would join it to the first one's.
+    fixed.base2 = Blob {
+        off: off as u16,
+        len: 0,
+    };
+    fixed._pad = 0;
+    let second_relative = n2 > 0 && {
+        // SAFETY: inside the scratch data area (masked like every store).
+        unsafe { *data.wrapping_add(fixed.name2.off as usize & DATA_MASK) != b'/' }
+    };
+    // (rename(2) and link(2) have no descriptors: their second name starts from the cwd too.)
+    let dirfd2 = path_op.dirfd2.unwrap_or(path_op.dirfd);
+    if second_relative && (first == b'/' || dirfd2 != path_op.dirfd) {
+        let (dentry, mnt) = dir_of(task, dirfd2)?;
+        let walk = walk_path(TARGET_FILE, off, dentry, mnt);
+        if walk.truncated {
+            header_flags |= file_flags::PATH_TRUNCATED;
+        }
+        fixed.base2.len = walk.len as u16;
         off += walk.len;
     }
     fixed.header.flags = header_flags;
@@ -625,17 +646,38 @@ pub fn report_path(path_op: &PathOp) -> Result<(), i64> {
     Ok(())
 }
 
+/// The directory (dentry, vfsmount) relative names start from: the cwd for `AT_FDCWD`, else
+/// the directory descriptor's.
+#[inline(always)]
+fn dir_of(task: Ptr, dirfd: i64) -> Result<(Ptr, Ptr), i64> {
+    let (base, at) = if dirfd == AT_FDCWD {
+        (
+            read_ptr(task, config!(offsets.task_fs))?,
+            config!(offsets.fs_pwd),
+        )
+    } else {
+        (fd_file(task, dirfd as u64)?, config!(offsets.file_f_path))
+    };
+    Ok((
+        read_ptr(base, at + config!(offsets.path_dentry))?,
+        read_ptr(base, at + config!(offsets.path_mnt))?,
+    ))
+}
+
 /// Copies a user string into the data area at `off`; returns bytes written including the NUL.
 #[inline(always)]
 fn read_user_str(data: *mut u8, off: usize, src: u64) -> usize {
     read_path_text(data, off, PathText::User(src))
 }
 
+/// Bytes of a path text the records keep (with its NUL); a longer one is cut and flagged.
+const PATH_TEXT_MAX: usize = PATH_MAX - NAME_MAX;
+
 /// Copies a path into the data area at `off`; returns bytes written including the NUL.
 #[inline(always)]
 fn read_path_text(data: *mut u8, off: usize, text: PathText) -> usize {
     let dst = data.wrapping_add(off & DATA_MASK) as *mut _;
-    let max = (PATH_MAX - NAME_MAX) as u32;
+    let max = PATH_TEXT_MAX as u32;
     // SAFETY: masked offset plus PATH_MAX stays inside the data area.
     let n = unsafe {
         match text {
