@@ -87,6 +87,7 @@ pub struct Metrics {
     events: Family<KindLabels, Counter>,
     violations: Family<ViolationLabels, Counter>,
     repeats_suppressed: Counter,
+    file_results_lost: Counter,
     kernel_drops: Family<LaneLabels, Counter>,
     budget_drops: Family<ClassLabels, Counter>,
     decode_drops: Counter,
@@ -124,6 +125,7 @@ impl Metrics {
             events: Family::default(),
             violations: Family::default(),
             repeats_suppressed: Counter::default(),
+            file_results_lost: Counter::default(),
             kernel_drops: Family::default(),
             budget_drops: Family::default(),
             decode_drops: Counter::default(),
@@ -160,6 +162,11 @@ impl Metrics {
             "violation_repeats_suppressed",
             "Identical violations (same container, rule, operation and path within 10 s) counted into a later line's violation.repeats instead of printed again",
             m.repeats_suppressed.clone(),
+        );
+        r.register(
+            "file_results_lost",
+            "Path-based file records (unlink, rename, chmod by path) given up because their syscall's result never came, or too many were waiting",
+            m.file_results_lost.clone(),
         );
         r.register(
             "kernel_drops",
@@ -294,6 +301,7 @@ impl Metrics {
         }
         self.publish_violations(stats);
         store(&self.repeats_suppressed, stats.repeats_suppressed);
+        store(&self.file_results_lost, stats.file_results_lost);
         let drops = stats.drops;
         let lane = |lane| self.kernel_drops.get_or_create(&LaneLabels { lane });
         store(&lane("critical"), drops.kernel_critical);

@@ -19,7 +19,7 @@ impl Pipeline {
     /// A file record from the kernel: path-based ones wait for their syscall's result.
     pub(super) fn file(&mut self, file: FileRecord, sink: &mut dyn LineSink) {
         if file.needs_result {
-            self.held.park_file(file);
+            self.stats.file_results_lost += self.held.park_file(file);
             return;
         }
         self.file_done(file, sink);

@@ -99,6 +99,12 @@ pub struct HoldQueue {
 /// More than this many held events release the oldest early.
 pub const HOLD_MAX_EVENTS: usize = 4096;
 
+/// Path-based records waiting for their result, at most (one per thread, or per io_uring
+/// request, in flight).
+const PARKED_MAX: usize = 16_384;
+/// A parked record older than this will not get its result.
+const PARKED_STALE_NS: u64 = 1_000_000_000;
+
 impl HoldQueue {
     pub fn push(&mut self, held: Held) -> Option<Held> {
         self.queue.push_back(held);
@@ -140,9 +146,24 @@ impl HoldQueue {
         self.queue.is_empty()
     }
 
-    /// Keeps a file record until its thread's syscall result arrives.
-    pub fn park_file(&mut self, file: FileRecord) {
+    /// Keeps a file record until its thread's syscall result arrives. Bounded: results come
+    /// within microseconds, so when the table is full the records waiting for more than a
+    /// second are given up; if it is still full, the new one is. Returns how many were given
+    /// up (their results never came: a thread killed in the syscall, a result the kernel lost).
+    pub fn park_file(&mut self, file: FileRecord) -> u64 {
+        let mut given_up = 0;
+        if self.files.len() >= PARKED_MAX && !self.files.contains_key(&file.task.tid) {
+            let now = file.task.ktime_ns;
+            let before = self.files.len();
+            self.files
+                .retain(|_, parked| now.saturating_sub(parked.task.ktime_ns) < PARKED_STALE_NS);
+            given_up = (before - self.files.len()) as u64;
+            if self.files.len() >= PARKED_MAX {
+                return given_up + 1;
+            }
+        }
         self.files.insert(file.task.tid, file);
+        given_up
     }
 
     /// The file record waiting for thread `tid`'s syscall result.
@@ -276,5 +297,58 @@ impl Pipeline {
             Waiting::File { file, paths, .. } => self.emit_file(file, paths, sink),
             Waiting::Net(net) => self.emit_net(net, sink),
         }
+    }
+}
+
+#[cfg(test)]
+mod parked_tests {
+    use super::*;
+    use crate::{
+        event::{model::FileOp, Layer},
+        pipeline::test_support::task_100,
+    };
+
+    fn record(tid: u32, ktime_ns: u64) -> FileRecord {
+        FileRecord {
+            task: crate::event::Task {
+                tid,
+                ..task_100(ktime_ns, 7, b"rm")
+            },
+            op: FileOp::Unlink,
+            layer: Layer::Unknown,
+            open_flags: 0,
+            mode: 0,
+            ino: 0,
+            dev: 0,
+            path: None,
+            base: Some(b"/".to_vec()),
+            name: b"x".to_vec(),
+            name2: Vec::new(),
+            base2: None,
+            needs_result: true,
+            path_truncated: false,
+            host_task: false,
+            deleted: false,
+            repeats: 0,
+        }
+    }
+
+    /// Records whose results never come cannot grow the table without end: stale ones are given
+    /// up first, then new ones, and each is counted.
+    #[test]
+    fn records_waiting_for_results_are_bounded_and_counted() {
+        let mut held = HoldQueue::default();
+        for tid in 0..PARKED_MAX as u32 {
+            assert_eq!(held.park_file(record(tid, 1)), 0);
+        }
+        // Still fresh: the new record is the one given up.
+        assert_eq!(held.park_file(record(1 << 30, 2)), 1);
+        assert_eq!(held.files.len(), PARKED_MAX);
+        // A second later every waiting one is stale.
+        assert_eq!(
+            held.park_file(record(1 << 30, 2 + PARKED_STALE_NS)),
+            PARKED_MAX as u64
+        );
+        assert!(held.take_file(1 << 30).is_some());
     }
 }

@@ -112,6 +112,9 @@ pub struct PipelineStats {
     /// Records the kernel dropped over containers' budgets, as the per-container `loss` lines so
     /// far add up to: (file, network).
     pub budget_drops: (u64, u64),
+    /// Path-based file records given up because their syscall's result never came (or the
+    /// table of records waiting for one was full).
+    pub file_results_lost: u64,
     /// DNS answers learned from, and received answers that could not be parsed.
     pub dns_answers: u64,
     pub dns_unparsed: u64,

@@ -25,6 +25,10 @@ use timer::DrainTimer;
 
 /// Records per batch sent to the pipeline: amortises channel costs under load.
 const BATCH: usize = 256;
+/// Records one drain takes at most before the reader yields: a ring that refills as fast as it
+/// is read (a flood) must not keep the other lane's reader, the pipeline and the output, which
+/// share the thread, from their turn. The rest is taken right after.
+const DRAIN_MAX: usize = 16 * BATCH;
 /// Longest a record submitted without a wake-up waits in the ring outside a draining window
 /// (fork and exit records, and a rare one that lost the race with a window's last drain): 50
 /// drains a second per ring when idle.
@@ -75,24 +79,27 @@ pub fn spawn(
             let (drained, woken) = tokio::select! {
                 // While the timer drains every interval, a sweep would only add a drain.
                 _ = sweep.tick(), if !timer.running() => {
-                    (drain(fd.get_mut(), &decode_errors, lane), false)
+                    (drain(fd.get_mut(), &decode_errors, lane, DRAIN_MAX), false)
                 }
                 ready = fd.readable_mut() => {
                     let Ok(mut guard) = ready else { break };
-                    let batches = drain(guard.get_inner_mut(), &decode_errors, lane);
-                    guard.clear_ready();
-                    (batches, true)
+                    let drained = drain(guard.get_inner_mut(), &decode_errors, lane, DRAIN_MAX);
+                    // Stopped at the limit: the ring is still readable, for the next turn.
+                    if drained.1 < DRAIN_MAX {
+                        guard.clear_ready();
+                    }
+                    (drained, true)
                 }
                 tick = timer.tick(), if timer.running() => {
                     if let Err(err) = tick {
                         own_drains.fail(&err);
                         timer.stop();
                     }
-                    (drain(fd.get_mut(), &decode_errors, lane), false)
+                    (drain(fd.get_mut(), &decode_errors, lane, DRAIN_MAX), false)
                 }
                 _ = shutdown.changed() => {
                     // Whatever the kernel delivered before shutdown still goes out.
-                    for batch in drain(fd.get_mut(), &decode_errors, lane).0 {
+                    for batch in drain(fd.get_mut(), &decode_errors, lane, usize::MAX).0 {
                         let _ = tx.send(batch).await;
                     }
                     return;
@@ -107,6 +114,9 @@ pub fn spawn(
                 if tx.send(batch).await.is_err() {
                     return;
                 }
+            }
+            if records >= DRAIN_MAX {
+                tokio::task::yield_now().await;
             }
         }
     }))
@@ -145,16 +155,20 @@ impl OwnDrains {
     }
 }
 
-/// Everything in the ring, in batches, and how many records that was.
+/// What is in the ring, at most `max` records, in batches, and how many records that was.
 fn drain(
     ring: &mut RingBuf<MapData>,
     decode_errors: &AtomicU64,
     lane: u32,
+    max: usize,
 ) -> (Vec<Vec<Input>>, usize) {
     let mut batches = Vec::new();
     let mut batch = Vec::with_capacity(BATCH);
     let mut records = 0;
-    while let Some(record) = ring.next() {
+    while records < max {
+        let Some(record) = ring.next() else {
+            break;
+        };
         records += 1;
         match decode(&record) {
             Ok(event) => batch.push(Input::Kernel(event)),
