@@ -88,6 +88,7 @@ pub struct Metrics {
     violations: Family<ViolationLabels, Counter>,
     repeats_suppressed: Counter,
     file_results_lost: Counter,
+    pid_namespaces_unlearned: Counter,
     kernel_drops: Family<LaneLabels, Counter>,
     budget_drops: Family<ClassLabels, Counter>,
     decode_drops: Counter,
@@ -126,6 +127,7 @@ impl Metrics {
             violations: Family::default(),
             repeats_suppressed: Counter::default(),
             file_results_lost: Counter::default(),
+            pid_namespaces_unlearned: Counter::default(),
             kernel_drops: Family::default(),
             budget_drops: Family::default(),
             decode_drops: Counter::default(),
@@ -167,6 +169,11 @@ impl Metrics {
             "file_results_lost",
             "Path-based file records (unlink, rename, chmod by path) given up because their syscall's result never came, or too many were waiting",
             m.file_results_lost.clone(),
+        );
+        r.register(
+            "pid_namespaces_unlearned",
+            "Pid namespaces made in containers that were not learned because 65536 were known (processes entering them are then attributed by cgroup alone)",
+            m.pid_namespaces_unlearned.clone(),
         );
         r.register(
             "kernel_drops",
@@ -302,6 +309,10 @@ impl Metrics {
         self.publish_violations(stats);
         store(&self.repeats_suppressed, stats.repeats_suppressed);
         store(&self.file_results_lost, stats.file_results_lost);
+        store(
+            &self.pid_namespaces_unlearned,
+            stats.pid_namespaces_unlearned,
+        );
         let drops = stats.drops;
         let lane = |lane| self.kernel_drops.get_or_create(&LaneLabels { lane });
         store(&lane("critical"), drops.kernel_critical);

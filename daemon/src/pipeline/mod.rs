@@ -115,6 +115,8 @@ pub struct PipelineStats {
     /// Path-based file records given up because their syscall's result never came (or the
     /// table of records waiting for one was full).
     pub file_results_lost: u64,
+    /// Pid namespaces of containers not learned because the state knew its maximum of them.
+    pub pid_namespaces_unlearned: u64,
     /// DNS answers learned from, and received answers that could not be parsed.
     pub dns_answers: u64,
     pub dns_unparsed: u64,
@@ -263,6 +265,7 @@ impl Pipeline {
             &state.procs.take_retired(),
             &state.containers.take_retired(),
         );
+        self.stats.pid_namespaces_unlearned = self.state.pid_namespaces_unlearned;
         self.flush_repeats(ktime_ns, sink);
         let hold_ns = self.config.hold_ns;
         self.release(sink, |held| {

@@ -13,6 +13,9 @@ use crate::{
     policy::WorkloadId,
 };
 
+/// Pid namespaces of containers the node state remembers at most (forgotten with their cgroup).
+pub const PID_NAMESPACES_MAX: usize = 65_536;
+
 #[derive(Debug, Default)]
 pub struct NodeState {
     pub procs: ProcessTable,
@@ -29,6 +32,8 @@ pub struct NodeState {
     /// Pid namespace → a cgroup of the container that owns it, learned from the container's own
     /// processes: attributes processes that joined its namespaces without its cgroup (nsenter).
     pub pidns_container: HashMap<u32, u64>,
+    /// Pid namespaces not learned because [`PID_NAMESPACES_MAX`] were known.
+    pub pid_namespaces_unlearned: u64,
     /// Container cgroups whose egress the kernel enforces, and for which workload.
     pub enforced: HashMap<u64, WorkloadId>,
     /// Latest tick time (boot-time ns): file events wait for the critical lane to catch up.
@@ -70,6 +75,14 @@ impl NodeState {
     /// A container's own exec (not the runtime's) tells which container its pid namespace is.
     pub fn learn_pid_namespace(&mut self, exec: &ExecRecord) {
         if exec.pid_level > 0 && self.container(exec.task.cgroup_id).is_some() {
+            // Bounded: past the limit a new namespace is not learned (its `kubectl exec`-style
+            // entries are then attributed by cgroup alone) and counted.
+            if self.pidns_container.len() >= PID_NAMESPACES_MAX
+                && !self.pidns_container.contains_key(&exec.task.pid_ns)
+            {
+                self.pid_namespaces_unlearned += 1;
+                return;
+            }
             self.pidns_container
                 .insert(exec.task.pid_ns, exec.task.cgroup_id);
         }
@@ -123,6 +136,9 @@ impl NodeState {
     pub fn remove_cgroup(&mut self, cgroup_id: u64) -> Option<String> {
         let container_id = self.container(cgroup_id).map(|entry| entry.info.id.clone());
         self.containers.remove_cgroup(cgroup_id);
+        // The pid namespaces its processes made (a container can make them in a loop).
+        self.pidns_container
+            .retain(|_, cgroup| *cgroup != cgroup_id);
         let container_id = container_id?;
         let gone = matches!(self.containers.lookup(cgroup_id), CgroupLookup::Unknown)
             && !self.containers.has_container(&container_id);
