@@ -136,11 +136,11 @@ struct UringOffsets {
     kiocb_res: u32,
     open_how: u32,
     open_file_slot: u32,
-    /// `old_dfd`, `oldpath`, `newpath`.
-    rename: [u32; 3],
+    /// `old_dfd`, `oldpath`, `newpath`, `new_dfd`.
+    rename: [u32; 4],
     /// `dfd`, `filename`.
     unlink: [u32; 2],
-    link: [u32; 3],
+    link: [u32; 4],
     filename_name: u32,
 }
 
@@ -150,11 +150,12 @@ pub const IO_URING_DEGRADED: &str = "io_uring's request layout is not in vmlinux
     and connects submitted through io_uring are not judged";
 
 fn uring_offsets(r: &Resolver) -> Option<UringOffsets> {
-    let three = |s: &str| -> Option<[u32; 3]> {
+    let two_names = |s: &str| -> Option<[u32; 4]> {
         Some([
             r.offset(s, "old_dfd").ok()?,
             r.offset(s, "oldpath").ok()?,
             r.offset(s, "newpath").ok()?,
+            r.offset(s, "new_dfd").ok()?,
         ])
     };
     Some(UringOffsets {
@@ -162,12 +163,12 @@ fn uring_offsets(r: &Resolver) -> Option<UringOffsets> {
         kiocb_res: r.offset("io_kiocb", "cqe.res").ok()?,
         open_how: r.offset("io_open", "how").ok()?,
         open_file_slot: r.offset("io_open", "file_slot").ok()?,
-        rename: three("io_rename")?,
+        rename: two_names("io_rename")?,
         unlink: [
             r.offset("io_unlink", "dfd").ok()?,
             r.offset("io_unlink", "filename").ok()?,
         ],
-        link: three("io_link")?,
+        link: two_names("io_link")?,
         filename_name: r.offset("filename", "name").ok()?,
     })
 }
@@ -280,11 +281,13 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
         io_rename_old_dfd: uring.map_or(0, |u| u.rename[0]),
         io_rename_oldpath: uring.map_or(0, |u| u.rename[1]),
         io_rename_newpath: uring.map_or(0, |u| u.rename[2]),
+        io_rename_new_dfd: uring.map_or(0, |u| u.rename[3]),
         io_unlink_dfd: uring.map_or(0, |u| u.unlink[0]),
         io_unlink_filename: uring.map_or(0, |u| u.unlink[1]),
         io_link_old_dfd: uring.map_or(0, |u| u.link[0]),
         io_link_oldpath: uring.map_or(0, |u| u.link[1]),
         io_link_newpath: uring.map_or(0, |u| u.link[2]),
+        io_link_new_dfd: uring.map_or(0, |u| u.link[3]),
         filename_name: uring.map_or(0, |u| u.filename_name),
         has_io_uring: u32::from(uring.is_some()),
         _pad: 0,

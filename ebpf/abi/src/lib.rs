@@ -520,11 +520,13 @@ pub struct KernelOffsets {
     pub io_rename_old_dfd: u32,
     pub io_rename_oldpath: u32,
     pub io_rename_newpath: u32,
+    pub io_rename_new_dfd: u32,
     pub io_unlink_dfd: u32,
     pub io_unlink_filename: u32,
     pub io_link_old_dfd: u32,
     pub io_link_oldpath: u32,
     pub io_link_newpath: u32,
+    pub io_link_new_dfd: u32,
     /// `filename.name`: the kernel's copy of a path a request names.
     pub filename_name: u32,
     pub has_io_uring: u32,

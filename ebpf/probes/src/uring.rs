@@ -54,13 +54,17 @@ fn try_submit(ctx: &BtfTracePointContext) -> Result<(), i64> {
     }
     let req = request(ctx, 0)?;
     let opcode = read::<u8>(req, config!(offsets.io_kiocb_opcode))?;
-    // (operation, directory descriptor, name, second name) in the request's command.
-    let (op, dirfd, name, name2) = match opcode {
+    // (operation, directory descriptor, name, second name and its directory descriptor) in
+    // the request's command.
+    let (op, dirfd, name, second) = match opcode {
         io_uring_op::RENAMEAT => (
             file_op::RENAME,
             config!(offsets.io_rename_old_dfd),
             config!(offsets.io_rename_oldpath),
-            Some(config!(offsets.io_rename_newpath)),
+            Some((
+                config!(offsets.io_rename_newpath),
+                config!(offsets.io_rename_new_dfd),
+            )),
         ),
         io_uring_op::UNLINKAT => (
             file_op::UNLINK,
@@ -72,17 +76,24 @@ fn try_submit(ctx: &BtfTracePointContext) -> Result<(), i64> {
             file_op::LINK,
             config!(offsets.io_link_old_dfd),
             config!(offsets.io_link_oldpath),
-            Some(config!(offsets.io_link_newpath)),
+            Some((
+                config!(offsets.io_link_newpath),
+                config!(offsets.io_link_new_dfd),
+            )),
         ),
         _ => return Ok(()),
     };
-    let name2 = match name2 {
-        Some(at) => PathText::Kernel(kernel_name(req, at)?),
-        None => PathText::Absent,
+    let (name2, dirfd2) = match second {
+        Some((name2, dirfd2)) => (
+            PathText::Kernel(kernel_name(req, name2)?),
+            Some(i64::from(read::<i32>(req, dirfd2)?)),
+        ),
+        None => (PathText::Absent, None),
     };
     report_path(&PathOp {
         op,
         dirfd: i64::from(read::<i32>(req, dirfd)?),
+        dirfd2,
         name: PathText::Kernel(kernel_name(req, name)?),
         name2,
         mode: 0,
