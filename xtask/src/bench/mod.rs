@@ -251,14 +251,20 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
 
 /// `--metrics-addr none` and `--tail-socket none` where this sealwatch has the flags: several
 /// daemons (tests, other benches) may run on the machine, and neither endpoint is what is
-/// measured.
+/// measured. And no per-container budgets (`--cgroup-budget-* 0`): the bench's storms all come
+/// from one container, which its budget would cut (that is the budget's job, tested by
+/// `attacker_flood.rs`); what is measured here is what each record costs.
 fn sealwatch_args(bin: &std::path::Path) -> Vec<String> {
     let help = run_help(bin);
-    ["--metrics-addr", "--tail-socket"]
+    let endpoints = ["--metrics-addr", "--tail-socket"]
         .into_iter()
         .filter(|flag| help.contains(flag))
-        .flat_map(|flag| [flag.to_owned(), "none".to_owned()])
-        .collect()
+        .flat_map(|flag| [flag.to_owned(), "none".to_owned()]);
+    let budgets = ["--cgroup-budget-file", "--cgroup-budget-network"]
+        .into_iter()
+        .filter(|flag| help.contains(flag))
+        .flat_map(|flag| [flag.to_owned(), "0".to_owned()]);
+    endpoints.chain(budgets).collect()
 }
 
 /// `sealwatch run --help` of `bin` (empty if it fails): which flags this build has.
