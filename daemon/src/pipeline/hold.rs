@@ -304,32 +304,18 @@ impl Pipeline {
 mod parked_tests {
     use super::*;
     use crate::{
-        event::{model::FileOp, Layer},
-        pipeline::test_support::task_100,
+        event::model::FileOp,
+        pipeline::test_support::{path_record, task_100},
     };
 
     fn record(tid: u32, ktime_ns: u64) -> FileRecord {
+        let task = crate::event::Task {
+            tid,
+            ..task_100(ktime_ns, 7, b"rm")
+        };
         FileRecord {
-            task: crate::event::Task {
-                tid,
-                ..task_100(ktime_ns, 7, b"rm")
-            },
-            op: FileOp::Unlink,
-            layer: Layer::Unknown,
-            open_flags: 0,
-            mode: 0,
-            ino: 0,
-            dev: 0,
-            path: None,
-            base: Some(b"/".to_vec()),
-            name: b"x".to_vec(),
-            name2: Vec::new(),
-            base2: None,
             needs_result: true,
-            path_truncated: false,
-            host_task: false,
-            deleted: false,
-            repeats: 0,
+            ..path_record(task, FileOp::Unlink, b"x")
         }
     }
 

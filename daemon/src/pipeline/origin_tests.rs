@@ -1,7 +1,10 @@
 //! Origins are never stale: an answer serves the events that waited for it, and the next event
 //! about the same path asks again (the file may have been written since).
 
-use super::{test_support::task_100, Input, Pipeline, Request};
+use super::{
+    test_support::{path_record, task_100},
+    Input, Pipeline, Request,
+};
 use crate::{
     container::image_path::PathOrigin,
     event::{model::ExeOrigin, ExecRecord, KernelEvent},
@@ -77,29 +80,15 @@ fn a_path_is_asked_again_after_its_answer_was_used() {
 /// line are about that file.
 #[test]
 fn a_path_through_a_container_symlink_is_judged_as_the_file_it_names() {
-    use crate::event::{model::FileOp, FileRecord, Layer};
+    use crate::event::model::FileOp;
     let (mut p, mut lines) = Pipeline::with_test_container(CGROUP, ID);
     let asked = b"/tmp/e/passwd".to_vec();
     p.handle(
-        Input::Kernel(KernelEvent::File(FileRecord {
-            task: task_100(1_000, CGROUP, b"rm"),
-            op: FileOp::Unlink,
-            layer: Layer::Unknown,
-            open_flags: 0,
-            mode: 0,
-            ino: 0,
-            dev: 0,
-            path: None,
-            base: Some(b"/".to_vec()),
-            name: asked.clone(),
-            name2: Vec::new(),
-            base2: None,
-            needs_result: false,
-            path_truncated: false,
-            host_task: false,
-            deleted: false,
-            repeats: 0,
-        })),
+        Input::Kernel(KernelEvent::File(path_record(
+            task_100(1_000, CGROUP, b"rm"),
+            FileOp::Unlink,
+            &asked,
+        ))),
         &mut lines,
     );
     let follows = p.take_requests().into_iter().find_map(|r| match r {
@@ -212,23 +201,12 @@ fn a_script_is_judged_by_the_interpreters_read_of_it() {
     );
     let read = |path: &[u8], t: u64| {
         Input::Kernel(KernelEvent::File(FileRecord {
-            task: task_100(t, CGROUP, b"sh"),
-            op: FileOp::ScriptRead,
             layer: Layer::Upper,
-            open_flags: 0,
-            mode: 0,
             ino: 7,
             dev: 1,
             path: Some(path.to_vec()),
             base: None,
-            name: path.to_vec(),
-            name2: Vec::new(),
-            base2: None,
-            needs_result: false,
-            path_truncated: false,
-            host_task: false,
-            deleted: false,
-            repeats: 0,
+            ..path_record(task_100(t, CGROUP, b"sh"), FileOp::ScriptRead, path)
         }))
     };
     p.handle(read(b"/tmp/data", 2_000), &mut lines);

@@ -2,7 +2,7 @@
 use super::{Input, Pipeline};
 use crate::{
     container::ContainerMeta,
-    event::Task,
+    event::{model::FileOp, FileRecord, Layer, Task},
     output::{EventLine, LineSink},
 };
 
@@ -15,6 +15,30 @@ pub(super) fn task_100(ktime_ns: u64, cgroup_id: u64, comm: &[u8]) -> Task {
         cgroup_id,
         comm: comm.to_vec(),
         ..Task::default()
+    }
+}
+
+/// `task` changed the file named `name` by path (`op`, relative to `/`, no result awaited):
+/// every other field empty. Tests set what they need with struct update syntax.
+pub(super) fn path_record(task: Task, op: FileOp, name: &[u8]) -> FileRecord {
+    FileRecord {
+        task,
+        op,
+        layer: Layer::Unknown,
+        open_flags: 0,
+        mode: 0,
+        ino: 0,
+        dev: 0,
+        path: None,
+        base: Some(b"/".to_vec()),
+        name: name.to_vec(),
+        name2: Vec::new(),
+        base2: None,
+        needs_result: false,
+        path_truncated: false,
+        host_task: false,
+        deleted: false,
+        repeats: 0,
     }
 }
 
