@@ -197,34 +197,54 @@ fn exit_open(ctx: &TracePointContext, args: OpenArgs) {
             flags = flags & !O_ACCMODE | access;
         }
     }
-    let read_only = flags & WRITE_INTENT == 0;
-    // Most opens are reads by programs that are not interpreters: they stop here.
-    if read_only && !reads_scripts((tid() >> 32) as u32) {
-        return;
-    }
-    // The path text only matters for an interpreter's read.
-    let text = if read_only { args.path() } else { 0 };
+    // Most opens are reads by programs that are not interpreters: they stop here, after one
+    // look-up (the text, a register read, only matters for an interpreter's read).
+    let text = match open_kind(flags) {
+        OpenKind::Ignored => return,
+        OpenKind::ScriptRead => args.path(),
+        OpenKind::Write => 0,
+    };
     if let Ok(file) = fd_file(current_task(), fd as u64) {
         let _ = judge_open(file, flags, mode, text);
     }
 }
 
-/// Judges a successful open of `file` with `flags` and `mode` (`text`: the path the caller gave,
-/// a user pointer or 0): from a syscall's exit, or an io_uring request's completion.
+/// What an open with `flags` is to the file sensor.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum OpenKind {
+    /// Writable: judged as a change.
+    Write,
+    /// A read by an interpreter: maybe its script.
+    ScriptRead,
+    /// Any other read.
+    Ignored,
+}
+
+/// Decides what an open with `flags` by the current process is (one map look-up for reads).
+#[inline(always)]
+pub fn open_kind(flags: u32) -> OpenKind {
+    if flags & WRITE_INTENT != 0 {
+        OpenKind::Write
+    } else if reads_scripts((tid() >> 32) as u32) {
+        OpenKind::ScriptRead
+    } else {
+        OpenKind::Ignored
+    }
+}
+
+/// Judges a successful open of `file` with `flags` and `mode` whose [`open_kind`] is not
+/// `Ignored` (`text`: the path the caller gave, a user pointer or 0): from a syscall's exit, or
+/// an io_uring request's completion.
 #[inline(always)]
 pub fn judge_open(file: Ptr, flags: u32, mode: u32, text: u64) -> Result<(), i64> {
     if flags & WRITE_INTENT == 0 {
-        // A read: it matters only if an interpreter reads a file of the container's own.
-        if reads_scripts((tid() >> 32) as u32) {
-            return judge_file(
-                file,
-                file_op::SCRIPT_READ,
-                flags,
-                0,
-                Interest::Code { text },
-            );
-        }
-        return Ok(());
+        return judge_file(
+            file,
+            file_op::SCRIPT_READ,
+            flags,
+            0,
+            Interest::Code { text },
+        );
     }
     let makes_executable = flags & O_CREAT != 0 && mode & EXEC_BITS != 0;
     let op = if flags & O_TRUNC != 0 {

@@ -13,7 +13,7 @@ use aya_ebpf::{
 use sealwatch_abi::{file_op, io_uring_op, programs};
 
 use crate::{
-    file::{judge_open, report_path, report_result_of, PathOp, PathText},
+    file::{judge_open, open_kind, report_path, report_result_of, OpenKind, PathOp, PathText},
     kernel::{fd_file, read, read_ptr, Ptr},
     maps::config,
     syscall::current_task,
@@ -136,6 +136,9 @@ fn try_complete(ctx: &BtfTracePointContext) -> Result<(), i64> {
             let how = config!(offsets.io_open_how);
             let flags = read::<u64>(req, how)? as u32;
             let mode = read::<u64>(req, how + 8)? as u32;
+            if open_kind(flags) == OpenKind::Ignored {
+                return Ok(());
+            }
             let file = fd_file(current_task(), res as u64)?;
             judge_open(file, flags, mode, 0)
         }
