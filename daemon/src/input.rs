@@ -83,6 +83,10 @@ pub enum Request {
         /// open, a script) or is itself the file (unlink, rename, create).
         follow_last: bool,
     },
+    /// Tell the kernel that this cgroup is (`true`) or is no longer (`false`) a container's:
+    /// its tasks stay the container's when their root leaves the overlay (`chroot`). Nothing
+    /// comes back; replay ignores it.
+    ContainerCgroup { cgroup_id: u64, present: bool },
     /// Change what the kernel enforces (network `action: block`). Not a lookup: nothing comes
     /// back, and replay ignores it like every request.
     Enforce(Enforce),

@@ -23,13 +23,13 @@ use crate::cmd;
 use crate::services;
 
 /// Image tag; bump it when the rootfs changes so stale imports are not reused.
-pub const TAG: &str = "9";
+pub const TAG: &str = "10";
 /// The image as podman names it (and reports it).
-pub const PODMAN_IMAGE: &str = "localhost/sealwatch-test:9";
+pub const PODMAN_IMAGE: &str = "localhost/sealwatch-test:10";
 /// The image as Docker names it (and reports it).
-pub const DOCKER_IMAGE: &str = "sealwatch-test:9";
+pub const DOCKER_IMAGE: &str = "sealwatch-test:10";
 /// The image as containerd names it after `docker save` | `ctr images import`.
-pub const CONTAINERD_IMAGE: &str = "docker.io/library/sealwatch-test:9";
+pub const CONTAINERD_IMAGE: &str = "docker.io/library/sealwatch-test:10";
 /// Regular files of the image (content [`FIXTURE_CONTENT`], mode 0644) that tests may modify.
 /// None of them is a runtime bind mount (unlike `/etc/hosts`, `/etc/hostname`,
 /// `/etc/resolv.conf`), so they stay on the container's overlay.

@@ -6,7 +6,8 @@
 //!
 //! Covered here (issue "An attacker inside a container cannot switch sealwatch off"):
 //! - a `chroot` to a directory that is not on overlayfs does not leave the container: writes to
-//!   image files and dropped programs run from there are judged like any other;
+//!   image files, removals by path, dropped programs run and connects made from there are
+//!   judged like any other;
 //! - the file the kernel touched is judged, not the text of its path: a directory the container
 //!   made a symlink, `/proc/self/root/...`, `..` against the working directory, a symlink as
 //!   the last component of a chmod;
@@ -23,6 +24,7 @@ use serde_json::{json, Value};
 use sealwatch_tests::daemon::Daemon;
 use sealwatch_tests::events::{check_fields, container_id, violation_rule, wait_in_container};
 use sealwatch_tests::image::FIXTURE_FILES;
+use sealwatch_tests::net_workload::{at, nc, net_for, run, strings, PEER_TIMEOUT, PORT_OK};
 use sealwatch_tests::runtime::{Container, RunOptions, Runtime};
 use sealwatch_tests::unique_name;
 
@@ -115,6 +117,24 @@ fn chroot_to_proc_is_still_the_container(rt: Runtime) -> Result<()> {
     })?;
     check_image_violation(&ev, &c)?;
 
+    // A path-based change from inside the chroot: its absolute name starts at the chroot.
+    let removed = FIXTURE_FILES[2];
+    c.exec(&[
+        "chroot",
+        "/proc",
+        "/1/root/bin/busybox",
+        "rm",
+        &format!("/1/root{removed}"),
+    ])?;
+    ensure!(
+        sh(&c, &format!("test -e {removed} || echo gone"))?.trim() == "gone",
+        "the chrooted rm did not happen"
+    );
+    let ev = wait_violation(&mut daemon, &c, IMAGE_RULE, removed, |ev| {
+        is_file(ev, removed, "unlink")
+    })?;
+    check_image_violation(&ev, &c)?;
+
     // A dropped binary run from inside the chroot.
     // busybox runs the applet named by argv[0], or by argv[1] when argv[0] starts with "busybox".
     let copy = format!("/tmp/{}", unique_name("busybox-sw-attack"));
@@ -154,6 +174,50 @@ fn podman_chroot_to_proc_is_still_the_container() -> Result<()> {
 #[test]
 fn docker_chroot_to_proc_is_still_the_container() -> Result<()> {
     chroot_to_proc_is_still_the_container(Runtime::Docker)
+}
+
+/// A connect made from inside a chroot to the container's `/proc` is the container's `connect`
+/// line, like the plain `nc` before it (the control): the kernel knows the container by its
+/// cgroup, wherever the process's root is.
+#[test]
+fn podman_a_connect_from_a_chroot_is_the_containers() -> Result<()> {
+    let net = net_for(Runtime::Podman)?;
+    let server = net.tcp_server(PORT_OK)?;
+    let options = RunOptions {
+        host_network: true,
+        ..RunOptions::default()
+    };
+    let (mut daemon, c) =
+        sealwatch_tests::attack::daemon_and_container(Runtime::Podman, "sw-attack", &options)?;
+    let to = at(net.peer_v4(), PORT_OK);
+    // Each connect is told apart by its source port, as the server saw it; the executable is
+    // the image's busybox either way (named from the container's root).
+    let mut connect_by = |argv: Vec<String>| -> Result<()> {
+        run(&c, &argv)?.succeeded()?;
+        let seen = server.wait_for(&format!("a connection to {to}"), PEER_TIMEOUT, |a| {
+            a.local == to
+        })?;
+        let ev = wait_in_container(
+            &mut daemon,
+            &c,
+            &format!("the connect to {to} by {argv:?}"),
+            |_| true,
+            |ev| {
+                ev["kind"] == "connect"
+                    && ev["network"]["dst"] == to.ip().to_string()
+                    && ev["network"]["sport"] == seen.peer.port()
+            },
+        )?;
+        check_fields(&ev, &[("/process/exe", json!(BUSYBOX))])
+    };
+    // Control: the plain nc.
+    connect_by(nc(to))?;
+    // The attack: the same from a chroot whose root is procfs.
+    let mut chrooted = strings(&["chroot", "/proc", &format!("/1/root{BUSYBOX}")]);
+    chrooted.extend(nc(to));
+    connect_by(chrooted)?;
+    daemon.stop()?;
+    Ok(())
 }
 
 // ---- 2. the file, not the text of its path ----------------------------------------------

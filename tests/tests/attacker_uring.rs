@@ -96,6 +96,38 @@ fn file_changes_through_io_uring_are_judged() -> Result<()> {
     Ok(())
 }
 
+/// An open submitted through io_uring into one of the ring's fixed-file slots puts the file in
+/// no descriptor table, and the write through the slot is no syscall: the open for appending is
+/// judged on the file it opened all the same, whether the program names the slot or lets the
+/// kernel allocate one. The control is the io_uring open into an ordinary descriptor.
+#[test]
+fn opens_into_fixed_file_slots_are_judged() -> Result<()> {
+    let (mut daemon, c) = daemon_and_container(false)?;
+    let [plain, named_slot, allocated_slot] =
+        [FIXTURE_FILES[0], FIXTURE_FILES[1], FIXTURE_FILES[2]];
+    let marker = unique_name("sw-uring-fixed");
+    uring(&c, &["append", plain, &marker])?;
+    wait_image_change(&mut daemon, &c, plain, "open_write")?;
+
+    uring(&c, &["fixed-append", named_slot, &marker])?;
+    uring(&c, &["fixed-alloc-append", allocated_slot, &marker])?;
+    let state = c.exec(&[
+        "sh",
+        "-c",
+        &format!("grep -c {marker} {named_slot} {allocated_slot}"),
+    ])?;
+    ensure!(
+        state.lines().all(|line| line.ends_with(":1")) && state.lines().count() == 2,
+        "the appends through fixed-file slots did not both happen: {state}"
+    );
+    for path in [named_slot, allocated_slot] {
+        let ev = wait_image_change(&mut daemon, &c, path, "open_write")?;
+        check_fields(&ev, &[("/process/exe", json!(URING_PROBE))])?;
+    }
+    daemon.stop()?;
+    Ok(())
+}
+
 /// A connect submitted through io_uring is a `connect` line with its peer, like the syscall's.
 #[test]
 fn a_connect_through_io_uring_is_seen() -> Result<()> {

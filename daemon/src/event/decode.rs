@@ -251,6 +251,7 @@ fn decode_file(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
         name: until_nul(blob(data, fixed.name)).to_vec(),
         name2: until_nul(blob(data, fixed.name2)).to_vec(),
         base2: (fixed.base2.len > 0).then(|| join_path(blob(data, fixed.base2))),
+        root: (fixed.root.len > 0).then(|| join_path(blob(data, fixed.root))),
         needs_result: has(file_flags::NEEDS_RESULT),
         path_truncated: has(file_flags::PATH_TRUNCATED),
         host_task: has(file_flags::HOST_TASK),

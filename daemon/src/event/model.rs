@@ -152,6 +152,10 @@ pub struct FileRecord {
     pub base: Option<Vec<u8>>,
     /// The path string the program passed (path-based syscalls).
     pub name: Vec<u8>,
+    /// The process's root when it is a container's process in a `chroot` (as the container
+    /// sees it): its absolute names start there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<Vec<u8>>,
     /// The directory the rename or link target is relative to, when it is not `base`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base2: Option<Vec<u8>>,

@@ -33,15 +33,27 @@ impl Pipeline {
             // so the resolver walks the text inside the container's root (see `file_named`).
             None => {
                 let base = file.base.clone().unwrap_or_else(|| b"/".to_vec());
-                let mut paths = vec![join(&base, &file.name)];
+                // From a chroot, an absolute name starts at the chroot (`/1/root/etc/passwd`
+                // with root `/proc` is `/proc/1/root/etc/passwd` in the container).
+                let rooted = |name: &[u8]| match &file.root {
+                    Some(root) if name.starts_with(b"/") && root.as_slice() != b"/" => {
+                        [root.as_slice(), name].concat()
+                    }
+                    _ => name.to_vec(),
+                };
+                let mut paths = vec![join(&base, &rooted(&file.name))];
                 if file.op == FileOp::Rename {
-                    paths.push(join(file.base2.as_deref().unwrap_or(&base), &file.name2));
+                    let base2 = file.base2.as_deref().unwrap_or(&base);
+                    paths.push(join(base2, &rooted(&file.name2)));
                 }
                 paths
             }
         };
         // A cut name is judged without a look-up (see `FileFacts::name_cut`).
-        let needs_origin = file.layer == Layer::Unknown && !file.host_task && !file.path_truncated;
+        // A chrooted container process is flagged a host task by the kernel (its root is not on
+        // overlayfs) but names container files.
+        let container_task = !file.host_task || file.root.is_some();
+        let needs_origin = file.layer == Layer::Unknown && container_task && !file.path_truncated;
         let held = Held {
             cgroup_id: file.task.cgroup_id,
             ktime_ns: file.task.ktime_ns,

@@ -83,6 +83,9 @@ impl Held {
     pub fn pid(&self) -> u32 {
         match &self.what {
             Waiting::Exec { exec, .. } => exec.task.pid,
+            // A chrooted process's own root is the chroot: another process of the container
+            // resolves its path (0 names none, so the resolver takes any of the container's).
+            Waiting::File { file, .. } if file.root.is_some() => 0,
             Waiting::File { file, .. } => file.task.pid,
             Waiting::Net(net) => net.task.pid,
         }

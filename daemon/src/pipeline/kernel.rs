@@ -38,6 +38,12 @@ impl Pipeline {
                 // Whatever still waits for this cgroup goes out now, with what is known.
                 self.release(sink, |held| held.cgroup_id == id);
                 self.cgroup_gone(id);
+                if self.state.container(id).is_some() {
+                    self.requests.push(Request::ContainerCgroup {
+                        cgroup_id: id,
+                        present: false,
+                    });
+                }
                 self.state.remove_cgroup(id);
             }
             KernelEvent::CgroupMkdir { .. } | KernelEvent::CgroupRmdir { .. } => {}
@@ -51,6 +57,12 @@ impl Pipeline {
         if let Some(container) = self.state.containers.add_cgroup(id, path) {
             self.stats.metadata_requested += 1;
             self.requests.push(Request::Metadata(container));
+        }
+        if self.state.container(id).is_some() {
+            self.requests.push(Request::ContainerCgroup {
+                cgroup_id: id,
+                present: true,
+            });
         }
     }
 }

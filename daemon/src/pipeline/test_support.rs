@@ -34,6 +34,7 @@ pub(super) fn path_record(task: Task, op: FileOp, name: &[u8]) -> FileRecord {
         name: name.to_vec(),
         name2: Vec::new(),
         base2: None,
+        root: None,
         needs_result: false,
         path_truncated: false,
         host_task: false,

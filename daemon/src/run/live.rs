@@ -276,6 +276,16 @@ impl Source for LiveSource<'_> {
                 Request::Enforce(enforce) => {
                     self.parts.enforcer.apply(&mut self.parts.sensors, enforce)
                 }
+                Request::ContainerCgroup { cgroup_id, present } => {
+                    if let Err(err) = self.parts.sensors.mark_container_cgroup(cgroup_id, present) {
+                        tracing::warn!(
+                            cgroup_id,
+                            %err,
+                            "could not mark a container cgroup in the kernel: its processes are \
+                             judged while their root is the container's, not after a chroot"
+                        );
+                    }
+                }
                 lookup => lookups.push(lookup),
             }
         }

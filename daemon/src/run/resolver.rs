@@ -111,7 +111,7 @@ impl Resolver {
                     });
                 }
                 // Carried out by the enforcer on the main thread (see `run::dispatch`).
-                Request::Enforce(_) => {}
+                Request::Enforce(_) | Request::ContainerCgroup { .. } => {}
                 Request::CgroupPath(id) => {
                     let root = self.cgroup_root.clone();
                     tokio::task::spawn_blocking(move || {

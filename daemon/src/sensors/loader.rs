@@ -2,7 +2,7 @@
 //! of the sensor registry (`families`, walked by `attach`), taking the maps the daemon reads.
 //! Dropping [`Sensors`] detaches everything.
 use aya::{
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, RingBuf},
     programs::ProgramError,
     Btf, BtfError, Ebpf, EbpfError, EbpfLoader,
 };
@@ -68,7 +68,7 @@ pub enum SensorError {
     Map {
         name: &'static str,
         #[source]
-        source: aya::maps::MapError,
+        source: MapError,
     },
 }
 
@@ -92,6 +92,7 @@ pub struct Sensors {
     drops: PerCpuArray<MapData, u64>,
     budgets: HashMap<MapData, BudgetKey, BudgetUse>,
     settings: Array<MapData, Settings>,
+    container_cgroups: HashMap<MapData, u64, u8>,
     drain_windows: DrainWindows,
     attach_failures: Vec<AttachFailure>,
 }
@@ -147,27 +148,10 @@ impl Sensors {
                 RingBuf::try_from(map).map_err(|source| SensorError::Map { name, source })?;
             rings.push((lane_id, ring));
         }
-        let map = ebpf
-            .take_map(names::DROPS)
-            .ok_or(SensorError::Missing(names::DROPS))?;
-        let drops = PerCpuArray::try_from(map).map_err(|source| SensorError::Map {
-            name: names::DROPS,
-            source,
-        })?;
-        let map = ebpf
-            .take_map(names::BUDGETS)
-            .ok_or(SensorError::Missing(names::BUDGETS))?;
-        let budgets = HashMap::try_from(map).map_err(|source| SensorError::Map {
-            name: names::BUDGETS,
-            source,
-        })?;
-        let map = ebpf
-            .take_map(names::SETTINGS)
-            .ok_or(SensorError::Missing(names::SETTINGS))?;
-        let settings = Array::try_from(map).map_err(|source| SensorError::Map {
-            name: names::SETTINGS,
-            source,
-        })?;
+        let drops = take_map(&mut ebpf, names::DROPS)?;
+        let budgets = take_map(&mut ebpf, names::BUDGETS)?;
+        let settings = take_map(&mut ebpf, names::SETTINGS)?;
+        let container_cgroups = take_map(&mut ebpf, names::CONTAINER_CGROUPS)?;
         let map = ebpf
             .take_map(names::DRAINING_UNTIL)
             .ok_or(SensorError::Missing(names::DRAINING_UNTIL))?;
@@ -179,6 +163,7 @@ impl Sensors {
             drops,
             budgets,
             settings,
+            container_cgroups,
             drain_windows,
             attach_failures,
         })
@@ -201,6 +186,26 @@ impl Sensors {
                 name: names::SETTINGS,
                 source,
             })
+    }
+
+    /// Marks a cgroup as a container's (`present`), or forgets it. A full map leaves the
+    /// cgroup unmarked: its processes are judged while their root is the overlay, not after a
+    /// `chroot` (the error says so).
+    pub fn mark_container_cgroup(
+        &mut self,
+        cgroup_id: u64,
+        present: bool,
+    ) -> Result<(), SensorError> {
+        let name = names::CONTAINER_CGROUPS;
+        let result = if present {
+            self.container_cgroups.insert(cgroup_id, 1, 0)
+        } else {
+            match self.container_cgroups.remove(&cgroup_id) {
+                Err(MapError::KeyNotFound) => Ok(()),
+                other => other,
+            }
+        };
+        result.map_err(|source| SensorError::Map { name, source })
     }
 
     /// Enforces workload `key`'s egress allowlist on the cgroup at `dir`.
@@ -338,8 +343,19 @@ fn overlay_checked(offsets: sealwatch_abi::KernelOffsets) -> sealwatch_abi::Kern
     }
     if offsets.has_io_uring == 0 {
         tracing::warn!("{}", offsets::IO_URING_DEGRADED);
+    } else if offsets.io_fixed_layout == sealwatch_abi::io_fixed_layout::NONE {
+        tracing::warn!("{}", offsets::IO_FIXED_FILES_DEGRADED);
     }
     offsets
+}
+
+/// Takes map `name` out of the object as its typed handle.
+fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, SensorError>
+where
+    T: TryFrom<Map, Error = MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(SensorError::Missing(name))?;
+    T::try_from(map).map_err(|source| SensorError::Map { name, source })
 }
 
 /// Fills the map of interpreter names the exec program checks (before any program is attached,

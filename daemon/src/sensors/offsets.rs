@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use btf_rs::{Btf, Type};
-use sealwatch_abi::KernelOffsets;
+use sealwatch_abi::{io_fixed_layout, KernelOffsets};
 use thiserror::Error;
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -142,6 +142,41 @@ struct UringOffsets {
     unlink: [u32; 2],
     link: [u32; 4],
     filename_name: u32,
+    kiocb_ctx: u32,
+    fixed: FixedFiles,
+}
+
+/// Where a ring keeps its fixed files (see `KernelOffsets::io_fixed_files`).
+#[derive(Clone, Copy, Default)]
+struct FixedFiles {
+    files: u32,
+    nr: u32,
+    node_file_ptr: u32,
+    layout: u32,
+}
+
+/// What an unknown fixed-file layout costs, logged at start-up.
+pub const IO_FIXED_FILES_DEGRADED: &str = "io_uring's fixed-file table has a layout this build \
+    does not know: opens submitted through io_uring into a fixed-file slot are not judged";
+
+fn fixed_files(r: &Resolver) -> FixedFiles {
+    let nodes = || -> Option<FixedFiles> {
+        Some(FixedFiles {
+            files: r.offset("io_ring_ctx", "file_table.data.nodes").ok()?,
+            nr: r.offset("io_ring_ctx", "file_table.data.nr").ok()?,
+            node_file_ptr: r.offset("io_rsrc_node", "file_ptr").ok()?,
+            layout: io_fixed_layout::NODES,
+        })
+    };
+    let flat = || -> Option<FixedFiles> {
+        Some(FixedFiles {
+            files: r.offset("io_ring_ctx", "file_table.files").ok()?,
+            nr: r.offset("io_ring_ctx", "nr_user_files").ok()?,
+            node_file_ptr: 0,
+            layout: io_fixed_layout::FLAT,
+        })
+    };
+    nodes().or_else(flat).unwrap_or_default()
 }
 
 /// What io_uring costs to see without them, logged at start-up.
@@ -170,6 +205,8 @@ fn uring_offsets(r: &Resolver) -> Option<UringOffsets> {
         ],
         link: two_names("io_link")?,
         filename_name: r.offset("filename", "name").ok()?,
+        kiocb_ctx: r.offset("io_kiocb", "ctx").ok()?,
+        fixed: fixed_files(r),
     })
 }
 
@@ -290,7 +327,11 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
         io_link_new_dfd: uring.map_or(0, |u| u.link[3]),
         filename_name: uring.map_or(0, |u| u.filename_name),
         has_io_uring: u32::from(uring.is_some()),
-        _pad: 0,
+        io_kiocb_ctx: uring.map_or(0, |u| u.kiocb_ctx),
+        io_fixed_files: uring.map_or(0, |u| u.fixed.files),
+        io_fixed_files_nr: uring.map_or(0, |u| u.fixed.nr),
+        io_rsrc_node_file_ptr: uring.map_or(0, |u| u.fixed.node_file_ptr),
+        io_fixed_layout: uring.map_or(io_fixed_layout::NONE, |u| u.fixed.layout),
     })
 }
 
@@ -348,6 +389,12 @@ mod tests {
         assert!(off.ovl_inode_upperdentry > off.ovl_inode_vfs_inode);
         assert_eq!(off.has_io_uring, 1, "this machine's kernel has io_uring");
         assert!(off.io_kiocb_opcode > 0 && off.io_kiocb_res > off.io_kiocb_opcode);
+        assert_eq!(
+            off.io_fixed_layout,
+            io_fixed_layout::NODES,
+            "this machine's kernel (6.18) keeps fixed files as resource nodes"
+        );
+        assert!(off.io_fixed_files > 0 && off.io_kiocb_ctx > 0);
         #[cfg(target_arch = "x86_64")]
         assert_eq!(
             (off.regs_arg0, off.regs_arg1, off.regs_arg2, off.regs_arg3),

@@ -8,7 +8,7 @@
 /// Version of this layout, written into [`Config`]. The probes are built into the daemon from
 /// the same source, so the two cannot disagree; bump it when a layout changes, to tell objects
 /// apart.
-pub const ABI_VERSION: u32 = 7;
+pub const ABI_VERSION: u32 = 8;
 
 /// `BPF_F_MMAPABLE` (uapi `linux/bpf.h`, Linux 5.5): an array map the daemon can map into its
 /// memory. [`names::DRAINING_UNTIL`] is one.
@@ -97,7 +97,14 @@ pub mod names {
     /// Interpreter names ([`interpreter_key`]) whose processes' reads of the container's own
     /// files are reported (`file_op::SCRIPT_READ`).
     pub const INTERPRETERS: &str = "INTERPRETERS";
+    /// cgroup ids of containers (filled by the daemon as it recognises them, emptied at
+    /// rmdir): a task in one whose root is not on overlayfs has `chroot`ed inside the container
+    /// and is still judged as its process.
+    pub const CONTAINER_CGROUPS: &str = "CONTAINER_CGROUPS";
 }
+
+/// Entries of [`names::CONTAINER_CGROUPS`]: container cgroups on one node.
+pub const CONTAINER_CGROUPS_MAX: u32 = 16384;
 
 /// Bytes of an executable's file name compared with [`names::INTERPRETERS`].
 pub const INTERPRETER_NAME_LEN: usize = 16;
@@ -367,7 +374,11 @@ pub struct FileFixed {
     /// The directory `name2` is relative to when it is not `base` (renameat and linkat with a
     /// second directory descriptor); empty otherwise.
     pub base2: Blob,
-    pub _pad: u32,
+    /// The task's root (leaf-first components, as the container sees it) when the task is in a
+    /// container's cgroup ([`names::CONTAINER_CGROUPS`]) and its root is not on overlayfs: a
+    /// `chroot` inside a container (or the runtime before `pivot_root`). Its absolute names are
+    /// relative to it. Empty otherwise.
+    pub root: Blob,
 }
 
 /// Size of the data area of a file record: paths and user strings, masked like exec data.
@@ -530,9 +541,31 @@ pub struct KernelOffsets {
     /// `filename.name`: the kernel's copy of a path a request names.
     pub filename_name: u32,
     pub has_io_uring: u32,
-    /// Keeps the struct a multiple of 8 bytes (no implicit padding in a `Pod`).
-    pub _pad: u32,
+    /// `io_kiocb.ctx`: the ring a request belongs to.
+    pub io_kiocb_ctx: u32,
+    /// The ring's fixed-file table: where its array is in `io_ring_ctx`, where its length is,
+    /// and how its entries are laid out ([`io_fixed_layout`]); an entry's `file_ptr` is the
+    /// `struct file *` with flag bits below [`IO_FIXED_FILE_FLAGS`].
+    pub io_fixed_files: u32,
+    pub io_fixed_files_nr: u32,
+    /// `io_rsrc_node.file_ptr` (layout `NODES`).
+    pub io_rsrc_node_file_ptr: u32,
+    pub io_fixed_layout: u32,
 }
+
+/// How a ring's fixed files are kept (`KernelOffsets::io_fixed_layout`).
+pub mod io_fixed_layout {
+    /// Unknown to this build: opens into fixed-file slots are not judged.
+    pub const NONE: u32 = 0;
+    /// `struct io_fixed_file *files`, entries of one `unsigned long file_ptr` (5.19 to 6.12).
+    pub const FLAT: u32 = 1;
+    /// `struct io_rsrc_node **nodes`, each with its `file_ptr` (6.13 on).
+    pub const NODES: u32 = 2;
+}
+
+/// Flag bits (`FFS_NOWAIT`, `FFS_ISREG`, and `FFS_SCM` before 6.x) kept in the low bits of a
+/// fixed file's `file_ptr`.
+pub const IO_FIXED_FILE_FLAGS: u64 = 0x7;
 
 /// io_uring opcodes (`enum io_uring_op`, UAPI: stable) the io_uring programs judge.
 pub mod io_uring_op {

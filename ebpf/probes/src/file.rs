@@ -25,8 +25,8 @@ use crate::{
     emit::{count_drop, output_bytes, paced_wakeup, submit},
     interp::reads_scripts,
     kernel::{
-        fd_file, fill_header, inode_deleted, inode_layer, is_self, read, read_ptr,
-        task_in_container, walk_path, Ptr, TARGET_FILE,
+        fd_file, fill_header, in_container_cgroup, inode_deleted, inode_layer, is_self, read,
+        read_ptr, task_in_container, walk_path, Ptr, TARGET_FILE,
     },
     maps::{config, FileRepeat, FileRepeatKey, FILE_REPEATS, FILE_SCRATCH, NEEDS_RESULT, SETTINGS},
     syscall::{ctx_arg, ctx_ret, current_task, syscall_regs, tid},
@@ -437,7 +437,7 @@ fn judge_file(file: Ptr, op: u32, flags: u32, mode: u32, interest: Interest) -> 
     };
     fixed.name2 = Blob::default();
     fixed.base2 = Blob::default();
-    fixed._pad = 0;
+    fixed.root = Blob::default();
     let mut used = walk.len;
     if text != 0 {
         // SAFETY: the per-CPU scratch slot is ours until this program returns.
@@ -565,8 +565,12 @@ pub fn report_path(path_op: &PathOp) -> Result<(), i64> {
     }
     let task = current_task();
     let mut header_flags = file_flags::NEEDS_RESULT;
+    // A task whose root is not on overlayfs: a host task, or (in a container's cgroup) a
+    // container's process in a chroot, whose absolute names start at that root.
+    let mut chrooted = false;
     if !task_in_container(task) {
-        if !host_watch() {
+        chrooted = in_container_cgroup();
+        if !chrooted && !host_watch() {
             return Ok(());
         }
         header_flags |= file_flags::HOST_TASK;
@@ -643,7 +647,6 @@ pub fn report_path(path_op: &PathOp) -> Result<(), i64> {
         off: off as u16,
         len: 0,
     };
-    fixed._pad = 0;
     let second_relative = n2 > 0 && {
         // SAFETY: inside the scratch data area (masked like every store).
         unsafe { *data.wrapping_add(fixed.name2.off as usize & DATA_MASK) != b'/' }
@@ -657,6 +660,22 @@ pub fn report_path(path_op: &PathOp) -> Result<(), i64> {
             header_flags |= file_flags::PATH_TRUNCATED;
         }
         fixed.base2.len = walk.len as u16;
+        off += walk.len;
+    }
+    fixed.root = Blob {
+        off: off as u16,
+        len: 0,
+    };
+    if chrooted {
+        let fs = read_ptr(task, config!(offsets.task_fs))?;
+        let root = config!(offsets.fs_root);
+        let dentry = read_ptr(fs, root + config!(offsets.path_dentry))?;
+        let mnt = read_ptr(fs, root + config!(offsets.path_mnt))?;
+        let walk = walk_path(TARGET_FILE, off, dentry, mnt);
+        if walk.truncated {
+            header_flags |= file_flags::PATH_TRUNCATED;
+        }
+        fixed.root.len = walk.len as u16;
         off += walk.len;
     }
     fixed.header.flags = header_flags;

@@ -8,7 +8,7 @@ use sealwatch_abi::{
     layer, Header, DATA_MASK, NAME_MAX, OVERLAYFS_SUPER_MAGIC, PATH_DEPTH_MAX, PATH_MAX,
 };
 
-use crate::maps::{config, FILE_SCRATCH, SCRATCH, WALK};
+use crate::maps::{config, CONTAINER_CGROUPS, FILE_SCRATCH, SCRATCH, WALK};
 
 pub type Ptr = *const u8;
 
@@ -274,6 +274,15 @@ pub fn task_in_container(task: Ptr) -> bool {
         Ok(is_overlay_sb(sb))
     };
     check().unwrap_or(false)
+}
+
+/// True when the current task is in a container's cgroup, wherever its root is: a process
+/// that `chroot`ed out of the overlay (to `/proc`, a tmpfs, a volume) is still the container's.
+/// Asked only of tasks whose root is not on overlayfs.
+#[inline(always)]
+pub fn in_container_cgroup() -> bool {
+    // SAFETY: helper without arguments; only presence is checked.
+    unsafe { CONTAINER_CGROUPS.get(bpf_get_current_cgroup_id()) }.is_some()
 }
 
 /// Whether `inode` has no links left (a deleted file, still open or running).

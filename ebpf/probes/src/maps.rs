@@ -142,6 +142,11 @@ pub static BLOCKED_TASKS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(409
 #[map(name = "BLOCK_WORKLOAD")]
 pub static BLOCK_WORKLOAD: HashMap<u64, u32> = HashMap::with_max_entries(4096, 0);
 
+/// cgroup ids of containers, written by the daemon (see `sealwatch_abi::names::CONTAINER_CGROUPS`).
+#[map(name = "CONTAINER_CGROUPS")]
+pub static CONTAINER_CGROUPS: HashMap<u64, u8> =
+    HashMap::with_max_entries(sealwatch_abi::CONTAINER_CGROUPS_MAX, 0);
+
 /// (workload key, prefix) → allowed port rules.
 #[map(name = "BLOCK_ALLOW")]
 pub static BLOCK_ALLOW: LpmTrie<sealwatch_abi::AllowKey, sealwatch_abi::AllowRules> =

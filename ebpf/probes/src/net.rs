@@ -16,7 +16,9 @@ use sealwatch_abi::{
 
 use crate::{
     emit::{paced_wakeup, submit, WAKEUP},
-    kernel::{fd_file, fill_header, is_self, read, read_ptr, task_in_container, Ptr},
+    kernel::{
+        fd_file, fill_header, in_container_cgroup, is_self, read, read_ptr, task_in_container, Ptr,
+    },
     maps::{config, NetStash, UdpPeer, BLOCKED_TASKS, NET_STASH, UDP_PEERS},
     syscall::{ctx_arg, ctx_ret, current_task, tid},
 };
@@ -109,7 +111,8 @@ fn fill_dns_ends(record: &mut DnsEvent, sk: Ptr) -> Result<(), i64> {
     Ok(())
 }
 
-/// The calling thread, when it is a container task other than the daemon.
+/// The calling thread, when it is a container task other than the daemon: its root is on
+/// overlayfs, or it is in a container's cgroup (a `chroot` does not leave the container).
 #[inline(always)]
 fn container_task() -> Option<(u64, Ptr)> {
     let pid_tgid = tid();
@@ -117,7 +120,7 @@ fn container_task() -> Option<(u64, Ptr)> {
         return None;
     }
     let task = current_task();
-    task_in_container(task).then_some((pid_tgid, task))
+    (task_in_container(task) || in_container_cgroup()).then_some((pid_tgid, task))
 }
 
 /// Whether the block programs denied this thread's last connect/send (and forgets it).

@@ -3,14 +3,15 @@
 //! submitted (`io_uring_submit_req`: prepared, its `struct filename`s are the kernel's own copy,
 //! freed before completion); what it did when it completes (`io_uring_complete`: its result in
 //! `req->cqe.res`). Opens are judged on the opened file (the new descriptor in the task's
-//! table, which io-wq workers share), renames, unlinks and links are reported like their
-//! syscalls and paired with their result through the request rather than the thread (a worker
-//! may complete it), connects are reported from the socket.
+//! table, which io-wq workers share, or the ring's fixed-file slot it was opened into),
+//! renames, unlinks and links are reported like their syscalls and paired with their result
+//! through the request rather than the thread (a worker may complete it), connects are
+//! reported from the socket.
 use aya_ebpf::{
     helpers::bpf_probe_read_kernel, macros::btf_tracepoint, programs::BtfTracePointContext,
     EbpfContext,
 };
-use sealwatch_abi::{file_op, io_uring_op, programs};
+use sealwatch_abi::{file_op, io_fixed_layout, io_uring_op, programs, IO_FIXED_FILE_FLAGS};
 
 use crate::{
     file::{judge_open, open_kind, report_path, report_result_of, OpenKind, PathOp, PathText},
@@ -109,6 +110,28 @@ fn kernel_name(req: Ptr, at: u32) -> Result<u64, i64> {
     Ok(read_ptr(filename, config!(offsets.filename_name))? as u64)
 }
 
+/// `IORING_FILE_INDEX_ALLOC` (UAPI): the kernel picks the fixed-file slot.
+const IORING_FILE_INDEX_ALLOC: u32 = u32::MAX;
+
+/// The file in fixed-file slot `slot` of the ring `req` was submitted to.
+#[inline(always)]
+fn fixed_file(req: Ptr, slot: u32) -> Result<Ptr, i64> {
+    let ring = read_ptr(req, config!(offsets.io_kiocb_ctx))?;
+    if slot >= read::<u32>(ring, config!(offsets.io_fixed_files_nr))? {
+        return Err(-1);
+    }
+    let table = read_ptr(ring, config!(offsets.io_fixed_files))?;
+    let at = slot.wrapping_mul(8);
+    let file_ptr = match config!(offsets.io_fixed_layout) {
+        io_fixed_layout::NODES => {
+            read::<u64>(read_ptr(table, at)?, config!(offsets.io_rsrc_node_file_ptr))?
+        }
+        io_fixed_layout::FLAT => read::<u64>(table, at)?,
+        _ => return Err(-1),
+    };
+    Ok((file_ptr & !IO_FIXED_FILE_FLAGS) as Ptr)
+}
+
 abi_name!(io_uring_complete, programs::uring::IO_URING_COMPLETE);
 #[btf_tracepoint(function = "io_uring_complete")]
 pub fn io_uring_complete(ctx: BtfTracePointContext) -> i32 {
@@ -127,9 +150,7 @@ fn try_complete(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let res = read::<i32>(req, config!(offsets.io_kiocb_res))?;
     match opcode {
         io_uring_op::OPENAT | io_uring_op::OPENAT2 => {
-            // A fixed-file slot puts the file in the ring's table, not the task's: not judged
-            // (README, "Limits").
-            if res < 0 || read::<u32>(req, config!(offsets.io_open_file_slot))? != 0 {
+            if res < 0 {
                 return Ok(());
             }
             // `struct open_how { u64 flags; u64 mode; u64 resolve; }`, the kernel's copy.
@@ -139,7 +160,13 @@ fn try_complete(ctx: &BtfTracePointContext) -> Result<(), i64> {
             if open_kind(flags) == OpenKind::Ignored {
                 return Ok(());
             }
-            let file = fd_file(current_task(), res as u64)?;
+            // The new file is in the task's table, or in one of the ring's fixed-file slots
+            // (`file_slot`: the slot + 1, or "allocate", when the result is the slot chosen).
+            let file = match read::<u32>(req, config!(offsets.io_open_file_slot))? {
+                0 => fd_file(current_task(), res as u64)?,
+                IORING_FILE_INDEX_ALLOC => fixed_file(req, res as u32)?,
+                slot => fixed_file(req, slot - 1)?,
+            };
             judge_open(file, flags, mode, 0)
         }
         io_uring_op::RENAMEAT | io_uring_op::UNLINKAT | io_uring_op::LINKAT => {
