@@ -63,6 +63,10 @@ pub struct DropCounts {
     pub kernel_bulk: u64,
     pub decode: u64,
     pub output: u64,
+    /// Inputs the capture could not record (its queue full, its disk full). Absent from
+    /// captures made before it was counted apart (it was in `output` then).
+    #[serde(default)]
+    pub capture: u64,
 }
 
 /// Lookups the pipeline needs from the outside world. Live, a resolver answers them with an

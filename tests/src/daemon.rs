@@ -88,17 +88,20 @@ pub(crate) struct Spawned {
 /// `<artifacts>/logs/<log_name>-<pid>-<n>.log`.
 pub(crate) fn spawn(subcommand: &str, extra: &[&str], log_name: &str) -> Result<Spawned> {
     crate::require_root()?;
-    let bin = daemon_bin()?;
+    let mut command = Command::new(daemon_bin()?);
+    command.arg(subcommand).args(extra).env("NO_COLOR", "1");
+    spawn_command(command, log_name)
+}
+
+/// Starts `command` (the daemon, or something that runs it: `podman run`) with its stdout and
+/// stderr collected, stderr also copied to `<artifacts>/logs/<log_name>-<pid>-<n>.log`.
+fn spawn_command(mut command: Command, log_name: &str) -> Result<Spawned> {
     let logs = crate::artifacts_dir()?.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     let log_path = logs.join(format!("{}.log", crate::unique_name(log_name)));
     let log =
         File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-    let mut command = Command::new(&bin);
     command
-        .arg(subcommand)
-        .args(extra)
-        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -127,6 +130,18 @@ pub(crate) fn spawn(subcommand: &str, extra: &[&str], log_name: &str) -> Result<
 impl Daemon {
     /// Starts `sealwatch run <extra...>` as root and waits until it logs [`READY_MARKER`].
     pub fn start(extra: &[&str]) -> Result<Daemon> {
+        Daemon::ready(spawn("run", extra, "daemon")?)
+    }
+
+    /// Runs the daemon through `command` (say, `podman run` of the shipped image, attached so
+    /// that its stdout and stderr are the daemon's and SIGTERM reaches it) and waits until it
+    /// logs [`READY_MARKER`].
+    pub fn start_command(command: Command) -> Result<Daemon> {
+        crate::require_root()?;
+        Daemon::ready(spawn_command(command, "daemon")?)
+    }
+
+    fn ready(spawned: Spawned) -> Result<Daemon> {
         let Spawned {
             child,
             line,
@@ -134,7 +149,7 @@ impl Daemon {
             stderr,
             readers,
             log_path,
-        } = spawn("run", extra, "daemon")?;
+        } = spawned;
         let mut daemon = Daemon {
             child,
             stdout,
@@ -151,6 +166,11 @@ impl Daemon {
     /// The daemon's pid.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Every stderr (log) line so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        lock(&self.stderr).clone()
     }
 
     /// Every stdout line so far.

@@ -69,6 +69,8 @@ pub const PERL: &str = "/usr/bin/perl";
 
 /// The containerd namespace the `ctr` tests use (Docker's own containers are in `moby`).
 pub const CONTAINERD_NAMESPACE: &str = "default";
+/// The containerd namespace a kubelet's containers live in (CRI).
+pub const CONTAINERD_CRI_NAMESPACE: &str = "k8s.io";
 
 const BUSYBOX: &str = "/bin/busybox";
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
@@ -126,44 +128,59 @@ pub fn ensure_docker() -> Result<()> {
 /// unless it is there already: `docker save` then `ctr images import`.
 pub fn ensure_containerd() -> Result<()> {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
-    once(&DONE, || {
-        services::ensure_containerd()?;
-        if containerd_images()?
-            .iter()
-            .any(|name| name == CONTAINERD_IMAGE)
-        {
-            return Ok(());
-        }
-        ensure_docker()?;
-        let saved = crate::artifacts_dir()?.join("sealwatch-test.docker.tar");
-        cmd::ok(
-            "docker",
-            &[
-                "save".as_ref(),
-                "-o".as_ref(),
-                saved.as_os_str(),
-                DOCKER_IMAGE.as_ref(),
-            ],
-        )
-        .context("saving the Docker test image for containerd")?;
-        let saved = saved.to_str().context("artifact path is not UTF-8")?;
-        cmd::ok("ctr", &ctr_args(&["images", "import", saved]))
-            .context("importing the test image into containerd")?;
-        let names = containerd_images()?;
-        if !names.iter().any(|name| name == CONTAINERD_IMAGE) {
-            bail!("after `ctr images import` containerd has {names:?}, not {CONTAINERD_IMAGE}");
-        }
-        Ok(())
-    })
+    once(&DONE, || import_into_containerd(CONTAINERD_NAMESPACE))
+}
+
+/// [`ensure_containerd`] for namespace [`CONTAINERD_CRI_NAMESPACE`], where a kubelet's
+/// containers live (images are per namespace).
+pub fn ensure_containerd_cri() -> Result<()> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    once(&DONE, || import_into_containerd(CONTAINERD_CRI_NAMESPACE))
+}
+
+fn import_into_containerd(namespace: &str) -> Result<()> {
+    services::ensure_containerd()?;
+    if containerd_images(namespace)?
+        .iter()
+        .any(|name| name == CONTAINERD_IMAGE)
+    {
+        return Ok(());
+    }
+    ensure_docker()?;
+    let saved = crate::artifacts_dir()?.join("sealwatch-test.docker.tar");
+    cmd::ok(
+        "docker",
+        &[
+            "save".as_ref(),
+            "-o".as_ref(),
+            saved.as_os_str(),
+            DOCKER_IMAGE.as_ref(),
+        ],
+    )
+    .context("saving the Docker test image for containerd")?;
+    let saved = saved.to_str().context("artifact path is not UTF-8")?;
+    cmd::ok("ctr", &ctr_args_in(namespace, &["images", "import", saved])).with_context(|| {
+        format!("importing the test image into containerd namespace {namespace}")
+    })?;
+    let names = containerd_images(namespace)?;
+    if !names.iter().any(|name| name == CONTAINERD_IMAGE) {
+        bail!("after `ctr images import` containerd namespace {namespace} has {names:?}, not {CONTAINERD_IMAGE}");
+    }
+    Ok(())
+}
+
+/// `ctr --address <socket> -n <namespace>` followed by `args`, in [`CONTAINERD_NAMESPACE`].
+pub fn ctr_args<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    ctr_args_in(CONTAINERD_NAMESPACE, args)
 }
 
 /// `ctr --address <socket> -n <namespace>` followed by `args`.
-pub fn ctr_args<'a>(args: &[&'a str]) -> Vec<&'a str> {
+pub fn ctr_args_in<'a>(namespace: &'a str, args: &[&'a str]) -> Vec<&'a str> {
     let mut all = vec![
         "--address",
         services::CONTAINERD_SOCKET,
         "--namespace",
-        CONTAINERD_NAMESPACE,
+        namespace,
     ];
     all.extend_from_slice(args);
     all
@@ -177,9 +194,9 @@ fn docker_has_image() -> bool {
     )
 }
 
-fn containerd_images() -> Result<Vec<String>> {
-    let out =
-        cmd::ok("ctr", &ctr_args(&["images", "ls", "-q"])).context("listing containerd images")?;
+fn containerd_images(namespace: &str) -> Result<Vec<String>> {
+    let out = cmd::ok("ctr", &ctr_args_in(namespace, &["images", "ls", "-q"]))
+        .context("listing containerd images")?;
     Ok(out.lines().map(str::to_owned).collect())
 }
 

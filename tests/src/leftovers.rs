@@ -8,7 +8,6 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::cmd;
-use crate::image;
 use crate::runtime::{remove_quietly, Runtime, NAME_LABEL};
 
 /// Removes the runtime's leftover test containers; reports what it removed on stderr.
@@ -20,7 +19,7 @@ pub fn sweep(runtime: Runtime) -> Result<()> {
                 .map(|name| (name.to_owned(), name.to_owned()))
                 .collect()
         }
-        Runtime::Containerd => containerd_names()?,
+        Runtime::Containerd | Runtime::ContainerdCri => containerd_names(runtime)?,
     };
     for (reference, name) in names {
         if is_stale(&name) {
@@ -32,15 +31,15 @@ pub fn sweep(runtime: Runtime) -> Result<()> {
 }
 
 /// (id, harness name) of every containerd container that carries [`NAME_LABEL`].
-fn containerd_names() -> Result<Vec<(String, String)>> {
+fn containerd_names(runtime: Runtime) -> Result<Vec<(String, String)>> {
     let filter = format!("labels.\"{NAME_LABEL}\"");
     let ids = cmd::ok(
         "ctr",
-        &image::ctr_args(&["containers", "ls", "--quiet", &filter]),
+        &runtime.ctr_args(&["containers", "ls", "--quiet", &filter]),
     )?;
     let mut names = Vec::new();
     for id in ids.lines() {
-        let info = cmd::ok("ctr", &image::ctr_args(&["containers", "info", id]))?;
+        let info = cmd::ok("ctr", &runtime.ctr_args(&["containers", "info", id]))?;
         let info: Value = serde_json::from_str(&info).context("parsing `ctr containers info`")?;
         if let Some(name) = info["Labels"][NAME_LABEL].as_str() {
             names.push((id.to_owned(), name.to_owned()));

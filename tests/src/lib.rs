@@ -43,6 +43,7 @@ pub mod runtime;
 pub mod schema;
 pub mod services;
 pub mod sessions;
+pub mod shipped;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};

@@ -44,6 +44,17 @@ pub enum Runtime {
     Podman,
     Docker,
     Containerd,
+    /// containerd as a kubelet drives it: namespace `k8s.io`, and the CRI annotations
+    /// (`io.kubernetes.cri.*`) of the pod in [`RunOptions::pod`] on every container.
+    ContainerdCri,
+}
+
+/// The pod a [`Runtime::ContainerdCri`] container belongs to, as its CRI annotations say.
+#[derive(Clone, Debug)]
+pub struct PodIdentity {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
 }
 
 /// Options for starting a container beyond image and command.
@@ -60,6 +71,8 @@ pub struct RunOptions {
     /// No seccomp filter (`--security-opt seccomp=unconfined`), as a Kubernetes pod without a
     /// profile runs: podman's and Docker's default profiles refuse io_uring.
     pub seccomp_unconfined: bool,
+    /// The pod of a [`Runtime::ContainerdCri`] container (required there, refused elsewhere).
+    pub pod: Option<PodIdentity>,
 }
 
 /// A running container. Removed (forcefully) on drop.
@@ -89,7 +102,7 @@ impl Runtime {
         match self {
             Runtime::Podman => "podman",
             Runtime::Docker => "docker",
-            Runtime::Containerd => "containerd",
+            Runtime::Containerd | Runtime::ContainerdCri => "containerd",
         }
     }
 
@@ -98,8 +111,21 @@ impl Runtime {
         match self {
             Runtime::Podman => image::PODMAN_IMAGE,
             Runtime::Docker => image::DOCKER_IMAGE,
-            Runtime::Containerd => image::CONTAINERD_IMAGE,
+            Runtime::Containerd | Runtime::ContainerdCri => image::CONTAINERD_IMAGE,
         }
+    }
+
+    /// The containerd namespace of a `ctr` runtime (unused by the others).
+    pub fn ctr_namespace(self) -> &'static str {
+        match self {
+            Runtime::ContainerdCri => image::CONTAINERD_CRI_NAMESPACE,
+            _ => image::CONTAINERD_NAMESPACE,
+        }
+    }
+
+    /// `ctr` arguments in this runtime's namespace.
+    pub fn ctr_args<'a>(self, args: &[&'a str]) -> Vec<&'a str> {
+        image::ctr_args_in(self.ctr_namespace(), args)
     }
 
     /// Checks root, starts the runtime's services if needed and imports the test image.
@@ -109,9 +135,10 @@ impl Runtime {
             Runtime::Podman => image::ensure_podman(),
             Runtime::Docker => image::ensure_docker(),
             Runtime::Containerd => image::ensure_containerd(),
+            Runtime::ContainerdCri => image::ensure_containerd_cri(),
         }
         .with_context(|| format!("preparing {}", self.as_str()))?;
-        static SWEPT: [OnceLock<()>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        static SWEPT: [OnceLock<()>; 4] = [const { OnceLock::new() }; 4];
         SWEPT[self as usize].get_or_init(|| {
             if let Err(e) = crate::leftovers::sweep(self) {
                 eprintln!(
@@ -145,7 +172,7 @@ impl Runtime {
                 cmd::ok(self.as_str(), &args)?;
                 self.inspect_id(name)?
             }
-            Runtime::Containerd => {
+            Runtime::Containerd | Runtime::ContainerdCri => {
                 let id = random_id()?;
                 let label = format!("{NAME_LABEL}={name}");
                 let flags = self.create_flags(name, opts)?;
@@ -153,7 +180,7 @@ impl Runtime {
                 args.extend(flags.iter().map(String::as_str));
                 args.extend([self.image(), id.as_str()]);
                 args.extend_from_slice(cmd);
-                let result = cmd::ok("ctr", &image::ctr_args(&args));
+                let result = cmd::ok("ctr", &self.ctr_args(&args));
                 if let Err(e) = result {
                     remove_quietly(self, &id);
                     return Err(e);
@@ -198,7 +225,7 @@ impl Runtime {
                     .with_context(|| format!("reading the --cidfile of container {name}"));
                 (id.map(|id| id.trim().to_owned()), result)
             }
-            Runtime::Containerd => {
+            Runtime::Containerd | Runtime::ContainerdCri => {
                 let id = random_id()?;
                 let label = format!("{NAME_LABEL}={name}");
                 let flags = self.create_flags(name, opts)?;
@@ -206,7 +233,7 @@ impl Runtime {
                 args.extend(flags.iter().map(String::as_str));
                 args.extend([self.image(), id.as_str()]);
                 args.extend_from_slice(cmd);
-                let result = cmd::ok("ctr", &image::ctr_args(&args));
+                let result = cmd::ok("ctr", &self.ctr_args(&args));
                 (Ok(id), result)
             }
         };
@@ -249,29 +276,47 @@ impl Runtime {
                 };
                 flags.extend([network.to_owned(), "--name".to_owned(), name.to_owned()]);
             }
-            Runtime::Containerd => {
+            Runtime::Containerd | Runtime::ContainerdCri => {
                 if opts.host_network {
                     flags.push("--net-host".to_owned());
                 }
             }
         }
+        match (self, &opts.pod) {
+            (Runtime::ContainerdCri, Some(pod)) => {
+                // What containerd's CRI plugin writes into a container's OCI spec.
+                for (key, value) in [
+                    ("io.kubernetes.cri.container-type", "container"),
+                    ("io.kubernetes.cri.container-name", name),
+                    ("io.kubernetes.cri.image-name", self.image()),
+                    ("io.kubernetes.cri.sandbox-name", &pod.name),
+                    ("io.kubernetes.cri.sandbox-namespace", &pod.namespace),
+                    ("io.kubernetes.cri.sandbox-uid", &pod.uid),
+                ] {
+                    flags.extend(["--annotation".to_owned(), format!("{key}={value}")]);
+                }
+            }
+            (Runtime::ContainerdCri, None) => bail!("a CRI container needs RunOptions::pod"),
+            (_, Some(_)) => bail!("only Runtime::ContainerdCri containers belong to a pod"),
+            (_, None) => {}
+        }
         if opts.seccomp_unconfined {
             ensure!(
-                self != Runtime::Containerd,
+                !matches!(self, Runtime::Containerd | Runtime::ContainerdCri),
                 "the harness lifts seccomp with podman or docker only"
             );
             flags.extend(["--security-opt".to_owned(), "seccomp=unconfined".to_owned()]);
         }
         if let Some(uid) = opts.user {
             ensure!(
-                self != Runtime::Containerd,
+                !matches!(self, Runtime::Containerd | Runtime::ContainerdCri),
                 "ctr run cannot set the user; use podman or docker"
             );
             flags.extend(["--user".to_owned(), uid.to_string()]);
         }
         if !opts.volumes.is_empty() {
             ensure!(
-                self != Runtime::Containerd,
+                !matches!(self, Runtime::Containerd | Runtime::ContainerdCri),
                 "the harness mounts volumes with podman or docker only"
             );
             for volume in &opts.volumes {
@@ -311,11 +356,11 @@ impl Container {
                 args.extend_from_slice(cmd);
                 cmd::command(self.runtime.as_str(), &args)
             }
-            Runtime::Containerd => {
+            Runtime::Containerd | Runtime::ContainerdCri => {
                 let exec_id = crate::unique_name("exec");
                 let mut args = vec!["tasks", "exec", "--exec-id", &exec_id, self.id.as_str()];
                 args.extend_from_slice(cmd);
-                cmd::command("ctr", &image::ctr_args(&args))
+                cmd::command("ctr", &self.runtime.ctr_args(&args))
             }
         };
         cmd::run(&mut command, cmd::DEFAULT_TIMEOUT)
@@ -328,8 +373,8 @@ impl Container {
                 self.runtime.as_str(),
                 &["inspect", "--format", "{{.State.Pid}}", &self.id],
             )?,
-            Runtime::Containerd => {
-                let list = cmd::ok("ctr", &image::ctr_args(&["tasks", "ls"]))?;
+            Runtime::Containerd | Runtime::ContainerdCri => {
+                let list = cmd::ok("ctr", &self.runtime.ctr_args(&["tasks", "ls"]))?;
                 list.lines()
                     .find_map(|line| {
                         let mut cols = line.split_whitespace();
@@ -385,19 +430,19 @@ pub fn remove(runtime: Runtime, id_or_name: &str) -> Result<()> {
                 bail!("docker rm --force {id_or_name} failed: {}", stderr.trim());
             }
         }
-        Runtime::Containerd => {
+        Runtime::Containerd | Runtime::ContainerdCri => {
             // The task may be gone already (`--rm`, or it exited): only the container must go.
             let _ = cmd::run(
                 &mut cmd::command(
                     "ctr",
-                    &image::ctr_args(&["tasks", "delete", "--force", id_or_name]),
+                    &runtime.ctr_args(&["tasks", "delete", "--force", id_or_name]),
                 ),
                 REMOVE_TIMEOUT,
             );
             let out = cmd::run(
                 &mut cmd::command(
                     "ctr",
-                    &image::ctr_args(&["containers", "delete", id_or_name]),
+                    &runtime.ctr_args(&["containers", "delete", id_or_name]),
                 ),
                 REMOVE_TIMEOUT,
             )?;

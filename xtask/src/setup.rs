@@ -28,6 +28,8 @@ const TEST_PACKAGES: &[&str] = &[
     "openssh-client",
     // A real scrape of the metrics endpoint; promtool checks and tests the alert rules.
     "prometheus",
+    // `systemd-analyze verify` checks the shipped unit offline (systemd is not pid 1 here).
+    "systemd",
     // eBPF cross-checks and reference tracers (execsnoop, opensnoop) for comparisons.
     "bpftool",
     "bpftrace",

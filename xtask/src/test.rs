@@ -111,7 +111,52 @@ fn later_stages<'a>() -> Vec<Stage<'a>> {
     vec![
         Stage::new("alert rules (promtool)", alert_rules),
         Stage::new("kubernetes manifests", kubernetes_manifests),
+        Stage::new("systemd unit (systemd-analyze verify)", systemd_unit),
     ]
+}
+
+/// `systemd-analyze verify` of `deploy/systemd/sealwatch.service`, offline. Its `ExecStart`
+/// binary must exist and be executable, so the check runs on a copy whose binary path points at
+/// the release build (or, with `--unit-only`, at this xtask binary: only its being executable is
+/// checked); nothing else is changed. verify exits 0 on unknown keys and bad values (it only
+/// warns), so any output fails the stage.
+fn systemd_unit() -> Result<()> {
+    let shipped = crate::repo_root().join("deploy/systemd/sealwatch.service");
+    let unit = std::fs::read_to_string(&shipped)?;
+    let installed = "/usr/local/bin/sealwatch";
+    anyhow::ensure!(
+        unit.contains(&format!("ExecStart={installed} ")),
+        "{} no longer starts {installed}: update this check",
+        shipped.display()
+    );
+    let release = crate::target_dir().join("release/sealwatch");
+    let binary = if release.is_file() {
+        release
+    } else {
+        std::env::current_exe()?
+    };
+    let dir = crate::target_dir().join("deploy-check/systemd");
+    std::fs::create_dir_all(&dir)?;
+    let copy = dir.join("sealwatch.service");
+    std::fs::write(&copy, unit.replace(installed, &binary.to_string_lossy()))?;
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    anyhow::ensure!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify {} ({}): {}",
+        copy.display(),
+        out.status,
+        said.trim()
+    );
+    println!("systemd-analyze verify: {} is clean", shipped.display());
+    Ok(())
 }
 
 /// `promtool check rules` on the rules file and `promtool test rules` on its unit tests.

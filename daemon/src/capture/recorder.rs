@@ -2,9 +2,10 @@
 //! queue (`try_send`, never blocking); encoding, compression, writing, rotation and retention
 //! happen on a dedicated thread ([`super::thread`]).
 //!
-//! Inputs that do not fit the queue are not recorded: they are counted ([`Recorder::lost`], which
-//! the daemon adds to the `output` count of its `loss` lines, since the capture is an output),
-//! logged, and marked in the capture with a loss record at the point where they are missing.
+//! Inputs that do not fit the queue, or that the writer cannot write (a full disk), are not
+//! recorded: they are counted ([`Recorder::lost`]: `loss.capture` on the daemon's `loss` lines,
+//! `sealwatch_capture_inputs_lost_total`), logged, and marked in the capture with a loss record
+//! at the point where they are missing.
 //! Control messages (policy change, rotation) are never dropped: they wait in a small local
 //! queue and go first when there is room again.
 use std::{
@@ -83,6 +84,7 @@ impl Recorder {
         policy: &Policy,
     ) -> Result<Recorder, CaptureError> {
         let rotation = Arc::new(Rotation::default());
+        let lost = Arc::new(AtomicU64::new(0));
         let writer = WriterThread::open(
             opts.clone(),
             run_id(),
@@ -90,6 +92,7 @@ impl Recorder {
             config,
             PolicyRecord::of(policy),
             rotation.clone(),
+            lost.clone(),
         )?;
         let (tx, rx) = sync_channel(opts.queue.max(1));
         let thread = std::thread::Builder::new()
@@ -99,7 +102,7 @@ impl Recorder {
         Ok(Recorder {
             tx: Some(tx),
             pending: VecDeque::new(),
-            lost: Arc::new(AtomicU64::new(0)),
+            lost,
             unreported_lost: 0,
             unsent_violations: 0,
             rotation,
@@ -215,7 +218,7 @@ impl Recorder {
                 lost_total = total,
                 writer_running = self.tx.is_some(),
                 "capture: inputs not recorded (the capture writer is behind or stopped); \
-                 counted in the `output` field of loss lines"
+                 counted in the `capture` field of loss lines"
             );
         }
     }

@@ -1,10 +1,16 @@
 //! The capture writer thread: batches inputs as JSON lines, writes a compressed frame at least
 //! every [`FLUSH_INTERVAL`] (or every [`BATCH_BYTES`]), asks for rotation when the file is big or
 //! old enough, and deletes old files by the retention policy.
+//!
+//! A write that fails (a full disk, an I/O error) does not end the recording: the writer stalls,
+//! counts every input it cannot keep (in the recorder's `lost`, so in `loss.capture` and
+//! `sealwatch_capture_inputs_lost_total`), and every [`RESUME_EVERY`] asks for a rotation: a new
+//! file that starts with a snapshot of the pipeline (replay needs nothing before it) and a loss
+//! record of what is missing. The stalled file keeps what was written before the failure.
 use std::{
     path::Path,
     sync::{
-        atomic::Ordering,
+        atomic::{AtomicU64, Ordering},
         mpsc::{Receiver, RecvTimeoutError},
         Arc,
     },
@@ -29,6 +35,17 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 pub const BATCH_BYTES: usize = 256 * 1024;
 /// Age-based retention is checked this often (size-based after every frame).
 const RETENTION_EVERY: Duration = Duration::from_secs(10);
+/// While writes fail, a new file is tried this often.
+pub const RESUME_EVERY: Duration = Duration::from_secs(5);
+
+/// Writing failed: since when, why, and what was not recorded since.
+struct Stall {
+    since: Instant,
+    last_try: Instant,
+    error: String,
+    /// Inputs not written since the failure (the batch it lost included).
+    lost: u64,
+}
 
 pub(super) struct WriterThread {
     opts: RecorderOptions,
@@ -43,6 +60,11 @@ pub(super) struct WriterThread {
     batch_since: Option<Instant>,
     violations: u64,
     last_retention: Instant,
+    /// Inputs in `batch`.
+    batch_inputs: u64,
+    stall: Option<Stall>,
+    /// Inputs not recorded, shared with the recorder (which counts what its queue refused).
+    lost: Arc<AtomicU64>,
 }
 
 impl WriterThread {
@@ -54,6 +76,7 @@ impl WriterThread {
         config: ConfigRecord,
         policy: PolicyRecord,
         rotation: Arc<Rotation>,
+        lost: Arc<AtomicU64>,
     ) -> Result<WriterThread, CaptureError> {
         create_dir(&opts.dir)?;
         let closed = scan_dir(&opts.dir).map_err(|source| CaptureError::Directory {
@@ -77,6 +100,9 @@ impl WriterThread {
             batch_since: None,
             violations: 0,
             last_retention: Instant::now(),
+            batch_inputs: 0,
+            stall: None,
+            lost,
         };
         thread.enforce_retention();
         Ok(thread)
@@ -98,29 +124,107 @@ impl WriterThread {
         result
     }
 
-    /// Writes until the recorder hangs up, then flushes.
+    /// Writes until the recorder hangs up, then flushes. A failed write stalls the recording
+    /// (see the module's comment) instead of ending it.
     fn serve(&mut self, rx: &Receiver<Msg>) -> Result<(), CaptureError> {
         loop {
             let wait = self.batch_since.map_or(FLUSH_INTERVAL, |t| {
                 FLUSH_INTERVAL.saturating_sub(t.elapsed())
             });
-            match rx.recv_timeout(wait) {
-                Ok(msg) => self.handle(msg)?,
-                Err(RecvTimeoutError::Timeout) => {}
+            let step = match rx.recv_timeout(wait) {
+                Ok(msg) if self.stall.is_some() => self.handle_stalled(msg),
+                Ok(msg) => self.handle(msg),
+                Err(RecvTimeoutError::Timeout) => Ok(()),
                 Err(RecvTimeoutError::Disconnected) => break,
-            }
+            };
             let due = self
                 .batch_since
                 .is_some_and(|t| t.elapsed() >= FLUSH_INTERVAL);
-            if due || self.batch.len() >= BATCH_BYTES {
-                self.flush()?;
+            let step = step.and_then(|()| {
+                if self.stall.is_none() && (due || self.batch.len() >= BATCH_BYTES) {
+                    self.flush()
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(err) = step {
+                self.stalled(&err);
             }
             self.check_rotation();
             if self.last_retention.elapsed() >= RETENTION_EVERY {
                 self.enforce_retention();
             }
         }
-        self.flush()
+        match &self.stall {
+            Some(stall) => Err(CaptureError::Writer(format!(
+                "stopped while stalled ({}): {} inputs since were not recorded",
+                stall.error, stall.lost
+            ))),
+            None => self.flush(),
+        }
+    }
+
+    /// A write failed: what the batch held is lost, and the recording waits for room.
+    fn stalled(&mut self, err: &CaptureError) {
+        let dropped = self.batch_inputs;
+        self.batch.clear();
+        self.batch_inputs = 0;
+        self.batch_since = None;
+        self.lost.fetch_add(dropped, Ordering::Relaxed);
+        self.rotation.in_flight.store(false, Ordering::Relaxed);
+        match &mut self.stall {
+            Some(stall) => {
+                stall.lost += dropped;
+                stall.error = super::describe(err);
+            }
+            None => {
+                tracing::error!(
+                    err = super::describe(err),
+                    file = %self.current.info.path.display(),
+                    "capture: writing failed; inputs are counted as lost (loss.capture, \
+                     sealwatch_capture_inputs_lost_total) and a new file is tried every {}s",
+                    RESUME_EVERY.as_secs()
+                );
+                self.stall = Some(Stall {
+                    since: Instant::now(),
+                    last_try: Instant::now(),
+                    error: super::describe(err),
+                    lost: dropped,
+                });
+            }
+        }
+    }
+
+    /// While stalled: inputs are counted, policy and violations kept for the next file, and a
+    /// rotation is the attempt to resume.
+    fn handle_stalled(&mut self, msg: Msg) -> Result<(), CaptureError> {
+        let Some(stall) = &mut self.stall else {
+            return self.handle(msg);
+        };
+        match msg {
+            Msg::Input { .. } => {
+                stall.lost += 1;
+                self.lost.fetch_add(1, Ordering::Relaxed);
+            }
+            Msg::Policy(policy) => self.policy = policy,
+            Msg::Violations(count) => self.violations += count,
+            Msg::Rotate(snapshot) => {
+                stall.last_try = Instant::now();
+                let missing = stall.lost;
+                self.rotate(&snapshot)?;
+                let loss = serde_json::to_vec(&LossRecord { inputs: missing })?;
+                self.current.append(frame_type::LOSS, &loss, false)?;
+                if let Some(stall) = self.stall.take() {
+                    tracing::info!(
+                        file = %self.current.info.path.display(),
+                        lost = stall.lost,
+                        stalled_secs = stall.since.elapsed().as_secs(),
+                        "capture: recording again"
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     fn handle(&mut self, msg: Msg) -> Result<(), CaptureError> {
@@ -135,6 +239,7 @@ impl WriterThread {
                 }
                 serde_json::to_writer(&mut self.batch, &input)?;
                 self.batch.push(b'\n');
+                self.batch_inputs += 1;
                 self.current.inputs += 1;
                 self.batch_since.get_or_insert_with(Instant::now);
             }
@@ -158,6 +263,7 @@ impl WriterThread {
         if !self.batch.is_empty() {
             self.current.append(frame_type::INPUTS, &self.batch, true)?;
             self.batch.clear();
+            self.batch_inputs = 0;
         }
         self.batch_since = None;
         if self.violations > 0 {
@@ -177,10 +283,19 @@ impl WriterThread {
     }
 
     fn rotate(&mut self, snapshot: &[Input]) -> Result<(), CaptureError> {
-        self.flush()?;
+        if self.stall.is_none() {
+            self.flush()?;
+        }
         let next = self.open_next()?;
         let old = std::mem::replace(&mut self.current, next);
-        self.closed.push(old.close("rotated")?);
+        if self.stall.is_some() {
+            // Its end record may not fit either; the reader takes a file without one as one
+            // whose writer stopped there.
+            let info = old.info.clone();
+            self.closed.push(old.close("stalled").unwrap_or(info));
+        } else {
+            self.closed.push(old.close("rotated")?);
+        }
         let mut lines = Vec::new();
         for input in snapshot {
             serde_json::to_writer(&mut lines, input)?;
@@ -201,6 +316,12 @@ impl WriterThread {
 
     fn check_rotation(&self) {
         if self.rotation.in_flight.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(stall) = &self.stall {
+            if stall.last_try.elapsed() >= RESUME_EVERY {
+                self.rotation.wanted.store(true, Ordering::Relaxed);
+            }
             return;
         }
         if self.current.info.bytes >= self.opts.file_bytes

@@ -119,24 +119,32 @@ impl RootfsLayers {
         for lower in &self.lower {
             match entry_in_layer(lower, relative) {
                 // A whiteout (0/0 character device) in a higher layer hides the file below.
-                Some(meta) if meta.file_type().is_char_device() && meta_rdev_zero(&meta) => {
+                Ok(Some(meta)) if meta.file_type().is_char_device() && meta_rdev_zero(&meta) => {
                     return PathOrigin::Absent;
                 }
-                Some(_) => return PathOrigin::Image,
-                None => continue,
+                Ok(Some(_)) => return PathOrigin::Image,
+                Ok(None) => continue,
+                Err(_) => return PathOrigin::Unknown,
             }
         }
-        match &self.upper {
-            Some(upper) if entry_in_layer(upper, relative).is_some() => PathOrigin::Upper,
-            _ => PathOrigin::Absent,
+        match self
+            .upper
+            .as_deref()
+            .map(|upper| entry_in_layer(upper, relative))
+        {
+            Some(Ok(Some(_))) => PathOrigin::Upper,
+            Some(Err(_)) => PathOrigin::Unknown,
+            Some(Ok(None)) | None => PathOrigin::Absent,
         }
     }
 }
 
 /// The entry `relative` in one layer directory, looked up without following any symlink: every
 /// directory on the way must be a real directory in that layer (a layer's own symlink, say an
-/// image's `/a -> /etc`, would otherwise lead the lookup into the host's tree).
-fn entry_in_layer(layer: &Path, relative: &[u8]) -> Option<std::fs::Metadata> {
+/// image's `/a -> /etc`, would otherwise lead the lookup into the host's tree). `Ok(None)`: not
+/// in this layer; an error: the layer could not be read there (permissions, I/O), which says
+/// nothing about whether the file is in it.
+fn entry_in_layer(layer: &Path, relative: &[u8]) -> std::io::Result<Option<std::fs::Metadata>> {
     let mut at = layer.to_path_buf();
     let parts: Vec<&[u8]> = relative
         .split(|b| *b == b'/')
@@ -144,15 +152,26 @@ fn entry_in_layer(layer: &Path, relative: &[u8]) -> Option<std::fs::Metadata> {
         .collect();
     for (i, part) in parts.iter().enumerate() {
         at.push(std::ffi::OsStr::from_bytes(part));
-        let meta = std::fs::symlink_metadata(&at).ok()?;
+        let meta = match std::fs::symlink_metadata(&at) {
+            Ok(meta) => meta,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(err) => return Err(err),
+        };
         if i + 1 == parts.len() {
-            return Some(meta);
+            return Ok(Some(meta));
         }
         if !meta.is_dir() {
-            return None;
+            return Ok(None);
         }
     }
-    std::fs::symlink_metadata(&at).ok()
+    std::fs::symlink_metadata(&at).map(Some)
 }
 
 fn meta_rdev_zero(meta: &std::fs::Metadata) -> bool {

@@ -20,6 +20,7 @@ mod docker;
 mod fileio;
 pub mod image_path;
 pub mod in_root;
+pub mod layer_access;
 mod metadata;
 mod podman;
 #[cfg(test)]

@@ -88,11 +88,13 @@ pub struct Metrics {
     violations: Family<ViolationLabels, Counter>,
     repeats_suppressed: Counter,
     file_results_lost: Counter,
+    path_lookups_unanswered: Counter,
     pid_namespaces_unlearned: Counter,
     kernel_drops: Family<LaneLabels, Counter>,
     budget_drops: Family<ClassLabels, Counter>,
     decode_drops: Counter,
     output_drops: Counter,
+    capture_lost: Counter,
     output_lines: Counter,
     containers: Gauge,
     processes: Gauge,
@@ -127,11 +129,13 @@ impl Metrics {
             violations: Family::default(),
             repeats_suppressed: Counter::default(),
             file_results_lost: Counter::default(),
+            path_lookups_unanswered: Counter::default(),
             pid_namespaces_unlearned: Counter::default(),
             kernel_drops: Family::default(),
             budget_drops: Family::default(),
             decode_drops: Counter::default(),
             output_drops: Counter::default(),
+            capture_lost: Counter::default(),
             output_lines: Counter::default(),
             containers: Gauge::default(),
             processes: Gauge::default(),
@@ -171,6 +175,11 @@ impl Metrics {
             m.file_results_lost.clone(),
         );
         r.register(
+            "path_lookups_unanswered",
+            "Changes of container files by path (rm, mv, chmod) whose origin could not be looked up (the container's layers unreachable from the daemon, its processes gone): not judged, logged with the layer tried",
+            m.path_lookups_unanswered.clone(),
+        );
+        r.register(
             "pid_namespaces_unlearned",
             "Pid namespaces made in containers that were not learned because 65536 were known (processes entering them are then attributed by cgroup alone)",
             m.pid_namespaces_unlearned.clone(),
@@ -194,6 +203,11 @@ impl Metrics {
             "output_drops",
             "JSON lines dropped because the reader of stdout was too slow",
             m.output_drops.clone(),
+        );
+        r.register(
+            "capture_inputs_lost",
+            "Inputs the capture (--capture) could not record: its writer's queue was full, or its disk refused writes (it resumes in a new file when it can)",
+            m.capture_lost.clone(),
         );
         r.register(
             "output_lines",
@@ -309,6 +323,7 @@ impl Metrics {
         self.publish_violations(stats);
         store(&self.repeats_suppressed, stats.repeats_suppressed);
         store(&self.file_results_lost, stats.file_results_lost);
+        store(&self.path_lookups_unanswered, stats.path_lookups_unanswered);
         store(
             &self.pid_namespaces_unlearned,
             stats.pid_namespaces_unlearned,
@@ -322,6 +337,7 @@ impl Metrics {
         store(&class("network"), stats.budget_drops.1);
         store(&self.decode_drops, drops.decode);
         store(&self.output_drops, drops.output);
+        store(&self.capture_lost, drops.capture);
         store(&self.output_lines, stats.lines);
         store(&self.metadata_failed, stats.metadata_failed);
         store(&self.metadata_pending_events, stats.metadata_pending);

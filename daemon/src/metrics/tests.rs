@@ -2,7 +2,7 @@
 //! `loss` lines, and the HTTP answers are right (also over a real socket).
 #![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use hyper::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -187,18 +187,19 @@ fn loss_metrics_equal_the_sum_of_loss_lines() {
     let mut p = pipeline();
     let mut out = Vec::new();
     let totals = [
-        (0, 0, 0, 0),
-        (5, 1, 0, 0),
-        (5, 1, 0, 0),
-        (17, 4, 2, 3),
-        (40, 4, 2, 9),
+        (0, 0, 0, 0, 0),
+        (5, 1, 0, 0, 0),
+        (5, 1, 0, 0, 0),
+        (17, 4, 2, 3, 6),
+        (40, 4, 2, 9, 6),
     ];
-    for (i, (critical, bulk, decode, output)) in totals.into_iter().enumerate() {
+    for (i, (critical, bulk, decode, output, capture)) in totals.into_iter().enumerate() {
         let drops = DropCounts {
             kernel_critical: critical,
             kernel_bulk: bulk,
             decode,
             output,
+            capture,
         };
         p.handle(
             Input::Tick {
@@ -222,6 +223,10 @@ fn loss_metrics_equal_the_sum_of_loss_lines() {
         );
         assert_eq!(metric("sealwatch_decode_drops_total"), sum(|l| l.decode));
         assert_eq!(metric("sealwatch_output_drops_total"), sum(|l| l.output));
+        assert_eq!(
+            metric("sealwatch_capture_inputs_lost_total"),
+            sum(|l| l.capture)
+        );
     }
     // A loss line only when something was lost since the previous tick.
     assert_eq!(out.iter().filter(|l| l.kind == "loss").count(), 3);
@@ -319,4 +324,48 @@ fn suppressed_repeats_are_exported() {
         text.contains("sealwatch_violation_repeats_suppressed_total 12"),
         "{text}"
     );
+}
+
+/// One address holding many idle connections (a pod on the pod network) does not starve the
+/// others: the kubelet's probe from another address is still answered, and the idle ones past
+/// the per-address bound are closed at once. Real sockets: 127.0.0.2 plays the prober.
+#[tokio::test]
+async fn idle_connections_from_one_address_do_not_block_the_probes() {
+    let metrics = Arc::new(Metrics::new());
+    let listener = http::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = http::spawn(listener, metrics.clone());
+    let mut idle = Vec::new();
+    for _ in 0..16 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // The ones past the bound are closed by the server: reading them ends at once.
+    let mut closed = 0;
+    for stream in &mut idle {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut byte)).await;
+        if matches!(read, Ok(Ok(0)) | Ok(Err(_))) {
+            closed += 1;
+        }
+    }
+    assert_eq!(
+        closed,
+        16 - http::MAX_PER_PEER,
+        "idle connections closed by the bound"
+    );
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut probe = socket.connect(addr).await.unwrap();
+    probe
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), probe.read_to_string(&mut answer))
+        .await
+        .expect("the probe was answered while 16 connections from another address were held")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(idle);
+    server.abort();
 }

@@ -251,6 +251,9 @@ pub struct LossJson {
     pub decode: u64,
     /// Lines the output could not take (slow reader of stdout).
     pub output: u64,
+    /// Inputs the capture (`--capture`) could not record: its queue full, its disk full.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub capture: u64,
     /// Records of the line's container the kernel dropped over its budget, per class (file
     /// records; connects, accepts, listens, sends and DNS answers). Only on a container's line.
     #[serde(skip_serializing_if = "is_zero")]
@@ -269,6 +272,7 @@ impl LossJson {
             + self.kernel_bulk
             + self.decode
             + self.output
+            + self.capture
             + self.budget_file
             + self.budget_network
     }

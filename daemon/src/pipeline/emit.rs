@@ -73,6 +73,7 @@ impl Pipeline {
             kernel_bulk: drops.kernel_bulk.saturating_sub(last.kernel_bulk),
             decode: drops.decode.saturating_sub(last.decode),
             output: drops.output.saturating_sub(last.output),
+            capture: drops.capture.saturating_sub(last.capture),
             ..LossJson::default()
         };
         self.last_drops = drops;

@@ -7,6 +7,7 @@ use super::{
     Pipeline,
 };
 use crate::{
+    container::image_path::PathOrigin,
     detect::{
         immutability::{makes_executable, FileFacts, FileOrigin},
         Actor, ContainerFacts, Verdict,
@@ -82,7 +83,15 @@ impl Pipeline {
                 .map(ContainerFacts::of),
         };
         for asked in paths {
-            let origin = FileOrigin::of(file, || self.state.origin(file.task.cgroup_id, &asked));
+            let mut unanswered = false;
+            let origin = FileOrigin::of(file, || {
+                let looked_up = self.state.origin(file.task.cgroup_id, &asked);
+                unanswered = looked_up == PathOrigin::Unknown;
+                looked_up
+            });
+            if unanswered {
+                self.stats.path_lookups_unanswered += 1;
+            }
             // The verdict and the line are about the file the kernel touched, whatever the text.
             let path = self.state.file_named(file.task.cgroup_id, &asked);
             let shown = String::from_utf8_lossy(&path).into_owned();

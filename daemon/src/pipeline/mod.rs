@@ -115,6 +115,9 @@ pub struct PipelineStats {
     /// Path-based file records given up because their syscall's result never came (or the
     /// table of records waiting for one was full).
     pub file_results_lost: u64,
+    /// Changes of container files whose origin (image, container, volume) the look-up could not
+    /// answer (layers unreachable from the daemon, the container's processes gone): not judged.
+    pub path_lookups_unanswered: u64,
     /// Pid namespaces of containers not learned because the state knew its maximum of them.
     pub pid_namespaces_unlearned: u64,
     /// DNS answers learned from, and received answers that could not be parsed.

@@ -69,7 +69,10 @@ pub struct Losses {
     pub kernel_bulk: u64,
     pub decode: u64,
     pub output: u64,
-    /// Inputs the recorder could not record (already part of `output`).
+    /// Inputs the capture could not record, as the `loss` lines counted them.
+    pub capture: u64,
+    /// Inputs missing from the files, where their loss records say (part of `capture`; with
+    /// captures made before it was counted apart, part of `output`).
     pub not_recorded: u64,
     /// Files cut short (torn tail or damage).
     pub damaged_files: u64,
@@ -94,6 +97,7 @@ impl LineSink for Counter {
             self.loss.kernel_bulk += loss.kernel_bulk;
             self.loss.decode += loss.decode;
             self.loss.output += loss.output;
+            self.loss.capture += loss.capture;
         }
     }
 }
@@ -147,6 +151,7 @@ pub fn summarise(path: &std::path::Path) -> Result<Summary, ReplayError> {
     summary.losses.kernel_bulk = counter.loss.kernel_bulk;
     summary.losses.decode = counter.loss.decode;
     summary.losses.output = counter.loss.output;
+    summary.losses.capture = counter.loss.capture;
     summary.corrupt_files = reports
         .iter()
         .filter(|r| matches!(r.damage, Some(Damage::Corrupt { .. })))
@@ -227,8 +232,14 @@ pub fn render(s: &Summary) -> String {
     let l = &s.losses;
     let _ = writeln!(
         out,
-        "losses: kernel_critical {}, kernel_bulk {}, decode {}, output {} (of which not recorded {}), damaged files {}",
-        l.kernel_critical, l.kernel_bulk, l.decode, l.output, l.not_recorded, l.damaged_files
+        "losses: kernel_critical {}, kernel_bulk {}, decode {}, output {}, capture {} (marked missing in the files {}), damaged files {}",
+        l.kernel_critical,
+        l.kernel_bulk,
+        l.decode,
+        l.output,
+        l.capture,
+        l.not_recorded,
+        l.damaged_files
     );
     out
 }

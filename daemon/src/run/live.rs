@@ -195,9 +195,8 @@ impl<'t> LiveSource<'t> {
                 kernel_critical,
                 kernel_bulk,
                 decode: self.parts.decode_errors.load(Ordering::Relaxed),
-                // The capture is an output too: inputs it could not record count here.
-                output: self.parts.writer.dropped()
-                    + self.parts.recorder.as_ref().map_or(0, Recorder::lost),
+                output: self.parts.writer.dropped(),
+                capture: self.parts.recorder.as_ref().map_or(0, Recorder::lost),
             },
         }
     }

@@ -25,7 +25,9 @@ pub use args::{MetricsAddr, NetworkArgs, RunArgs};
 use crate::{
     capture::{self, Recorder},
     clock::BootClock,
-    container::{cgroup2_mount, scan_cgroups, MetadataResolver, RuntimeRoots},
+    container::{
+        cgroup2_mount, layer_access::LayerAccess, scan_cgroups, MetadataResolver, RuntimeRoots,
+    },
     driver::{recording::config_record, Driver},
     input::Input,
     metrics::{self, Metrics},
@@ -151,8 +153,13 @@ async fn run_async(
         pipeline.config().net_env.clone(),
         cgroup_root.clone(),
     );
-    let resolver =
-        resolver::Resolver::new(MetadataResolver::new(roots), cgroup_root, hold, tx.clone());
+    let resolver = resolver::Resolver::new(
+        MetadataResolver::new(roots),
+        LayerAccess::new(args.host_root.as_deref()),
+        cgroup_root,
+        hold,
+        tx.clone(),
+    );
     drop(tx);
 
     let (tail_server, tail_hub) = start_tail(&args.tail)?;

@@ -14,6 +14,7 @@ use crate::{
         find_cgroup_by_id,
         image_path::{parse_rootfs, PathOrigin, RootfsLayers},
         in_root::{InRootError, Last, ProcessView},
+        layer_access::LayerAccess,
         MetadataError, MetadataResolver,
     },
     input::{Input, Request},
@@ -30,6 +31,7 @@ type LayerCache = Arc<Mutex<HashMap<String, Option<(RootfsLayers, u32)>>>>;
 
 pub struct Resolver {
     layers: LayerCache,
+    access: Arc<LayerAccess>,
     metadata: Arc<MetadataResolver>,
     cgroup_root: Arc<PathBuf>,
     /// Give up on metadata after this long (the pipeline stops holding events then too).
@@ -40,12 +42,14 @@ pub struct Resolver {
 impl Resolver {
     pub fn new(
         metadata: MetadataResolver,
+        access: LayerAccess,
         cgroup_root: PathBuf,
         patience: Duration,
         tx: mpsc::Sender<Vec<Input>>,
     ) -> Self {
         Resolver {
             layers: Arc::default(),
+            access: Arc::new(access),
             metadata: Arc::new(metadata),
             cgroup_root: Arc::new(cgroup_root),
             patience,
@@ -94,6 +98,7 @@ impl Resolver {
                     follow_last,
                 } => {
                     let layers = self.layers.clone();
+                    let access = self.access.clone();
                     tokio::task::spawn_blocking(move || {
                         let last = if follow_last {
                             Last::Follow
@@ -101,7 +106,7 @@ impl Resolver {
                             Last::NoFollow
                         };
                         let (origins, canonical) =
-                            path_origins(&layers, &container_id, pid, &paths, last);
+                            path_origins(&layers, &access, &container_id, pid, &paths, last);
                         tracing::debug!(container = %container_id, pid, ?origins, "path origins");
                         let _ = tx.blocking_send(vec![Input::PathOrigins {
                             container_id,
@@ -130,12 +135,13 @@ impl Resolver {
 /// one of its processes).
 fn path_origins(
     cache: &LayerCache,
+    access: &LayerAccess,
     container_id: &str,
     pid: u32,
     paths: &[Vec<u8>],
     last: Last,
 ) -> (Origins, Canonical) {
-    let layers = container_layers(cache, container_id, pid);
+    let layers = container_layers(cache, access, container_id, pid);
     let mut origins = Vec::with_capacity(paths.len());
     let mut canonical = Vec::new();
     for path in paths {
@@ -196,9 +202,12 @@ fn names_process_state(path: &[u8]) -> bool {
     matches!(parts.next(), Some(b"cwd" | b"fd"))
 }
 
-/// The container's layers and the pid they were read from, cached per container.
+/// The container's layers, where this process can read them, and the pid they were read from;
+/// cached per container. `None` when no process of the container is left to name them, or when
+/// they cannot be read here (said once per container, then remembered).
 fn container_layers(
     cache: &LayerCache,
+    access: &LayerAccess,
     container_id: &str,
     pid: u32,
 ) -> Option<(RootfsLayers, u32)> {
@@ -206,8 +215,8 @@ fn container_layers(
         .lock()
         .ok()
         .and_then(|cache| cache.get(container_id).cloned());
-    if let Some(Some(layers)) = cached {
-        return Some(layers);
+    if let Some(cached) = cached {
+        return cached;
     }
     // The process may be gone already; any process of the container will do.
     let read = std::iter::once(pid)
@@ -218,17 +227,32 @@ fn container_layers(
                 .and_then(|text| parse_rootfs(&text))
                 .map(|layers| (layers, pid))
         });
-    if read.is_none() {
+    let Some((layers, pid)) = read else {
         tracing::debug!(container = container_id, pid, "overlay layers not readable");
-    }
-    if let (Some(layers), Ok(mut cache)) = (&read, cache.lock()) {
+        return None;
+    };
+    let placed = match access.place(layers) {
+        Ok(layers) => Some((layers, pid)),
+        Err(err) => {
+            tracing::warn!(
+                container = container_id,
+                %err,
+                "this container's path-based changes (rm, mv, chmod by path) and scripts cannot \
+                 be checked against its image: mount the runtime's snapshot directory under \
+                 --host-root, or run with hostPID and CAP_SYS_PTRACE (README, \"Kubernetes\"); \
+                 each one is counted in sealwatch_path_lookups_unanswered_total"
+            );
+            None
+        }
+    };
+    if let Ok(mut cache) = cache.lock() {
         // Bounded by live containers in practice; a crude cap keeps a leak impossible.
         if cache.len() > 4096 {
             cache.clear();
         }
-        cache.insert(container_id.to_owned(), Some(layers.clone()));
+        cache.insert(container_id.to_owned(), placed.clone());
     }
-    read
+    placed
 }
 
 /// Live processes whose cgroup path names the container (a fallback: scans /proc).
