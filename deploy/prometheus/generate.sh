@@ -16,6 +16,9 @@ metadata:
   labels:
     app.kubernetes.io/name: sealwatch
     app.kubernetes.io/component: alerting-rules
+    # kube-prometheus-stack selects rules by its Helm release's name; set yours with a patch
+    # (deploy/kubernetes/examples/prometheus-release).
+    release: kube-prometheus-stack
 spec:
 HEADER
     # Everything from `groups:` on, indented under spec.

@@ -213,6 +213,29 @@ fn kubernetes_manifests() -> Result<()> {
             crate::cmd::run(validate.arg(&file))?;
         }
     }
+    release_label_example()
+}
+
+/// `deploy/kubernetes/examples/prometheus-release` sets the `release` label of both Prometheus
+/// operator objects (and of nothing else) to its example value, `monitoring`.
+fn release_label_example() -> Result<()> {
+    let example = crate::repo_root().join("deploy/kubernetes/examples/prometheus-release");
+    let rendered = crate::cmd::capture(
+        std::process::Command::new("kubectl")
+            .arg("kustomize")
+            .arg(&example),
+    )?;
+    let releases: Vec<&str> = rendered
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("release: "))
+        .collect();
+    anyhow::ensure!(
+        releases == ["monitoring", "monitoring"],
+        "{}: expected the ServiceMonitor and the PrometheusRule labelled release: monitoring, \
+         found release labels {releases:?}",
+        example.display()
+    );
+    println!("release label example: ServiceMonitor and PrometheusRule relabelled");
     Ok(())
 }
 

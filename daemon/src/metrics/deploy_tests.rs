@@ -16,6 +16,9 @@ use crate::{
 const RULES: &str = include_str!("../../../deploy/prometheus/sealwatch-rules.yaml");
 const PROMETHEUS_RULE: &str = include_str!("../../../deploy/prometheus/prometheusrule.yaml");
 const K8S_POLICY: &str = include_str!("../../../deploy/kubernetes/base/policy.yaml");
+const RUNBOOKS: &str = include_str!("../../../docs/runbooks.md");
+/// Where alerts' `runbook_url` points: docs/runbooks.md in the project's repository.
+const RUNBOOK_BASE: &str = "https://github.com/sealwatch/sealwatch/blob/main/docs/runbooks.md";
 
 fn rules() -> Vec<Value> {
     let file: Value = serde_yaml_ng::from_str(RULES).unwrap();
@@ -115,9 +118,27 @@ fn every_rule_id_has_an_alert_and_alerts_are_documented() {
             assert!(!text.is_empty(), "alert {name} lacks annotation {key}");
         }
         let expr = alert["expr"].as_str().unwrap();
+        // Violation alerts take Alertmanager's severity and the rule's own from the series.
         let has_severity = alert["labels"]["severity"].as_str().is_some()
-            || expr.contains("severity, pod_namespace");
+            || (expr.contains("sealwatch:violations_alerting:new5m")
+                && expr.contains(" severity, rule_severity,"));
         assert!(has_severity, "alert {name} has no severity label");
+        if let Some(severity) = alert["labels"]["severity"].as_str() {
+            assert!(
+                ["critical", "warning", "info"].contains(&severity),
+                "alert {name}: severity {severity} is not one Alertmanager routes on"
+            );
+        }
+        let anchor = name.to_lowercase();
+        assert_eq!(
+            alert["annotations"]["runbook_url"].as_str(),
+            Some(format!("{RUNBOOK_BASE}#{anchor}").as_str()),
+            "alert {name}: runbook_url"
+        );
+        assert!(
+            RUNBOOKS.lines().any(|line| line == format!("## {name}")),
+            "docs/runbooks.md has no section {name}"
+        );
     }
     let docs = include_str!("../../../docs/sre.md");
     for alert in &alerts {
