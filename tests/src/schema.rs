@@ -1,5 +1,10 @@
 //! Validation of event lines against the versioned JSON Schema in the repo
 //! (`schema/sealwatch.event.v1.json`). Formats (`date-time`, ...) are validated, not just annotated.
+//!
+//! The published schema lets fields it does not list appear (new optional fields within v1 must
+//! not break a consumer that validates); the project's own tests are stricter: every object with
+//! listed properties allows only those ([`strict`]), so a field the daemon prints must be in the
+//! schema before a test passes.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -18,11 +23,11 @@ pub fn event_schema_path() -> PathBuf {
     crate::repo_root().join("schema/sealwatch.event.v1.json")
 }
 
-/// The event schema, loaded and compiled once per test process.
+/// The event schema, made [`strict`], loaded and compiled once per test process.
 pub fn event_schema() -> Result<&'static Schema> {
     static SCHEMA: OnceLock<Result<Schema, String>> = OnceLock::new();
     SCHEMA
-        .get_or_init(|| Schema::load(&event_schema_path()).map_err(|e| format!("{e:#}")))
+        .get_or_init(|| Schema::load_strict(&event_schema_path()).map_err(|e| format!("{e:#}")))
         .as_ref()
         .map_err(|e| anyhow!("{e}"))
 }
@@ -64,18 +69,36 @@ pub fn check_lines(lines: &[String]) -> Result<Vec<Value>> {
     Ok(values)
 }
 
+/// `schema` with `additionalProperties: false` on every object schema that lists its
+/// properties and says nothing about others: the test-only strictness over the published schema.
+pub fn strict(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            let lists_properties =
+                map.get("type") == Some(&Value::from("object")) && map.contains_key("properties");
+            if lists_properties && !map.contains_key("additionalProperties") {
+                map.insert("additionalProperties".to_owned(), Value::Bool(false));
+            }
+            map.values_mut().for_each(strict);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strict),
+        _ => {}
+    }
+}
+
 impl Schema {
-    /// Loads and compiles the schema in `path`.
-    pub fn load(path: &Path) -> Result<Schema> {
+    /// Loads and compiles the schema in `path`, made [`strict`].
+    pub fn load_strict(path: &Path) -> Result<Schema> {
         let text = std::fs::read_to_string(path).with_context(|| {
             format!(
                 "reading the event schema {} (the repo must ship it)",
                 path.display()
             )
         })?;
-        let schema: Value = serde_json::from_str(&text)
+        let mut schema: Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not JSON", path.display()))?;
-        Schema::from_value(&schema, &path.display().to_string())
+        strict(&mut schema);
+        Schema::from_value(&schema, &format!("{} (strict, tests only)", path.display()))
     }
 
     /// Compiles `schema`; `origin` names it in error messages.
@@ -164,6 +187,27 @@ mod tests {
         assert!(tiny()
             .check_line(r#"{"time":"yesterday","process":{}}"#)
             .is_err());
+    }
+
+    /// The published schema lets a consumer's validation pass on a field added later; the
+    /// tests' strict form rejects a field it does not list, at any depth.
+    #[test]
+    fn the_published_schema_allows_additions_and_the_tests_do_not() {
+        let published: Value =
+            serde_json::from_str(&std::fs::read_to_string(event_schema_path()).unwrap()).unwrap();
+        let open = Schema::from_value(&published, "published").unwrap();
+        let strict = event_schema().unwrap();
+        let line = |extra: &str| {
+            format!(
+                r#"{{"schema":"sealwatch.event/v1","time":"2026-11-22T13:44:10.000000001Z","node":"n","kind":"loss","container":null,"loss":{{"kernel_critical":1,"kernel_bulk":0,"decode":0,"output":0{extra}}}}}"#
+            )
+        };
+        strict.check_line(&line("")).unwrap();
+        open.check_line(&line("")).unwrap();
+        let added = line(r#","a_field_from_the_future":1"#);
+        open.check_line(&added).unwrap();
+        let err = format!("{:#}", strict.check_line(&added).unwrap_err());
+        assert!(err.contains("a_field_from_the_future"), "{err}");
     }
 
     #[test]

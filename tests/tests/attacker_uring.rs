@@ -9,9 +9,11 @@ use anyhow::{ensure, Result};
 use serde_json::{json, Value};
 
 use sealwatch_tests::daemon::Daemon;
-use sealwatch_tests::events::{check_fields, violation_rule, wait_in_container};
+use sealwatch_tests::events::{check_fields, is_exec_of, violation_rule, wait_in_container};
 use sealwatch_tests::image::{FIXTURE_FILES, URING_PROBE};
-use sealwatch_tests::net_workload::{net_for, PORT_OK};
+use sealwatch_tests::net_workload::{
+    at, nc, net_for, run, start_daemon, NetPolicy, PORT_BAD, PORT_OK,
+};
 use sealwatch_tests::runtime::{Container, RunOptions, Runtime};
 use sealwatch_tests::unique_name;
 
@@ -151,6 +153,81 @@ fn a_connect_through_io_uring_is_seen() -> Result<()> {
             ("/process/exe", json!(URING_PROBE)),
         ],
     )?;
+    daemon.stop()?;
+    Ok(())
+}
+
+/// A connect through io_uring that the workload's policy blocks is denied in the kernel (the
+/// cgroup hooks see it like the syscall's) and its line says `blocked`, like the syscall's
+/// (the control: the plain `nc` to the same peer, blocked the same way). The block programs'
+/// mark is taken by the io_uring record, not left for the thread's next connect.
+#[test]
+fn a_connect_through_io_uring_that_the_policy_blocks_is_blocked() -> Result<()> {
+    let net = net_for(Runtime::Podman)?;
+    let _allowed = net.tcp_server(PORT_OK)?;
+    let denied = net.tcp_server(PORT_BAD)?;
+    let name = unique_name("sw-uring-block");
+    let policy = NetPolicy::new("uring", &name)
+        .block()
+        .egress(&[&net.peer_v4()], &[PORT_OK], "tcp")
+        .write()?;
+    let mut daemon = start_daemon(policy.path())?;
+    let options = RunOptions {
+        seccomp_unconfined: true,
+        host_network: true,
+        ..RunOptions::default()
+    };
+    let c = Runtime::Podman.run_detached_with(&name, &options, &["sleep", "300"])?;
+    wait_in_container(
+        &mut daemon,
+        &c,
+        "the exec of `sleep 300`",
+        |_| true,
+        |ev| is_exec_of(ev, &["sleep", "300"]),
+    )?;
+    let peer = net.peer_v4();
+    let blocked_line = |daemon: &mut Daemon, exe: &str| {
+        wait_in_container(
+            daemon,
+            &c,
+            &format!("the blocked connect to {peer}:{PORT_BAD} by {exe}"),
+            |_| true,
+            |ev| {
+                ev["kind"] == "connect"
+                    && ev["network"]["dport"] == PORT_BAD
+                    && ev["process"]["exe"] == exe
+            },
+        )
+    };
+    // Control: the syscall.
+    run(&c, &nc(at(peer, PORT_BAD)))?.denied()?;
+    let ev = blocked_line(&mut daemon, "/bin/busybox")?;
+    check_fields(&ev, &[("/network/result", json!("blocked"))])?;
+
+    let out = c.exec_output(&[
+        URING_PROBE,
+        "connect",
+        &peer.to_string(),
+        &PORT_BAD.to_string(),
+    ])?;
+    let said = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        said.contains("Operation not permitted"),
+        "the io_uring connect was not denied: {said}"
+    );
+    let ev = blocked_line(&mut daemon, URING_PROBE)?;
+    check_fields(
+        &ev,
+        &[
+            ("/network/result", json!("blocked")),
+            ("/violation/rule", json!("unexpected-connection")),
+        ],
+    )?;
+    ensure!(
+        denied.seen().is_empty(),
+        "the denied peer saw a connection: {:?}",
+        denied.seen()
+    );
     daemon.stop()?;
     Ok(())
 }

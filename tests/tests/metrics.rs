@@ -120,7 +120,9 @@ fn a_violation_raises_the_counter_and_fires_the_alert_in_prometheus() -> Result<
     )?;
     let state = alert["state"].as_str().unwrap_or("");
     assert!(state == "pending" || state == "firing", "{alert}");
-    assert_eq!(alert["labels"]["severity"], "medium", "{alert}");
+    // Alertmanager's severity for a medium rule, and the rule's own beside it.
+    assert_eq!(alert["labels"]["severity"], "warning", "{alert}");
+    assert_eq!(alert["labels"]["rule_severity"], "medium", "{alert}");
     assert_eq!(alert["labels"]["family"], "root", "{alert}");
     assert_eq!(alert["labels"]["instance"], addr.to_string(), "{alert}");
     assert!(

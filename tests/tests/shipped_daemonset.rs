@@ -47,13 +47,21 @@ fn http_status(addr: SocketAddr, path: &str, timeout: Duration) -> Result<u16> {
         .with_context(|| format!("no HTTP status in {answer:?}"))
 }
 
-/// Waits until the probe of `kind` answers 200, as the kubelet would ask it.
-fn probe_passes(run: &PodRun, kind: &str) -> Result<()> {
+/// The path the probe of `kind` asks, and where it reaches the pod.
+fn probe_target<'a>(run: &'a PodRun, kind: &str) -> Result<(&'a str, SocketAddr)> {
     let (path, port) = run
         .probes
         .get(kind)
         .with_context(|| format!("the rendered container has no {kind}"))?;
-    let addr = run.ports[port.as_str()];
+    let addr = run.ports.get(port).with_context(|| {
+        format!("{kind} asks port {port}, which the container does not declare")
+    })?;
+    Ok((path, *addr))
+}
+
+/// Waits until the probe of `kind` answers 200, as the kubelet would ask it.
+fn probe_passes(run: &PodRun, kind: &str) -> Result<()> {
+    let (path, addr) = probe_target(run, kind)?;
     let passed = cmd::poll_until(Duration::from_secs(30), || {
         http_status(addr, path, Duration::from_secs(2)).is_ok_and(|code| code == 200)
     });
@@ -63,11 +71,7 @@ fn probe_passes(run: &PodRun, kind: &str) -> Result<()> {
 
 /// The probe of `kind`, asked once as the kubelet does (1 s timeout), answers 200.
 fn probe_answers_now(run: &PodRun, kind: &str) -> Result<()> {
-    let (path, port) = run
-        .probes
-        .get(kind)
-        .with_context(|| format!("the rendered container has no {kind}"))?;
-    let addr = run.ports[port.as_str()];
+    let (path, addr) = probe_target(run, kind)?;
     let code = http_status(addr, path, Duration::from_secs(1))
         .with_context(|| format!("{kind} GET {path} on {addr}"))?;
     ensure!(code == 200, "{kind} GET {path} on {addr} answered {code}");

@@ -144,6 +144,8 @@ struct UringOffsets {
     filename_name: u32,
     kiocb_ctx: u32,
     fixed: FixedFiles,
+    /// `io_connect.addr` (0 when unknown).
+    connect_addr: u32,
 }
 
 /// Where a ring keeps its fixed files (see `KernelOffsets::io_fixed_files`).
@@ -207,6 +209,7 @@ fn uring_offsets(r: &Resolver) -> Option<UringOffsets> {
         filename_name: r.offset("filename", "name").ok()?,
         kiocb_ctx: r.offset("io_kiocb", "ctx").ok()?,
         fixed: fixed_files(r),
+        connect_addr: r.offset("io_connect", "addr").unwrap_or(0),
     })
 }
 
@@ -332,6 +335,8 @@ pub fn resolve(path: &Path) -> Result<KernelOffsets, OffsetError> {
         io_fixed_files_nr: uring.map_or(0, |u| u.fixed.nr),
         io_rsrc_node_file_ptr: uring.map_or(0, |u| u.fixed.node_file_ptr),
         io_fixed_layout: uring.map_or(io_fixed_layout::NONE, |u| u.fixed.layout),
+        io_connect_addr: uring.map_or(0, |u| u.connect_addr),
+        _pad: 0,
     })
 }
 
@@ -395,6 +400,7 @@ mod tests {
             "this machine's kernel (6.18) keeps fixed files as resource nodes"
         );
         assert!(off.io_fixed_files > 0 && off.io_kiocb_ctx > 0);
+        assert_eq!(off.io_connect_addr, 8, "io_connect: file, then addr");
         #[cfg(target_arch = "x86_64")]
         assert_eq!(
             (off.regs_arg0, off.regs_arg1, off.regs_arg2, off.regs_arg3),

@@ -551,6 +551,10 @@ pub struct KernelOffsets {
     /// `io_rsrc_node.file_ptr` (layout `NODES`).
     pub io_rsrc_node_file_ptr: u32,
     pub io_fixed_layout: u32,
+    /// `io_connect.addr`: the caller's address of the peer a connect request asks for (0:
+    /// unknown layout; the peer then comes from the socket only).
+    pub io_connect_addr: u32,
+    pub _pad: u32,
 }
 
 /// How a ring's fixed files are kept (`KernelOffsets::io_fixed_layout`).

@@ -134,6 +134,20 @@ pub struct UdpPeer {
 #[map(name = "UDP_PEERS")]
 pub static UDP_PEERS: LruHashMap<UdpPeer, u8> = LruHashMap::with_max_entries(16384, 0);
 
+/// The peer an io_uring connect asked for (see `net::note_uring_connect`): a denied connect
+/// never sets its socket's peer.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct UringPeer {
+    pub port: u16,
+    pub _pad: [u8; 6],
+    pub addr: [u8; 16],
+}
+
+/// Requested peers of io_uring connects in flight, by request address.
+#[map(name = "URING_PEERS")]
+pub static URING_PEERS: LruHashMap<u64, UringPeer> = LruHashMap::with_max_entries(4096, 0);
+
 /// Threads whose connect/sendmsg the block programs just denied: the syscall's exit reports it.
 #[map(name = "BLOCKED_TASKS")]
 pub static BLOCKED_TASKS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(4096, 0);

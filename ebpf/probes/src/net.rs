@@ -19,7 +19,9 @@ use crate::{
     kernel::{
         fd_file, fill_header, in_container_cgroup, is_self, read, read_ptr, task_in_container, Ptr,
     },
-    maps::{config, NetStash, UdpPeer, BLOCKED_TASKS, NET_STASH, UDP_PEERS},
+    maps::{
+        config, NetStash, UdpPeer, UringPeer, BLOCKED_TASKS, NET_STASH, UDP_PEERS, URING_PEERS,
+    },
     syscall::{ctx_arg, ctx_ret, current_task, tid},
 };
 
@@ -249,11 +251,18 @@ fn within_network_budget() -> bool {
 
 /// An io_uring connect on the socket behind `file` completed with `ret`: reported like the
 /// syscall's exit, both ends read from the socket (the request's address copy is not kept).
+/// The block programs ran in this thread's context (the submitter's, or the io-wq worker that
+/// issued it): their mark is taken here, so that it says `blocked` on this record and not on
+/// the thread's next connect syscall.
 #[inline(always)]
-pub fn report_uring_connect(file: Ptr, ret: i64) -> Result<(), i64> {
-    let Some((_, task)) = container_task() else {
+pub fn report_uring_connect(req: Ptr, file: Ptr, ret: i64) -> Result<(), i64> {
+    // SAFETY: the value is copied out before the entry is removed.
+    let requested = unsafe { URING_PEERS.get(req as u64) }.copied();
+    let _ = URING_PEERS.remove(req as u64);
+    let Some((pid_tgid, task)) = container_task() else {
         return Ok(());
     };
+    let blocked = take_blocked(pid_tgid, ret);
     let inode = read_ptr(file, config!(offsets.file_f_inode))?;
     if read::<u16>(inode, config!(offsets.inode_i_mode))? & S_IFMT != S_IFSOCK {
         return Ok(());
@@ -268,10 +277,51 @@ pub fn report_uring_connect(file: Ptr, ret: i64) -> Result<(), i64> {
     }
     submit::<NetEvent>(lane::CRITICAL, paced_wakeup(lane::CRITICAL), |record| {
         fill_header(&mut record.header, kind::NET, task);
+        record.header.flags = if blocked { net_flags::BLOCKED } else { 0 };
         record.op = net_op::CONNECT;
         record.ret = ret as i32;
-        fill_from_sock(record, sk, true)
+        fill_from_sock(record, sk, true)?;
+        // A connect that was denied (or failed before it began) never set the socket's peer:
+        // it is the address the request asked for, kept at submission.
+        if record.peer_port == 0 {
+            if let Some(peer) = requested {
+                record.peer_port = peer.port;
+                record.peer_addr = peer.addr;
+            }
+        }
+        Ok(())
     });
+    Ok(())
+}
+
+/// At submission of a connect request `req`: keeps the address it asks for. Read in the
+/// submitting task (its memory is the caller's) right after the kernel copied the same bytes
+/// while preparing the request; a denied connect never puts it on the socket.
+#[inline(always)]
+pub fn note_uring_connect(req: Ptr) -> Result<(), i64> {
+    let at = config!(offsets.io_connect_addr);
+    if at == 0 {
+        return Ok(());
+    }
+    let addr = read::<u64>(req, at)?;
+    // `struct sockaddr_in6` covers `sockaddr_in`: family, port (network order), then the
+    // IPv4 address, or the IPv6 one after 4 bytes of flow information.
+    // SAFETY: user pointer read through the checked helper.
+    let sockaddr = unsafe { bpf_probe_read_user(addr as *const [u8; 24]) }?;
+    let family = u16::from_ne_bytes([sockaddr[0], sockaddr[1]]);
+    let mut peer = UringPeer {
+        port: u16::from_be_bytes([sockaddr[2], sockaddr[3]]),
+        _pad: [0; 6],
+        addr: [0; 16],
+    };
+    if family == AF_INET {
+        peer.addr[..4].copy_from_slice(&sockaddr[4..8]);
+    } else if family == AF_INET6 {
+        peer.addr.copy_from_slice(&sockaddr[8..24]);
+    } else {
+        return Ok(());
+    }
+    let _ = URING_PEERS.insert(req as u64, peer, 0);
     Ok(())
 }
 

@@ -82,6 +82,7 @@ fn try_submit(ctx: &BtfTracePointContext) -> Result<(), i64> {
                 config!(offsets.io_link_new_dfd),
             )),
         ),
+        io_uring_op::CONNECT => return crate::net::note_uring_connect(req),
         _ => return Ok(()),
     };
     let (name2, dirfd2) = match second {
@@ -174,7 +175,9 @@ fn try_complete(ctx: &BtfTracePointContext) -> Result<(), i64> {
             Ok(())
         }
         // `io_kiocb` starts with the request's file: the socket.
-        io_uring_op::CONNECT => crate::net::report_uring_connect(read_ptr(req, 0)?, i64::from(res)),
+        io_uring_op::CONNECT => {
+            crate::net::report_uring_connect(req, read_ptr(req, 0)?, i64::from(res))
+        }
         _ => Ok(()),
     }
 }
