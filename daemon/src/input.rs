@@ -62,7 +62,14 @@ pub struct DropCounts {
     pub kernel_critical: u64,
     pub kernel_bulk: u64,
     pub decode: u64,
+    /// Lines stdout dropped (its reader too slow).
     pub output: u64,
+    /// Lines the file and OTLP sinks dropped (queue full, refused). Absent from captures made
+    /// before sinks existed.
+    #[serde(default)]
+    pub output_file: u64,
+    #[serde(default)]
+    pub output_otlp: u64,
     /// Inputs the capture could not record (its queue full, its disk full). Absent from
     /// captures made before it was counted apart (it was in `output` then).
     #[serde(default)]

@@ -45,6 +45,11 @@ struct LaneLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabels {
+    sink: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ClassLabels {
     class: &'static str,
 }
@@ -93,7 +98,9 @@ pub struct Metrics {
     kernel_drops: Family<LaneLabels, Counter>,
     budget_drops: Family<ClassLabels, Counter>,
     decode_drops: Counter,
-    output_drops: Counter,
+    output_drops: Family<SinkLabels, Counter>,
+    sink_exported: Family<SinkLabels, Counter>,
+    sink_queue_bytes: Family<SinkLabels, Gauge>,
     capture_lost: Counter,
     output_lines: Counter,
     containers: Gauge,
@@ -134,7 +141,9 @@ impl Metrics {
             kernel_drops: Family::default(),
             budget_drops: Family::default(),
             decode_drops: Counter::default(),
-            output_drops: Counter::default(),
+            output_drops: Family::default(),
+            sink_exported: Family::default(),
+            sink_queue_bytes: Family::default(),
             capture_lost: Counter::default(),
             output_lines: Counter::default(),
             containers: Gauge::default(),
@@ -201,8 +210,18 @@ impl Metrics {
         );
         r.register(
             "output_drops",
-            "JSON lines dropped because the reader of stdout was too slow",
+            "JSON lines dropped, by output (sink): stdout because its reader was too slow; file and otlp because their queue was full or the destination refused them",
             m.output_drops.clone(),
+        );
+        r.register(
+            "sink_exported",
+            "JSON lines a sink delivered: written to its file, accepted by the collector",
+            m.sink_exported.clone(),
+        );
+        r.register(
+            "sink_queue_bytes",
+            "Bytes of JSON lines waiting in a sink's queue or being delivered (bounded by --output-queue-bytes)",
+            m.sink_queue_bytes.clone(),
         );
         r.register(
             "capture_inputs_lost",
@@ -295,6 +314,7 @@ impl Metrics {
         for lane in ["critical", "bulk"] {
             drop(m.kernel_drops.get_or_create(&LaneLabels { lane }));
         }
+        drop(m.output_drops.get_or_create(&SinkLabels { sink: "stdout" }));
         for class in ["file", "network"] {
             drop(m.budget_drops.get_or_create(&ClassLabels { class }));
         }
@@ -336,7 +356,15 @@ impl Metrics {
         store(&class("file"), stats.budget_drops.0);
         store(&class("network"), stats.budget_drops.1);
         store(&self.decode_drops, drops.decode);
-        store(&self.output_drops, drops.output);
+        let sink = |sink| self.output_drops.get_or_create(&SinkLabels { sink });
+        store(&sink("stdout"), drops.output);
+        // A sink's series exists once it runs (`publish_sinks`) or drops.
+        if drops.output_file > 0 {
+            store(&sink("file"), drops.output_file);
+        }
+        if drops.output_otlp > 0 {
+            store(&sink("otlp"), drops.output_otlp);
+        }
         store(&self.capture_lost, drops.capture);
         store(&self.output_lines, stats.lines);
         store(&self.metadata_failed, stats.metadata_failed);
@@ -384,6 +412,20 @@ impl Metrics {
             store(&self.violations.get_or_create(&labels), total);
         }
         *published = stats.violations;
+    }
+
+    /// What the sinks delivered and hold (their drops come through `publish`, from the very
+    /// totals the `loss` lines report).
+    pub fn publish_sinks(&self, sinks: &[crate::output::sink::SinkStatus]) {
+        for status in sinks {
+            let labels = SinkLabels { sink: status.name };
+            drop(self.output_drops.get_or_create(&labels));
+            store(&self.sink_exported.get_or_create(&labels), status.exported);
+            set(
+                &self.sink_queue_bytes.get_or_create(&labels),
+                status.queued_bytes,
+            );
+        }
     }
 
     /// A kernel program of `sensor` failed to load or attach.

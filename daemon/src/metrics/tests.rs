@@ -150,7 +150,7 @@ fn pipeline_counters_reach_the_exposition() {
         "sealwatch_kernel_drops_total{lane=\"critical\"}",
         "sealwatch_kernel_drops_total{lane=\"bulk\"}",
         "sealwatch_decode_drops_total",
-        "sealwatch_output_drops_total",
+        "sealwatch_output_drops_total{sink=\"stdout\"}",
         "sealwatch_program_attach_failures_total{sensor=\"process\"}",
         "sealwatch_program_attach_failures_total{sensor=\"network\"}",
         "sealwatch_program_attach_failures_total{sensor=\"enforce\"}",
@@ -194,11 +194,14 @@ fn loss_metrics_equal_the_sum_of_loss_lines() {
         (40, 4, 2, 9, 6),
     ];
     for (i, (critical, bulk, decode, output, capture)) in totals.into_iter().enumerate() {
+        // The OTLP sink drops half as much as stdout, in the same ticks.
         let drops = DropCounts {
             kernel_critical: critical,
             kernel_bulk: bulk,
             decode,
             output,
+            output_file: 0,
+            output_otlp: output / 2,
             capture,
         };
         p.handle(
@@ -222,7 +225,22 @@ fn loss_metrics_equal_the_sum_of_loss_lines() {
             sum(|l| l.kernel_bulk)
         );
         assert_eq!(metric("sealwatch_decode_drops_total"), sum(|l| l.decode));
-        assert_eq!(metric("sealwatch_output_drops_total"), sum(|l| l.output));
+        assert_eq!(
+            metric("sealwatch_output_drops_total{sink=\"stdout\"}"),
+            sum(|l| l.output_by_sink.unwrap_or_default().stdout)
+        );
+        if output > 1 {
+            assert_eq!(
+                metric("sealwatch_output_drops_total{sink=\"otlp\"}"),
+                sum(|l| l.output_by_sink.unwrap_or_default().otlp)
+            );
+        }
+        assert_eq!(
+            sum(|l| l.output),
+            sum(|l| l.output_by_sink.unwrap_or_default().stdout
+                + l.output_by_sink.unwrap_or_default().otlp),
+            "output is the sum over sinks"
+        );
         assert_eq!(
             metric("sealwatch_capture_inputs_lost_total"),
             sum(|l| l.capture)

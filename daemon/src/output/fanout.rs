@@ -1,7 +1,13 @@
-//! The daemon's sink: every line to stdout (through its bounded writer), and to the taps that
-//! want it (the live tail's clients, the learner of `sealwatch learn`). A line is serialised at
-//! most once for all of them, and not at all beyond stdout's batch when no tap wants it.
-use super::{EventLine, LineSink, StdoutWriter};
+//! Where the daemon's lines go: stdout (through its bounded writer) and the sinks (file, OTLP),
+//! each the lines its selection wants, and the taps that want them (the live tail's clients, the
+//! learner of `sealwatch learn`). A line is serialised at most once for all of them, and not at
+//! all beyond stdout's batch when nothing else wants it.
+use std::{sync::Arc, time::Instant};
+
+use super::{
+    sink::{Sink, SinkStatus},
+    EventLine, LineSink, Selection, StdoutWriter,
+};
 
 /// A consumer of lines besides stdout, fed their JSON text. Implemented where the consumer lives
 /// (`tail::hub`, `learn`), so outputs know nothing of them.
@@ -28,18 +34,65 @@ impl<T: Tap + ?Sized> Tap for &mut T {
 
 pub struct Fanout<'t> {
     stdout: StdoutWriter,
+    stdout_selection: Selection,
+    sinks: Vec<Sink>,
     taps: Vec<Box<dyn Tap + 't>>,
-    /// Which taps want the line being emitted (kept to spare an allocation per line).
+    /// Which taps, then which sinks, want the line being emitted (kept to spare an allocation
+    /// per line).
     wanting: Vec<bool>,
+}
+
+/// Lines each output dropped since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputDrops {
+    pub stdout: u64,
+    pub file: u64,
+    pub otlp: u64,
 }
 
 impl<'t> Fanout<'t> {
     pub fn new(stdout: StdoutWriter) -> Self {
         Fanout {
             stdout,
+            stdout_selection: Selection::all(),
+            sinks: Vec::new(),
             taps: Vec::new(),
             wanting: Vec::new(),
         }
+    }
+
+    /// Stdout gets only the lines `selection` wants.
+    pub fn with_stdout_selection(mut self, selection: Selection) -> Self {
+        self.stdout_selection = selection;
+        self
+    }
+
+    /// Also sends the lines `sink` selects to it.
+    pub fn with_sink(mut self, sink: Sink) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// Every sink's counts so far.
+    pub fn sink_status(&self) -> Vec<SinkStatus> {
+        self.sinks.iter().map(Sink::status).collect()
+    }
+
+    /// What each output dropped since start.
+    pub fn drops(&self) -> OutputDrops {
+        let mut drops = OutputDrops {
+            stdout: self.stdout.dropped(),
+            ..OutputDrops::default()
+        };
+        for sink in &self.sinks {
+            let status = sink.status();
+            match status.name {
+                "file" => drops.file += status.dropped,
+                "otlp" => drops.otlp += status.dropped,
+                _ => {}
+            }
+        }
+        drops
     }
 
     /// Also feeds the lines `tap` wants to it.
@@ -55,21 +108,39 @@ impl<'t> Fanout<'t> {
         }
     }
 
-    /// Hands this turn's stdout lines to the writer thread in one go.
+    /// Hands this turn's lines to the writer and sink threads in one go each.
     pub fn end_batch(&mut self) {
         self.stdout.end_batch();
+        for sink in &mut self.sinks {
+            sink.end_batch();
+        }
     }
 
     /// Lets the taps go first (tail clients are disconnected: their tasks flush and close), then
-    /// flushes stdout.
+    /// flushes stdout and the sinks, all within `grace`.
     pub fn finish(self, grace: std::time::Duration) -> std::io::Result<()> {
         drop(self.taps);
-        self.stdout.finish(grace)
+        let deadline = Instant::now() + grace;
+        let mut lost = Vec::new();
+        for sink in self.sinks {
+            if let Err(err) = sink.finish(deadline) {
+                lost.push(err);
+            }
+        }
+        let stdout = self.stdout.finish(grace);
+        if !lost.is_empty() {
+            tracing::error!(
+                "{}: the collector or disk took nothing in the exit grace",
+                lost.join("; ")
+            );
+        }
+        stdout
     }
 }
 
 impl LineSink for Fanout<'_> {
     fn emit(&mut self, line: &EventLine) {
+        let to_stdout = self.stdout_selection.matches(line);
         self.wanting.clear();
         let mut any = false;
         for tap in &mut self.taps {
@@ -77,18 +148,33 @@ impl LineSink for Fanout<'_> {
             any |= wants;
             self.wanting.push(wants);
         }
+        for sink in &self.sinks {
+            let wants = sink.wants(line);
+            any |= wants;
+            self.wanting.push(wants);
+        }
         if !any {
-            // Straight into stdout's batch, without a String of its own.
-            self.stdout.emit(line);
+            if to_stdout {
+                // Straight into stdout's batch, without a String of its own.
+                self.stdout.emit(line);
+            }
             return;
         }
-        let json = line.to_json();
-        for (tap, wants) in self.taps.iter_mut().zip(&self.wanting) {
+        let json: Arc<str> = Arc::from(line.to_json());
+        let (tap_wants, sink_wants) = self.wanting.split_at(self.taps.len());
+        for (tap, wants) in self.taps.iter_mut().zip(tap_wants) {
             if *wants {
                 tap.take(line, &json);
             }
         }
-        self.stdout.emit_json(&json);
+        for (sink, wants) in self.sinks.iter_mut().zip(sink_wants) {
+            if *wants {
+                sink.take(line, &json);
+            }
+        }
+        if to_stdout {
+            self.stdout.emit_json(&json);
+        }
     }
 
     /// Only stdout's drops: a tail client's skipped lines are its own, reported to it.

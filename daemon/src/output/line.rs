@@ -249,8 +249,12 @@ pub struct LossJson {
     pub kernel_bulk: u64,
     /// Records that could not be decoded.
     pub decode: u64,
-    /// Lines the output could not take (slow reader of stdout).
+    /// Lines the outputs dropped, all sinks together (split in `output_by_sink`).
     pub output: u64,
+    /// The same, per output that dropped any (stdout: slow reader; file, otlp: queue full or
+    /// refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_by_sink: Option<OutputBySink>,
     /// Inputs the capture (`--capture`) could not record: its queue full, its disk full.
     #[serde(skip_serializing_if = "is_zero")]
     pub capture: u64,
@@ -260,6 +264,17 @@ pub struct LossJson {
     pub budget_file: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub budget_network: u64,
+}
+
+/// `loss.output_by_sink`: only the outputs that dropped lines.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct OutputBySink {
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stdout: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub file: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub otlp: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -3,7 +3,7 @@
 use super::{DropCounts, Pipeline, ViolationKey};
 use crate::{
     detect::Verdict,
-    output::{EventLine, LineSink, LossJson, ViolationJson, SCHEMA},
+    output::{line::OutputBySink, EventLine, LineSink, LossJson, ViolationJson, SCHEMA},
 };
 
 impl Pipeline {
@@ -68,11 +68,18 @@ impl Pipeline {
         sink: &mut dyn LineSink,
     ) {
         let last = self.last_drops;
+        let by_sink = OutputBySink {
+            stdout: drops.output.saturating_sub(last.output),
+            file: drops.output_file.saturating_sub(last.output_file),
+            otlp: drops.output_otlp.saturating_sub(last.output_otlp),
+        };
+        let output = by_sink.stdout + by_sink.file + by_sink.otlp;
         let loss = LossJson {
             kernel_critical: drops.kernel_critical.saturating_sub(last.kernel_critical),
             kernel_bulk: drops.kernel_bulk.saturating_sub(last.kernel_bulk),
             decode: drops.decode.saturating_sub(last.decode),
-            output: drops.output.saturating_sub(last.output),
+            output,
+            output_by_sink: (output > 0).then_some(by_sink),
             capture: drops.capture.saturating_sub(last.capture),
             ..LossJson::default()
         };

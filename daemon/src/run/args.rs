@@ -75,6 +75,8 @@ pub struct RunArgs {
     pub capture: crate::capture::CaptureArgs,
     #[command(flatten)]
     pub tail: crate::tail::TailServerArgs,
+    #[command(flatten)]
+    pub outputs: super::outputs::OutputArgs,
 }
 
 /// What the network policy's built-in sets stand for on this node.

@@ -189,13 +189,16 @@ impl<'t> LiveSource<'t> {
     /// Time now, and the loss counters as they stand.
     fn tick_input(&self) -> Input {
         let [kernel_critical, kernel_bulk] = self.parts.sensors.kernel_drops();
+        let output = self.parts.writer.drops();
         Input::Tick {
             ktime_ns: now_boottime_ns(),
             drops: DropCounts {
                 kernel_critical,
                 kernel_bulk,
                 decode: self.parts.decode_errors.load(Ordering::Relaxed),
-                output: self.parts.writer.dropped(),
+                output: output.stdout,
+                output_file: output.file,
+                output_otlp: output.otlp,
                 capture: self.parts.recorder.as_ref().map_or(0, Recorder::lost),
             },
         }
@@ -211,6 +214,9 @@ impl<'t> LiveSource<'t> {
             "sealwatch ready: all programs attached, readers running"
         );
         publish(&self.parts.metrics, pipeline);
+        self.parts
+            .metrics
+            .publish_sinks(&self.parts.writer.sink_status());
         self.parts.metrics.set_ready(true);
         crate::memory::release_free_heap();
         if let Some(duration) = self.parts.stop_after {
@@ -316,6 +322,9 @@ impl Source for LiveSource<'_> {
                 recorder.rotate(pipeline.snapshot());
             }
             publish(&self.parts.metrics, pipeline);
+            self.parts
+                .metrics
+                .publish_sinks(&self.parts.writer.sink_status());
         }
         self.parts.writer.end_batch();
     }

@@ -5,6 +5,7 @@ mod args;
 mod enforcer;
 mod learned;
 mod live;
+mod outputs;
 mod reload;
 mod resolver;
 
@@ -31,7 +32,7 @@ use crate::{
     driver::{recording::config_record, Driver},
     input::Input,
     metrics::{self, Metrics},
-    output::{Fanout, StdoutWriter, Tap},
+    output::{sink::Bound, Fanout, StdoutWriter, Tap},
     pipeline::{Pipeline, PipelineConfig},
     policy::Policy,
     reader,
@@ -89,13 +90,23 @@ async fn run_async(
     stop_after: Option<Duration>,
     tap: Option<&mut dyn Tap>,
 ) -> anyhow::Result<()> {
+    let node = node_name(args.node.as_deref())?;
+    // Before the programs load: a file that cannot be written or a bad CA file ends the start.
+    let sinks = outputs::start_sinks(
+        &args.outputs,
+        &node,
+        Bound {
+            lines: args.output_queue,
+            bytes: args.output_queue_bytes,
+        },
+    )?;
     let metrics = serve_metrics(&args).await?;
     let mut sensors = load_sensors(&args, &metrics).await?;
     let cgroup_root = cgroup2_mount().context("finding the cgroup v2 mount")?;
     let hold = Duration::from_millis(args.hold_metadata_ms);
     let pipeline = Pipeline::new(
         PipelineConfig {
-            node: node_name(args.node.as_deref())?,
+            node,
             clock: BootClock::measure(),
             hold_ns: hold.as_nanos() as u64,
             host_mnt_ns: host_mnt_ns(),
@@ -166,7 +177,11 @@ async fn run_async(
     let mut writer = Fanout::new(
         StdoutWriter::spawn(args.output_queue, args.output_queue_bytes)
             .context("starting the output writer")?,
-    );
+    )
+    .with_stdout_selection(args.outputs.stdout_events.clone());
+    for sink in sinks {
+        writer = writer.with_sink(sink);
+    }
     if let Some(hub) = tail_hub {
         writer = writer.with_tap(hub);
     }
