@@ -25,6 +25,7 @@
 pub mod attack;
 pub mod bpftool;
 pub mod capture;
+pub mod clickhouse;
 pub mod cmd;
 pub mod daemon;
 pub mod dns_server;
@@ -36,6 +37,7 @@ pub mod leftovers;
 pub mod net_events;
 pub mod net_workload;
 pub mod netns;
+pub mod otlp;
 pub mod peers;
 pub mod prometheus;
 pub mod pty;

@@ -44,14 +44,24 @@ const TEST_PACKAGES: &[&str] = &[
     "gcc",
     "libc6-dev",
     "linux-libc-dev",
+    // A real ClickHouse (18.16) for the fleet test: deploy/clickhouse's table and queries.
+    "clickhouse-server",
+    "clickhouse-client",
     // TLS roots for the package registries; pip for the Python tools below.
     "ca-certificates",
     "python3-pip",
 ];
 
 /// Python tools: (module to import, PyPI package). kubernetes-validate checks the Kubernetes
-/// manifests offline (no kubelet can run here).
-const PIP_TOOLS: &[(&str, &str)] = &[("kubernetes_validate", "kubernetes-validate")];
+/// manifests offline (no kubelet can run here); opentelemetry-proto lets the test OTLP receiver
+/// (`tests/otlp/receiver.py`) decode requests with the official definitions.
+const PIP_TOOLS: &[(&str, &str)] = &[
+    ("kubernetes_validate", "kubernetes-validate"),
+    (
+        "opentelemetry.proto.collector.logs.v1.logs_service_pb2",
+        "opentelemetry-proto",
+    ),
+];
 
 /// bpf-linker release built when it is missing; it must support LLVM 22 (the nightly's LLVM).
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -86,6 +86,9 @@ pub fn run(mut destination: impl Destination, queue: Consumer, batching: Batchin
     // The reason last logged: a failing destination is logged once per kind of failure, and
     // once when it recovers, never once per try.
     let mut failing: Option<String> = None;
+    // Kept across batches while the destination fails: a collector refusing every batch (a bad
+    // token) is asked ever less often, not once per batch at full speed.
+    let mut backoff = Backoff::new();
     loop {
         let batch = match queue.next(batching.max_lines, batching.max_bytes, batching.linger) {
             Next::Lines(batch) => batch,
@@ -95,10 +98,10 @@ pub fn run(mut destination: impl Destination, queue: Consumer, batching: Batchin
             }
             Next::Closed => return,
         };
-        let mut backoff = Backoff::new();
         loop {
             match destination.deliver(&batch) {
                 Delivery::Delivered => {
+                    backoff = Backoff::new();
                     if failing.take().is_some() {
                         tracing::info!(sink, "sink delivers again");
                     }
