@@ -23,6 +23,7 @@ mod procfs;
 mod report;
 mod rounds;
 mod rss_sampler;
+mod sinks;
 mod sleeper;
 mod stats;
 mod tracers;
@@ -60,6 +61,11 @@ pub struct BenchArgs {
     /// sealwatch`), e.g. to compare two versions.
     #[arg(long, value_name = "PATH")]
     bin: Option<PathBuf>,
+    /// Run sealwatch with its file sink (target/bench/sinks/) and its OTLP sink (to the test
+    /// receiver, tests/otlp/receiver.py) on, every line to both: compare the daemon figures
+    /// with a run without it.
+    #[arg(long)]
+    sinks: bool,
 }
 
 impl BenchArgs {
@@ -70,6 +76,7 @@ impl BenchArgs {
             only: Vec::new(),
             rounds: Some(1),
             bin: Some(bin),
+            sinks: false,
         }
     }
 }
@@ -143,8 +150,24 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
         None
     };
 
+    let mut sealwatch_args = sealwatch_args(&sealwatch);
+    // Kept alive for the whole run: every sealwatch started below exports to it.
+    let _receiver = if args.sinks {
+        let receiver = sinks::SinkReceiver::start()?;
+        let dir = work.join("sinks");
+        std::fs::create_dir_all(&dir).context("creating target/bench/sinks")?;
+        let flags = receiver.daemon_args(&dir);
+        notes.push(format!(
+            "sealwatch ran with its sinks on (`--sinks`): `{}`, every line to both",
+            flags.join(" ")
+        ));
+        sealwatch_args.extend(flags);
+        Some(receiver)
+    } else {
+        None
+    };
     let mut env = Env {
-        sealwatch_args: sealwatch_args(&sealwatch),
+        sealwatch_args,
         sealwatch,
         loadgen,
         floor_hooks: Vec::new(),
