@@ -40,6 +40,8 @@ pub struct Fanout<'t> {
     /// Which taps, then which sinks, want the line being emitted (kept to spare an allocation
     /// per line).
     wanting: Vec<bool>,
+    /// The line's text is written here first, then copied once into the shared `Arc<str>`.
+    scratch: Vec<u8>,
 }
 
 /// Lines each output dropped since start.
@@ -58,6 +60,7 @@ impl<'t> Fanout<'t> {
             sinks: Vec::new(),
             taps: Vec::new(),
             wanting: Vec::new(),
+            scratch: Vec::with_capacity(4096),
         }
     }
 
@@ -160,7 +163,10 @@ impl LineSink for Fanout<'_> {
             }
             return;
         }
-        let json: Arc<str> = Arc::from(line.to_json());
+        self.scratch.clear();
+        line.write_json(&mut self.scratch);
+        // serde_json and the hand-written parts write UTF-8 only.
+        let json: Arc<str> = Arc::from(std::str::from_utf8(&self.scratch).unwrap_or_default());
         let (tap_wants, sink_wants) = self.wanting.split_at(self.taps.len());
         for (tap, wants) in self.taps.iter_mut().zip(tap_wants) {
             if *wants {

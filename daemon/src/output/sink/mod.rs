@@ -45,7 +45,7 @@ impl Sink {
         batching: Batching,
     ) -> std::io::Result<Sink> {
         let name = destination.name();
-        let (producer, consumer, counters) = queue::bounded(bound);
+        let (producer, consumer, counters) = queue::bounded(bound, batching.max_lines);
         let thread = std::thread::Builder::new()
             .name(format!("sink-{name}"))
             .spawn(move || worker::run(destination, consumer, batching))?;

@@ -1,7 +1,9 @@
 //! A sink's bounded queue between the daemon's loop (one producer) and the sink's thread (one
 //! consumer). The loop never waits on it: lines of a turn are collected locally and handed over
-//! with one lock and one wake-up at the end of the turn; a line that would take the queue past
-//! its bound (lines or bytes, counting lines still being delivered) is dropped and counted.
+//! with one lock at the end of the turn; a line that would take the queue past its bound (lines
+//! or bytes, counting lines still being delivered) is dropped and counted. The sink's thread is
+//! woken only when its wait ends: a first line after an empty queue, or a full batch (waking it
+//! every turn cost a context switch per turn per sink).
 use std::{
     collections::VecDeque,
     sync::{
@@ -43,6 +45,8 @@ pub struct Bound {
 struct Shared {
     lines: VecDeque<Line>,
     closed: bool,
+    /// A batch's worth of lines: the sink's thread waits for that many, or for its linger time.
+    batch_lines: usize,
 }
 
 /// The loop's end.
@@ -60,8 +64,15 @@ pub struct Consumer {
     counters: Arc<SinkCounters>,
 }
 
-pub fn bounded(bound: Bound) -> (Producer, Consumer, Arc<SinkCounters>) {
-    let shared = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
+/// A queue of at most `bound`, whose consumer takes batches of `batch_lines`.
+pub fn bounded(bound: Bound, batch_lines: usize) -> (Producer, Consumer, Arc<SinkCounters>) {
+    let shared = Arc::new((
+        Mutex::new(Shared {
+            batch_lines,
+            ..Shared::default()
+        }),
+        Condvar::new(),
+    ));
     let counters = Arc::new(SinkCounters::default());
     (
         Producer {
@@ -110,11 +121,15 @@ impl Producer {
             .fetch_add(self.pending.len(), Ordering::Relaxed);
         self.pending_bytes = 0;
         let (lock, wake) = &*self.shared;
-        lock.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .lines
-            .extend(self.pending.drain(..));
-        wake.notify_one();
+        let mut shared = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = shared.lines.len();
+        shared.lines.extend(self.pending.drain(..));
+        let wanted = before == 0
+            || (before < shared.batch_lines && shared.lines.len() >= shared.batch_lines);
+        drop(shared);
+        if wanted {
+            wake.notify_one();
+        }
     }
 
     /// No more lines: the sink thread delivers what is queued and stops.
@@ -136,22 +151,34 @@ pub enum Next {
 }
 
 impl Consumer {
-    /// Up to `max_lines` lines (and about `max_bytes`); once the first line is there, waits up to
-    /// `linger` for more to fill a batch. The lines stay counted as queued until [`Self::done`].
-    pub fn next(&self, max_lines: usize, max_bytes: usize, linger: Duration) -> Next {
+    /// Up to a batch of lines (and about `max_bytes`); once the first line is there, waits up to
+    /// `linger` for more to fill the batch. `Idle` when nothing came for `linger`. The lines stay
+    /// counted as queued until [`Self::done`].
+    pub fn next(&self, max_bytes: usize, linger: Duration) -> Next {
         let (lock, wake) = &*self.shared;
         let mut shared = lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let deadline = Instant::now() + linger;
-        loop {
-            let enough = shared.lines.len() >= max_lines;
-            let now = Instant::now();
-            if enough || shared.closed || now >= deadline {
+        let max_lines = shared.batch_lines;
+        // A first line, then company for it.
+        for wants_more in [false, true] {
+            let deadline = Instant::now() + linger;
+            loop {
+                let done = if wants_more {
+                    shared.lines.len() >= max_lines
+                } else {
+                    !shared.lines.is_empty()
+                };
+                let now = Instant::now();
+                if done || shared.closed || now >= deadline {
+                    break;
+                }
+                shared = wake
+                    .wait_timeout(shared, deadline - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            if shared.lines.is_empty() || shared.closed {
                 break;
             }
-            shared = wake
-                .wait_timeout(shared, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
         }
         if shared.lines.is_empty() {
             return if shared.closed {
@@ -206,17 +233,20 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_and_counts_but_passes_loss_lines() {
-        let (mut producer, consumer, counters) = bounded(Bound {
-            lines: 2,
-            bytes: 1 << 20,
-        });
+        let (mut producer, consumer, counters) = bounded(
+            Bound {
+                lines: 2,
+                bytes: 1 << 20,
+            },
+            10,
+        );
         for text in ["a", "b", "c"] {
             producer.push(&line(text), false);
         }
         producer.push(&line("loss"), true);
         producer.flush();
         assert_eq!(counters.dropped.load(Ordering::Relaxed), 1);
-        let Next::Lines(batch) = consumer.next(10, 1 << 20, Duration::ZERO) else {
+        let Next::Lines(batch) = consumer.next(1 << 20, Duration::ZERO) else {
             panic!("lines expected");
         };
         let texts: Vec<&str> = batch.iter().map(|l| &**l).collect();
@@ -229,43 +259,46 @@ mod tests {
         assert_eq!(counters.queued_bytes.load(Ordering::Relaxed), 0);
         producer.push(&line("e"), false);
         producer.close();
-        let Next::Lines(rest) = consumer.next(10, 1 << 20, Duration::ZERO) else {
+        let Next::Lines(rest) = consumer.next(1 << 20, Duration::ZERO) else {
             panic!("lines expected");
         };
         assert_eq!(&*rest[0], "e");
         consumer.done(&rest, false);
         assert_eq!(counters.dropped.load(Ordering::Relaxed), 3);
         assert!(matches!(
-            consumer.next(10, 1 << 20, Duration::ZERO),
+            consumer.next(1 << 20, Duration::ZERO),
             Next::Closed
         ));
     }
 
     #[test]
     fn the_byte_bound_holds_and_batches_respect_it() {
-        let (mut producer, consumer, counters) = bounded(Bound {
-            lines: 100,
-            bytes: 10,
-        });
+        let (mut producer, consumer, counters) = bounded(
+            Bound {
+                lines: 100,
+                bytes: 10,
+            },
+            10,
+        );
         for text in ["aaaa", "bbbb", "cccc"] {
             producer.push(&line(text), false);
         }
         producer.flush();
         assert_eq!(counters.dropped.load(Ordering::Relaxed), 1);
         assert_eq!(counters.queued_bytes.load(Ordering::Relaxed), 10);
-        let Next::Lines(batch) = consumer.next(10, 5, Duration::ZERO) else {
+        let Next::Lines(batch) = consumer.next(5, Duration::ZERO) else {
             panic!("lines expected");
         };
         assert_eq!(batch.len(), 1, "a batch ends at its byte limit");
         assert!(matches!(
-            consumer.next(10, 5, Duration::from_millis(1)),
+            consumer.next(5, Duration::from_millis(1)),
             Next::Lines(_)
         ));
         let _ = consumer.is_closed();
         drop(producer);
         let _ = counters;
         assert!(matches!(
-            consumer.next(10, 5, Duration::from_millis(1)),
+            consumer.next(5, Duration::from_millis(1)),
             Next::Idle
         ));
     }

@@ -90,7 +90,7 @@ pub fn run(mut destination: impl Destination, queue: Consumer, batching: Batchin
     // token) is asked ever less often, not once per batch at full speed.
     let mut backoff = Backoff::new();
     loop {
-        let batch = match queue.next(batching.max_lines, batching.max_bytes, batching.linger) {
+        let batch = match queue.next(batching.max_bytes, batching.linger) {
             Next::Lines(batch) => batch,
             Next::Idle => {
                 destination.idle();

@@ -7,9 +7,8 @@ mod record;
 use std::{io::Read as _, io::Write as _, path::PathBuf, sync::Arc, time::Duration};
 
 use opentelemetry_proto::tonic::{
-    collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse},
+    collector::logs::v1::ExportLogsServiceResponse,
     common::v1::{any_value::Value, InstrumentationScope},
-    logs::v1::{ResourceLogs, ScopeLogs},
     resource::v1::Resource,
 };
 use prost::Message as _;
@@ -61,7 +60,12 @@ pub struct OtlpSink {
     headers: Vec<(String, String)>,
     gzip: bool,
     resource: Resource,
-    body: Vec<u8>,
+    scope: InstrumentationScope,
+    /// The records (a ScopeLogs' fields), the request's protobuf, and its gzipped body; reused
+    /// from batch to batch.
+    scope_logs: Vec<u8>,
+    encoded: Vec<u8>,
+    gzipped: Vec<u8>,
 }
 
 impl OtlpSink {
@@ -96,51 +100,62 @@ impl OtlpSink {
             headers: options.headers,
             gzip: options.compression == Compression::Gzip,
             resource,
-            body: Vec::new(),
+            scope: InstrumentationScope {
+                name: "sealwatch".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                ..InstrumentationScope::default()
+            },
+            scope_logs: Vec::new(),
+            encoded: Vec::new(),
+            gzipped: Vec::new(),
         })
     }
 
-    fn request(&self, lines: &[Line]) -> ExportLogsServiceRequest {
+    /// The request body: an `ExportLogsServiceRequest` with one ResourceLogs and one ScopeLogs
+    /// holding a LogRecord per line, gzipped unless told not to.
+    ///
+    /// Each record is encoded once, and the envelope around the records is written with
+    /// prost's field encoders: encoding the nested request as one message made prost compute
+    /// every record's length again at each level above it (a fifth of the sink's CPU).
+    fn encode(&mut self, lines: &[Line]) {
+        use prost::encoding::WireType::LengthDelimited;
+        use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, message};
         let observed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        ExportLogsServiceRequest {
-            resource_logs: vec![ResourceLogs {
-                resource: Some(self.resource.clone()),
-                scope_logs: vec![ScopeLogs {
-                    scope: Some(InstrumentationScope {
-                        name: "sealwatch".into(),
-                        version: env!("CARGO_PKG_VERSION").into(),
-                        ..InstrumentationScope::default()
-                    }),
-                    log_records: lines
-                        .iter()
-                        .map(|line| record::log_record(line, observed))
-                        .collect(),
-                    schema_url: String::new(),
-                }],
-                schema_url: String::new(),
-            }],
+        // ScopeLogs: scope (1), log_records (2, repeated).
+        let scope_logs = &mut self.scope_logs;
+        scope_logs.clear();
+        message::encode(1, &self.scope, scope_logs);
+        for line in lines {
+            message::encode(2, &record::log_record(line, observed), scope_logs);
         }
-    }
-
-    /// The request body: protobuf, gzipped unless told not to.
-    fn encode(&mut self, lines: &[Line]) {
-        let request = self.request(lines);
-        self.body.clear();
-        if self.gzip {
-            let encoded = request.encode_to_vec();
-            let mut gz = flate2::write::GzEncoder::new(
-                std::mem::take(&mut self.body),
-                flate2::Compression::fast(),
-            );
-            // Writing into a Vec cannot fail.
-            let _ = gz.write_all(&encoded);
-            self.body = gz.finish().unwrap_or_default();
-        } else {
-            // A Vec grows as needed: encoding cannot fail.
-            let _ = request.encode(&mut self.body);
+        // The request: resource_logs (1) = { resource (1), scope_logs (2) }, its length known
+        // beforehand so the records are copied once.
+        let scope_len = scope_logs.len() as u64;
+        let resource_logs_len = message::encoded_len(1, &self.resource)
+            + key_len(2)
+            + encoded_len_varint(scope_len)
+            + scope_logs.len();
+        let request = &mut self.encoded;
+        request.clear();
+        encode_key(1, LengthDelimited, request);
+        encode_varint(resource_logs_len as u64, request);
+        message::encode(1, &self.resource, request);
+        encode_key(2, LengthDelimited, request);
+        encode_varint(scope_len, request);
+        request.extend_from_slice(scope_logs);
+        if !self.gzip {
+            return;
         }
+        self.gzipped.clear();
+        let mut gz = flate2::write::GzEncoder::new(
+            std::mem::take(&mut self.gzipped),
+            flate2::Compression::fast(),
+        );
+        // Writing into a Vec cannot fail.
+        let _ = gz.write_all(&self.encoded);
+        self.gzipped = gz.finish().unwrap_or_default();
     }
 }
 
@@ -151,6 +166,11 @@ impl Destination for OtlpSink {
 
     fn deliver(&mut self, lines: &[Line]) -> Delivery {
         self.encode(lines);
+        let body = if self.gzip {
+            &self.gzipped
+        } else {
+            &self.encoded
+        };
         let mut request = self
             .agent
             .post(&self.url)
@@ -161,7 +181,7 @@ impl Destination for OtlpSink {
         for (name, value) in &self.headers {
             request = request.header(name, value);
         }
-        let mut response = match request.send(&self.body[..]) {
+        let mut response = match request.send(&body[..]) {
             Ok(response) => response,
             Err(err) => {
                 return Delivery::Retry {
@@ -274,6 +294,7 @@ pub fn parse_header(text: &str) -> Result<(String, String), OtlpError> {
 #[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 
     #[test]
     fn endpoints_get_the_logs_path_unless_they_have_one() {
@@ -325,12 +346,23 @@ mod tests {
         let lines: Vec<Line> = vec![Line::from("{\"kind\":\"x\"}"), Line::from("y")];
         sink.encode(&lines);
         let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(&sink.body[..])
+        flate2::read::GzDecoder::new(&sink.gzipped[..])
             .read_to_end(&mut raw)
             .unwrap();
         let request = ExportLogsServiceRequest::decode(&raw[..]).unwrap();
-        let records = &request.resource_logs[0].scope_logs[0].log_records;
+        assert_eq!(request.resource_logs.len(), 1);
+        let resource_logs = &request.resource_logs[0];
+        assert_eq!(resource_logs.resource.as_ref(), Some(&sink.resource));
+        assert_eq!(resource_logs.scope_logs.len(), 1);
+        let scope_logs = &resource_logs.scope_logs[0];
+        assert_eq!(scope_logs.scope.as_ref(), Some(&sink.scope));
+        let records = &scope_logs.log_records;
         assert_eq!(records.len(), 2);
+        assert_eq!(
+            records[0].body,
+            Some(record::string("{\"kind\":\"x\"}")),
+            "records in line order"
+        );
         // Nobody listens on port 1: a transient failure, to be retried.
         assert!(matches!(sink.deliver(&lines), Delivery::Retry { .. }));
     }
