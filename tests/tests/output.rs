@@ -250,7 +250,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 const EXEC_SERIES: &str = "sealwatch_events_total{kind=\"exec\"}";
-const OUTPUT_DROPS_SERIES: &str = "sealwatch_output_drops_total";
+const OUTPUT_DROPS_SERIES: &str = "sealwatch_output_drops_total{sink=\"stdout\"}";
 
 #[test]
 fn a_stalled_stdout_reader_costs_counted_lines_never_order_or_the_daemon() -> Result<()> {

@@ -293,6 +293,8 @@ fn otlp_records_carry_the_event_and_its_semantic_attributes() -> Result<()> {
         "none",
         "--node",
         &node,
+        "--otlp-events",
+        "all",
         "--otlp-endpoint",
         &receiver.endpoint(),
         "--otlp-header",
@@ -401,6 +403,8 @@ fn a_collector_that_refuses_the_token_is_logged_once_and_every_line_is_counted()
     let mut daemon = start_daemon(&[
         "--metrics-addr",
         &metrics_addr,
+        "--otlp-events",
+        "all",
         "--otlp-endpoint",
         &receiver.endpoint(),
         "--otlp-header",
@@ -459,6 +463,8 @@ fn lines_wait_while_the_collector_is_down_and_arrive_once_it_is_back() -> Result
     let mut daemon = start_daemon(&[
         "--metrics-addr",
         "none",
+        "--otlp-events",
+        "all",
         "--otlp-endpoint",
         &receiver.endpoint(),
     ])?;
@@ -507,6 +513,8 @@ fn a_full_queue_drops_and_the_loss_lines_count_exactly_what_never_arrived() -> R
         "none",
         "--output-queue",
         "200",
+        "--otlp-events",
+        "all",
         "--otlp-endpoint",
         &receiver.endpoint(),
     ])?;
@@ -563,6 +571,8 @@ fn answers_503_and_429_are_retried_until_accepted() -> Result<()> {
     let daemon = start_daemon(&[
         "--metrics-addr",
         "none",
+        "--otlp-events",
+        "all",
         "--otlp-endpoint",
         &receiver.endpoint(),
     ])?;
@@ -622,6 +632,8 @@ fn tls_to_the_collector_with_its_ca_file() -> Result<()> {
     let untrusting = start_daemon(&[
         "--metrics-addr",
         "none",
+        "--otlp-events",
+        "all",
         "--otlp-endpoint",
         &receiver.endpoint(),
     ])?;
@@ -655,6 +667,8 @@ fn tls_to_the_collector_with_its_ca_file() -> Result<()> {
     let daemon = start_daemon(&[
         "--metrics-addr",
         "none",
+        "--otlp-events",
+        "all",
         "--otlp-endpoint",
         &receiver.endpoint(),
         "--otlp-ca-file",

@@ -183,34 +183,36 @@ fn alert_rules() -> Result<()> {
 /// version kubernetes-validate knows is checked too.
 const OLDEST_KUBERNETES: &str = "1.30.0";
 
-/// Renders every overlay with `kubectl kustomize` and validates the result with
-/// `kubernetes-validate --strict`. ServiceMonitor and PrometheusRule (Prometheus operator CRDs)
-/// have no schema there: they are only rendered (kubernetes-validate warns about them).
+/// Renders every overlay and every example with `kubectl kustomize` and validates the result
+/// with `kubernetes-validate --strict`. ServiceMonitor and PrometheusRule (Prometheus operator
+/// CRDs) have no schema there: they are only rendered (kubernetes-validate warns about them).
 fn kubernetes_manifests() -> Result<()> {
-    let overlays = crate::repo_root().join("deploy/kubernetes/overlays");
     let out = crate::target_dir().join("deploy-check");
     std::fs::create_dir_all(&out)?;
-    let mut dirs: Vec<_> = std::fs::read_dir(&overlays)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    dirs.sort();
-    anyhow::ensure!(!dirs.is_empty(), "no overlays in {}", overlays.display());
-    for dir in dirs {
-        let rendered = crate::cmd::capture(
-            std::process::Command::new("kubectl")
-                .arg("kustomize")
-                .arg(&dir),
-        )?;
-        let name = dir.file_name().unwrap_or_default().to_string_lossy();
-        let file = out.join(format!("{name}.yaml"));
-        std::fs::write(&file, rendered)?;
-        for version in [Some(OLDEST_KUBERNETES), None] {
-            let mut validate = std::process::Command::new("python3");
-            validate.args(["-m", "kubernetes_validate", "--strict", "--quiet"]);
-            if let Some(version) = version {
-                validate.args(["-k", version]);
+    for kind in ["overlays", "examples"] {
+        let parent = crate::repo_root().join("deploy/kubernetes").join(kind);
+        let mut dirs: Vec<_> = std::fs::read_dir(&parent)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        dirs.sort();
+        anyhow::ensure!(!dirs.is_empty(), "no {kind} in {}", parent.display());
+        for dir in dirs {
+            let rendered = crate::cmd::capture(
+                std::process::Command::new("kubectl")
+                    .arg("kustomize")
+                    .arg(&dir),
+            )?;
+            let name = dir.file_name().unwrap_or_default().to_string_lossy();
+            let file = out.join(format!("{kind}-{name}.yaml"));
+            std::fs::write(&file, rendered)?;
+            for version in [Some(OLDEST_KUBERNETES), None] {
+                let mut validate = std::process::Command::new("python3");
+                validate.args(["-m", "kubernetes_validate", "--strict", "--quiet"]);
+                if let Some(version) = version {
+                    validate.args(["-k", version]);
+                }
+                crate::cmd::run(validate.arg(&file))?;
             }
-            crate::cmd::run(validate.arg(&file))?;
         }
     }
     release_label_example()

@@ -77,6 +77,13 @@ fn every_metric_an_alert_uses_is_exported() {
         containers: 0,
         held: 0,
     });
+    // Sink families have samples once a sink runs.
+    metrics.publish_sinks(&[crate::output::sink::SinkStatus {
+        name: "otlp",
+        dropped: 0,
+        exported: 0,
+        queued_bytes: 0,
+    }]);
     let exposition = metrics.encode().unwrap();
     // Sample names by family type (a family without samples yet, like violations, counts too).
     let exported: BTreeSet<String> = exposition

@@ -52,6 +52,8 @@ impl SinkReceiver {
             "2".into(),
             "--otlp-endpoint".into(),
             format!("http://127.0.0.1:{}", self.port),
+            "--otlp-events".into(),
+            "all".into(),
         ]
     }
 }
