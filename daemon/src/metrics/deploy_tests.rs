@@ -1,9 +1,10 @@
 //! The deployment files agree with the code: the PrometheusRule equals the plain rules file, every
-//! metric an alert uses is exported, every rule family has an alert, and the policy shipped in
-//! the Kubernetes ConfigMap is valid.
+//! metric an alert uses is exported, every rule family has an alert, every metric and label the
+//! Grafana dashboard queries is exported, and the policy shipped in the Kubernetes ConfigMap is
+//! valid.
 #![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_yaml_ng::Value;
 
@@ -17,6 +18,10 @@ const RULES: &str = include_str!("../../../deploy/prometheus/sealwatch-rules.yam
 const PROMETHEUS_RULE: &str = include_str!("../../../deploy/prometheus/prometheusrule.yaml");
 const K8S_POLICY: &str = include_str!("../../../deploy/kubernetes/base/policy.yaml");
 const RUNBOOKS: &str = include_str!("../../../docs/runbooks.md");
+const GRAFANA: &str = include_str!("../../../deploy/grafana/sealwatch.json");
+/// Labels Prometheus puts on every series from its target (`job`, `instance`, and `node` from
+/// the ServiceMonitor's relabelling), not the daemon: a query may use them on any metric.
+const TARGET_LABELS: &[&str] = &["instance", "job", "node"];
 /// Where alerts' `runbook_url` points: docs/runbooks.md in the project's repository.
 const RUNBOOK_BASE: &str = "https://github.com/sealwatch/sealwatch/blob/main/docs/runbooks.md";
 
@@ -57,9 +62,9 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     names
 }
 
-#[test]
-fn every_metric_an_alert_uses_is_exported() {
-    // A family without samples is not printed at all: give violations one.
+/// The exposition with a sample in every family: a family without samples is not printed at
+/// all, so a violation is counted and a sink runs.
+fn exposition_with_samples() -> String {
     let metrics = Metrics::new();
     let key = ViolationKey {
         rule: "drift-exec",
@@ -84,7 +89,116 @@ fn every_metric_an_alert_uses_is_exported() {
         exported: 0,
         queued_bytes: 0,
     }]);
-    let exposition = metrics.encode().unwrap();
+    metrics.encode().unwrap()
+}
+
+/// Label names of every sample, by sample name (`sealwatch_violations_total` → rule, ...).
+fn labels_by_metric(exposition: &str) -> HashMap<String, BTreeSet<String>> {
+    let mut by_metric: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for line in exposition.lines().filter(|l| !l.starts_with('#')) {
+        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+        let labels = by_metric.entry(line[..name_end].to_string()).or_default();
+        if let Some(inner) = line[name_end..]
+            .strip_prefix('{')
+            .and_then(|rest| rest.split_once('}'))
+        {
+            // The test's label values hold no commas or equals signs.
+            labels.extend(
+                inner
+                    .0
+                    .split(',')
+                    .filter_map(|pair| Some(pair.split_once('=')?.0.to_string())),
+            );
+        }
+    }
+    by_metric
+}
+
+/// Label names a PromQL expression uses: `by (...)` and `without (...)` lists, and matchers.
+fn expr_labels(expr: &str) -> BTreeSet<String> {
+    let mut labels = BTreeSet::new();
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    for keyword in ["by", "without"] {
+        let mut rest = expr;
+        while let Some(at) = rest.find(keyword) {
+            let before = rest[..at].chars().next_back();
+            rest = &rest[at + keyword.len()..];
+            if before.is_some_and(is_name) {
+                continue;
+            }
+            if let Some(list) = rest.trim_start().strip_prefix('(') {
+                let list = list.split(')').next().unwrap_or_default();
+                labels.extend(list.split(',').map(|l| l.trim().to_string()));
+            }
+        }
+    }
+    let mut rest = expr;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c);
+        for matcher in rest[open + 1..close].split(',') {
+            let name: String = matcher.trim().chars().take_while(|c| is_name(*c)).collect();
+            if !name.is_empty() {
+                labels.insert(name);
+            }
+        }
+        rest = &rest[close..];
+    }
+    labels.remove("");
+    labels
+}
+
+#[test]
+fn the_grafana_dashboard_queries_only_what_sealwatch_exports() {
+    let dashboard: serde_json::Value = serde_json::from_str(GRAFANA).unwrap();
+    let labels = labels_by_metric(&exposition_with_samples());
+    let exprs: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().into_iter().flatten())
+        .map(|target| target["expr"].as_str().unwrap())
+        .collect();
+    assert!(exprs.len() >= 15, "found only {exprs:?}");
+    let mut used = BTreeSet::new();
+    for expr in &exprs {
+        let metrics = metric_names(expr);
+        assert!(!metrics.is_empty(), "{expr} queries no sealwatch metric");
+        for metric in &metrics {
+            assert!(
+                labels.contains_key(metric),
+                "the dashboard queries {metric}, which sealwatch does not export ({expr})"
+            );
+        }
+        for label in expr_labels(expr) {
+            assert!(
+                TARGET_LABELS.contains(&label.as_str())
+                    || metrics.iter().any(|m| labels[m].contains(&label)),
+                "the dashboard uses label {label} on {metrics:?}, which have {:?} ({expr})",
+                metrics.iter().map(|m| &labels[m]).collect::<Vec<_>>()
+            );
+        }
+        used.extend(metrics);
+    }
+    // What the dashboard is for: violations by rule and namespace, drops by lane and sink,
+    // events per second, containers and processes, metadata failures, readiness per node.
+    for metric in [
+        "sealwatch_violations_total",
+        "sealwatch_kernel_drops_total",
+        "sealwatch_output_drops_total",
+        "sealwatch_events_total",
+        "sealwatch_containers",
+        "sealwatch_processes",
+        "sealwatch_metadata_lookups_failed_total",
+        "sealwatch_ready",
+    ] {
+        assert!(used.contains(metric), "the dashboard lacks {metric}");
+    }
+    assert!(expr_labels("sum by (rule, pod_namespace) (x{node=~\"$n\"})").len() == 3);
+}
+
+#[test]
+fn every_metric_an_alert_uses_is_exported() {
+    let exposition = exposition_with_samples();
     // Sample names by family type (a family without samples yet, like violations, counts too).
     let exported: BTreeSet<String> = exposition
         .lines()
