@@ -93,3 +93,28 @@ pub fn wait_in_container(
         ))
     })
 }
+
+/// How long a loop of a few thousand `/bin/true` may take on a slow, busy machine.
+pub const TAGGED_LOOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Runs `/bin/true <tag>-<i>` for `i` in `0..n` on the host, one after the other: lines a test
+/// can tell from everything else the machine does.
+pub fn run_tagged_execs(tag: &str, n: u64) -> Result<()> {
+    let script = format!("i=0; while [ $i -lt {n} ]; do /bin/true {tag}-$i; i=$((i+1)); done");
+    crate::cmd::run_ok(
+        &mut crate::cmd::command("sh", &["-c", &script]),
+        TAGGED_LOOP_TIMEOUT,
+    )?;
+    Ok(())
+}
+
+/// `i` when `event` is the exec of `/bin/true <tag>-<i>` ([`run_tagged_execs`]).
+pub fn tagged_index(event: &Value, tag: &str) -> Option<u64> {
+    if !is_exec(event) {
+        return None;
+    }
+    match args(event).as_slice() {
+        ["/bin/true", arg] => arg.strip_prefix(tag)?.strip_prefix('-')?.parse().ok(),
+        _ => None,
+    }
+}

@@ -28,12 +28,9 @@ use serde_json::Value;
 use sealwatch_tests::daemon::{
     daemon_bin, Daemon, EVENT_TIMEOUT, READY_MARKER, READY_TIMEOUT, STOP_TIMEOUT,
 };
-use sealwatch_tests::events::{args, is_exec};
+use sealwatch_tests::events::{args, is_exec, run_tagged_execs, tagged_index};
 use sealwatch_tests::prometheus::{free_port, http_get, sample};
 use sealwatch_tests::{artifacts_dir, cmd, require_root, schema, unique_name};
-
-/// How long a loop of a few thousand `/bin/true` may take on a slow, busy machine.
-const LOOP_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// `sealwatch run` started here, stdout wherever the test puts it, stderr in a log file.
 struct RawDaemon {
@@ -147,24 +144,6 @@ impl Drop for RawDaemon {
                 self.log_tail()
             );
         }
-    }
-}
-
-/// Runs `/bin/true <tag>-0` ... `/bin/true <tag>-<n-1>`, one after the other.
-fn run_tagged_execs(tag: &str, n: u64) -> Result<()> {
-    let script = format!("i=0; while [ $i -lt {n} ]; do /bin/true {tag}-$i; i=$((i+1)); done");
-    cmd::run_ok(&mut cmd::command("sh", &["-c", &script]), LOOP_TIMEOUT)?;
-    Ok(())
-}
-
-/// `i` when `event` is the exec of `/bin/true <tag>-<i>`.
-fn tagged_index(event: &Value, tag: &str) -> Option<u64> {
-    if !is_exec(event) {
-        return None;
-    }
-    match args(event).as_slice() {
-        ["/bin/true", arg] => arg.strip_prefix(tag)?.strip_prefix('-')?.parse().ok(),
-        _ => None,
     }
 }
 

@@ -18,33 +18,16 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 
 use sealwatch_tests::daemon::{Daemon, Stopped, EVENT_TIMEOUT};
-use sealwatch_tests::events::{args, is_exec, is_exec_of, violation_rule};
+use sealwatch_tests::events::{
+    is_exec_of, run_tagged_execs, tagged_index, violation_rule, TAGGED_LOOP_TIMEOUT,
+};
 use sealwatch_tests::otlp::{body_json, test_certs, OtlpReceiver, ReceiverOptions};
 use sealwatch_tests::prometheus::{free_port, http_get, sample};
 use sealwatch_tests::runtime::Runtime;
 use sealwatch_tests::{cmd, schema, unique_name};
 
-/// How long a loop of a few thousand `/bin/true` may take on a slow, busy machine.
-const LOOP_TIMEOUT: Duration = Duration::from_secs(600);
 /// Long enough for the exporter's backoff (at most 30 s between tries) to try again.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn run_tagged_execs(tag: &str, n: u64) -> Result<()> {
-    let script = format!("i=0; while [ $i -lt {n} ]; do /bin/true {tag}-$i; i=$((i+1)); done");
-    cmd::run_ok(&mut cmd::command("sh", &["-c", &script]), LOOP_TIMEOUT)?;
-    Ok(())
-}
-
-/// `i` when `event` is the exec of `/bin/true <tag>-<i>`.
-fn tagged_index(event: &Value, tag: &str) -> Option<u64> {
-    if !is_exec(event) {
-        return None;
-    }
-    match args(event).as_slice() {
-        ["/bin/true", arg] => arg.strip_prefix(tag)?.strip_prefix('-')?.parse().ok(),
-        _ => None,
-    }
-}
 
 /// The tagged indices among `events`, in their order.
 fn tagged(events: &[Value], tag: &str) -> Vec<u64> {
@@ -64,6 +47,14 @@ fn start_daemon(extra: &[&str]) -> Result<Daemon> {
     let mut args = vec!["--tail-socket", "none"];
     args.extend_from_slice(extra);
     Daemon::start(&args)
+}
+
+/// A daemon exporting every line to `receiver`, with `extra` flags.
+fn start_exporting(receiver: &OtlpReceiver, extra: &[&str]) -> Result<Daemon> {
+    let endpoint = receiver.endpoint();
+    let mut args = vec!["--otlp-events", "all", "--otlp-endpoint", &endpoint];
+    args.extend_from_slice(extra);
+    start_daemon(&args)
 }
 
 /// A metric sample of the daemon at `addr`.
@@ -460,14 +451,7 @@ fn lines_wait_while_the_collector_is_down_and_arrive_once_it_is_back() -> Result
     const RUNS: u64 = 300;
     let mut receiver = OtlpReceiver::start(ReceiverOptions::default())?;
     receiver.stop()?;
-    let mut daemon = start_daemon(&[
-        "--metrics-addr",
-        "none",
-        "--otlp-events",
-        "all",
-        "--otlp-endpoint",
-        &receiver.endpoint(),
-    ])?;
+    let mut daemon = start_exporting(&receiver, &["--metrics-addr", "none"])?;
     let tag = unique_name("sw-down");
     run_tagged_execs(&tag, RUNS)?;
     let last = format!("{tag}-{}", RUNS - 1);
@@ -527,7 +511,7 @@ fn a_full_queue_drops_and_the_loss_lines_count_exactly_what_never_arrived() -> R
     // Then quiet: what was queued goes out; a last tagged exec marks the end.
     let end = format!("{tag}-end");
     std::thread::sleep(Duration::from_secs(2));
-    cmd::run_ok(&mut cmd::command("/bin/true", &[&end]), LOOP_TIMEOUT)?;
+    cmd::run_ok(&mut cmd::command("/bin/true", &[&end]), TAGGED_LOOP_TIMEOUT)?;
     receiver.wait_for_records("the end marker", DELIVERY_TIMEOUT, |rs| {
         rs.iter()
             .any(|r| body_json(r).is_ok_and(|b| is_exec_of(&b, &["/bin/true", &end])))
@@ -568,14 +552,7 @@ fn a_full_queue_drops_and_the_loss_lines_count_exactly_what_never_arrived() -> R
 fn answers_503_and_429_are_retried_until_accepted() -> Result<()> {
     let receiver = OtlpReceiver::start(ReceiverOptions::default())?;
     receiver.set_status(503, 2)?;
-    let daemon = start_daemon(&[
-        "--metrics-addr",
-        "none",
-        "--otlp-events",
-        "all",
-        "--otlp-endpoint",
-        &receiver.endpoint(),
-    ])?;
+    let daemon = start_exporting(&receiver, &["--metrics-addr", "none"])?;
     let tag = unique_name("sw-503");
     run_tagged_execs(&tag, 20)?;
     receiver.wait_for_records("the tagged lines after two 503s", DELIVERY_TIMEOUT, |rs| {
@@ -629,14 +606,7 @@ fn tls_to_the_collector_with_its_ca_file() -> Result<()> {
         ..ReceiverOptions::default()
     })?;
     // Without the CA the certificate is not trusted: nothing is delivered, the reason is logged.
-    let untrusting = start_daemon(&[
-        "--metrics-addr",
-        "none",
-        "--otlp-events",
-        "all",
-        "--otlp-endpoint",
-        &receiver.endpoint(),
-    ])?;
+    let untrusting = start_exporting(&receiver, &["--metrics-addr", "none"])?;
     let tag = unique_name("sw-tls-no");
     run_tagged_execs(&tag, 3)?;
     let deadline = Instant::now() + EVENT_TIMEOUT;
