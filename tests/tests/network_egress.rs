@@ -11,14 +11,17 @@
 
 use std::net::IpAddr;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
+use serde_json::Value;
 
+use sealwatch_tests::daemon::{Daemon, EVENT_TIMEOUT};
 use sealwatch_tests::dns_server::Zone;
+use sealwatch_tests::events::container_id;
 use sealwatch_tests::net_events::{finish, Case};
 use sealwatch_tests::net_workload::{
-    at, dns_connect, host_addr, host_net_container, nc_seen, net_for, nslookup, run, start_watched,
-    tcp_connect, tftp_seen, NetPolicy, DNS_PORT, DNS_PORT_BAD, PEER_TIMEOUT, PORT_BAD, PORT_OK,
-    TFTP_ERROR, TFTP_PORT,
+    at, dns_connect, host_addr, host_net_container, nc, nc_seen, net_for, nslookup, run,
+    start_watched, start_workload, strings, tcp_connect, tftp_seen, NetPolicy, DNS_PORT,
+    DNS_PORT_BAD, PEER_TIMEOUT, PORT_BAD, PORT_OK, TFTP_ERROR, TFTP_PORT,
 };
 use sealwatch_tests::runtime::Runtime;
 use sealwatch_tests::unique_name;
@@ -150,5 +153,87 @@ fn egress_udp_is_judged() -> Result<()> {
         cases.push(Case::connect("udp", to).alerted_if(violation));
     }
     finish(daemon, &c, Some(workload), &cases)?;
+    Ok(())
+}
+
+/// The embedded default policy has no `network:` section: a container's DNS lookup, its
+/// connection to another peer and its listener are `connect` and `listen` lines without a
+/// violation (observed, `learn` can use them); reaching the cloud metadata service is still an
+/// `unexpected-connection`, whatever the connect's result on this machine.
+#[test]
+fn the_default_policy_observes_and_judges_only_the_metadata_service() -> Result<()> {
+    let rt = Runtime::Podman;
+    let net = net_for(rt)?;
+    let dns = net.dns_server(DNS_PORT, Zone::new(60))?;
+    let server = net.tcp_server(PORT_BAD)?;
+    let name = unique_name("sw-net");
+    let mut daemon = Daemon::start(&["--metrics-addr", "none", "--tail-socket", "none"])?;
+    ensure!(
+        daemon
+            .stderr_lines()
+            .iter()
+            .any(|l| l.contains("the network rules wait for declared workloads")),
+        "the daemon should say at start-up that the network is only observed"
+    );
+    let c = start_workload(&mut daemon, rt, &name)?;
+    let probe = unique_name("probe").replace('-', "x") + ".sealwatch.test";
+    let lookup = dns_connect(&c, &dns, &probe, at(net.peer_v4(), DNS_PORT))?;
+    let connect = tcp_connect(&c, &server, at(net.other_v4(), PORT_BAD))?;
+    // A listener on a port nobody declared.
+    let listen_port = 39123;
+    run(
+        &c,
+        &strings(&[
+            "sh",
+            "-c",
+            &format!("nc -l -p {listen_port} & sleep 1; kill $!"),
+        ]),
+    )?;
+    let metadata = at(std::net::Ipv4Addr::new(169, 254, 169, 254), 80);
+    // Connected, refused or unreachable: the attempt is what is judged.
+    let _ = run(&c, &nc(metadata))?;
+    daemon.wait_for("the metadata connect", EVENT_TIMEOUT, |e| {
+        e["kind"] == "connect"
+            && container_id(e) == Some(c.id.as_str())
+            && e["network"]["dst"] == "169.254.169.254"
+    })?;
+    let id = c.id.clone();
+    c.remove()?;
+    let stopped = daemon.stop()?;
+    let lines: Vec<&Value> = stopped
+        .events
+        .iter()
+        .filter(|e| container_id(e) == Some(id.as_str()) && !e["network"].is_null())
+        .collect();
+    for case in [&lookup, &connect] {
+        let dst = case.dst.context("a connect case has a peer")?;
+        let line = lines
+            .iter()
+            .find(|e| {
+                e["kind"] == "connect"
+                    && e["network"]["dst"] == dst.ip().to_string().as_str()
+                    && e["network"]["dport"] == dst.port()
+            })
+            .with_context(|| format!("no connect line to {dst} in {lines:#?}"))?;
+        ensure!(
+            line["violation"].is_null(),
+            "the default policy judged an ordinary connection: {line}"
+        );
+    }
+    let listener = lines
+        .iter()
+        .find(|e| e["kind"] == "listen" && e["network"]["sport"] == listen_port)
+        .with_context(|| format!("no listen line for port {listen_port} in {lines:#?}"))?;
+    ensure!(
+        listener["violation"].is_null(),
+        "the default policy judged a listener: {listener}"
+    );
+    let violations: Vec<&&Value> = lines.iter().filter(|e| !e["violation"].is_null()).collect();
+    ensure!(
+        violations.len() == 1
+            && violations[0]["violation"]["rule"] == "unexpected-connection"
+            && violations[0]["network"]["dst"] == "169.254.169.254",
+        "exactly the metadata connect should be a violation: {violations:#?}"
+    );
     Ok(())
 }

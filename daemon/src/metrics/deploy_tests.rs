@@ -287,3 +287,35 @@ fn every_exported_metric_is_documented() {
 fn the_kubernetes_policy_is_valid() {
     Policy::parse(K8S_POLICY, "deploy/kubernetes/base/policy.yaml").unwrap();
 }
+
+#[test]
+fn the_kubernetes_policy_lets_sealwatch_tail_in_and_nothing_else() {
+    use crate::policy::Subject;
+    let policy = Policy::parse(K8S_POLICY, "deploy/kubernetes/base/policy.yaml").unwrap();
+    let exec = |namespace: &str, exe: &str, args: &[String]| {
+        policy.is_excepted(
+            RuleId::ContainerExec,
+            &Subject {
+                image: Some("localhost/sealwatch:0.1.0"),
+                container_name: Some("sealwatch"),
+                pod_namespace: Some(namespace),
+                exe: Some(exe),
+                args,
+            },
+        )
+    };
+    let tail = ["sealwatch".to_string(), "tail".to_string()];
+    assert!(exec("sealwatch", "/usr/bin/sealwatch", &tail));
+    assert!(
+        !exec("shop", "/usr/bin/sealwatch", &tail),
+        "another namespace"
+    );
+    assert!(
+        !exec("sealwatch", "/bin/sh", &["sh".to_string()]),
+        "a shell"
+    );
+    let run = ["sealwatch".to_string(), "run".to_string()];
+    assert!(!exec("sealwatch", "/usr/bin/sealwatch", &run), "not tail");
+    // The network rules wait for declared workloads there too.
+    assert!(policy.network().is_observing());
+}

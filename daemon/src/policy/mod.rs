@@ -133,8 +133,12 @@ impl Policy {
                 )
             })
             .collect();
-        let network = network::compile(file.network.unwrap_or_default())
-            .map_err(|reason| PolicyError::invalid(source, &reason))?;
+        let network = match file.network {
+            Some(section) => {
+                network::compile(section).map_err(|reason| PolicyError::invalid(source, &reason))?
+            }
+            None => NetworkPolicy::default(),
+        };
         Ok(Policy {
             source: source.to_owned(),
             text: text.to_owned(),

@@ -213,6 +213,13 @@ impl<'t> LiveSource<'t> {
             containers = pipeline.container_count(),
             "sealwatch ready: all programs attached, readers running"
         );
+        if pipeline.policy().network().is_observing() {
+            tracing::info!(
+                "the policy has no `network:` section: connections and listeners are observed \
+                 (events, `sealwatch learn`) and only access to the cloud metadata service is \
+                 judged; the network rules wait for declared workloads"
+            );
+        }
         publish(&self.parts.metrics, pipeline);
         self.parts
             .metrics

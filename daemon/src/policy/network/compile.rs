@@ -50,7 +50,7 @@ pub(crate) fn compile(file: NetworkFile) -> Result<NetworkPolicy, String> {
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let policy = NetworkPolicy { default, workloads };
+    let policy = NetworkPolicy::declared(default, workloads);
     // With no environment, the sets it fills are empty: a policy over the limit on every node
     // fails here; the daemon checks again with its environment (`check_environment`).
     check_kernel_limits(&policy, &NetEnvironment::default()).map_err(|e| e.to_string())?;

@@ -85,19 +85,38 @@ impl NetAction {
 pub struct NetworkPolicy {
     default: Workload,
     workloads: Vec<Workload>,
+    /// No `network:` section: connections and listeners are observed (events, `learn`) and only
+    /// the always-suspicious is judged (a container reaching `set:cloud-metadata`), as a fresh
+    /// cluster's every DNS lookup, API call and listener would otherwise be a violation.
+    observing: bool,
 }
 
 impl Default for NetworkPolicy {
-    /// The policy without a `network:` section: no workloads, the built-in default workload.
+    /// The policy without a `network:` section: no workloads, observing.
     fn default() -> Self {
         NetworkPolicy {
             default: compile::builtin_default(),
             workloads: Vec::new(),
+            observing: true,
         }
     }
 }
 
 impl NetworkPolicy {
+    /// Whether the policy has no `network:` section: the network rules wait for declared
+    /// workloads and judge only access to the cloud metadata service.
+    pub fn is_observing(&self) -> bool {
+        self.observing
+    }
+
+    pub(crate) fn declared(default: Workload, workloads: Vec<Workload>) -> Self {
+        NetworkPolicy {
+            default,
+            workloads,
+            observing: false,
+        }
+    }
+
     /// The workload of a container: the first whose `match` fits, in file order, else the default.
     pub fn select(&self, subject: &WorkloadSubject<'_>) -> WorkloadId {
         self.workloads
@@ -143,6 +162,14 @@ impl NetworkPolicy {
     ) -> bool {
         let workload = self.workload(id);
         let peer: IpAddr = flow.peer.to_canonical();
+        if self.observing {
+            // Everything but reaching for the node's cloud credentials.
+            return flow.direction == Direction::Ingress
+                || !sets::Builtin::CloudMetadata
+                    .members(env)
+                    .iter()
+                    .any(|net| net.contains(&peer));
+        }
         let (entries, port) = match flow.direction {
             Direction::Egress => (&workload.egress, flow.peer_port),
             Direction::Ingress => (&workload.ingress, flow.local_port),
@@ -154,7 +181,7 @@ impl NetworkPolicy {
 
     /// Whether the workload may listen on (TCP) or bind (UDP) `port`.
     pub fn allows_listen(&self, id: WorkloadId, protocol: Protocol, port: u16) -> bool {
-        self.workload(id).allows_listen(protocol, port)
+        self.observing || self.workload(id).allows_listen(protocol, port)
     }
 
     /// The workload's egress for in-kernel blocking: every address, CIDR and set member (host

@@ -71,12 +71,13 @@ fn spec_example_parses() {
 }
 
 #[test]
-fn absent_section_is_the_builtin_default() {
+fn an_absent_section_observes_and_an_empty_one_declares() {
     for text in [
         "version: 1\n",
         "version: 1\nnetwork:\n",
         "version: 1\nnetwork: {}\n",
     ] {
+        let observing = text == "version: 1\n";
         let policy = Policy::parse(text, "p.yaml").unwrap();
         let network = policy.network();
         let id = network.select(&subject(Some("any:1"), Some("any"), Some("any")));
@@ -84,8 +85,35 @@ fn absent_section_is_the_builtin_default() {
         assert_eq!(network.workload_name(id), DEFAULT_WORKLOAD_NAME);
         assert_eq!(network.action(id), NetAction::Alert);
         assert_eq!(network.workload_ids().collect::<Vec<_>>(), [id]);
-        assert_builtin_default(network);
+        assert_eq!(network.is_observing(), observing, "{text:?}");
+        if observing {
+            assert_observing(network);
+        } else {
+            // An empty section declares: its default workload is the built-in one.
+            assert_builtin_default(network);
+        }
     }
+}
+
+/// No `network:` section: everything is allowed but egress to the cloud metadata service.
+fn assert_observing(network: &super::NetworkPolicy) {
+    let id = WorkloadId::DEFAULT;
+    for peer in ["127.0.0.1", "10.0.0.1", "::2", "8.8.8.8"] {
+        assert!(allows(network, id, &egress(Tcp, peer, 443)), "{peer}");
+        assert!(allows(network, id, &egress(Udp, peer, 53)), "{peer}");
+        assert!(allows(network, id, &ingress(Tcp, peer, 8080)), "{peer}");
+    }
+    for peer in [
+        "169.254.169.254",
+        "fd00:ec2::254",
+        "100.100.100.200",
+        "::ffff:169.254.169.254",
+    ] {
+        assert!(!allows(network, id, &egress(Tcp, peer, 80)), "{peer}");
+        assert!(!allows(network, id, &egress(Udp, peer, 53)), "{peer}");
+    }
+    assert!(network.allows_listen(id, Tcp, 8080));
+    assert!(network.allows_listen(id, Udp, 53));
 }
 
 /// Loopback only, both ways, any port and protocol; no listening port.
@@ -105,13 +133,14 @@ fn assert_builtin_default(network: &super::NetworkPolicy) {
 }
 
 #[test]
-fn embedded_default_policy_has_the_builtin_network_default() {
+fn embedded_default_policy_observes_the_network() {
     let policy = Policy::parse(DEFAULT_POLICY_YAML, DEFAULT_POLICY_SOURCE).unwrap();
     assert_eq!(
         policy.network().workload_ids().collect::<Vec<_>>(),
         [WorkloadId::DEFAULT]
     );
-    assert_builtin_default(policy.network());
+    assert!(policy.network().is_observing());
+    assert_observing(policy.network());
     // default.yaml documents the section (commented out, so it changes nothing).
     assert!(DEFAULT_POLICY_YAML.contains("\n# network:\n"));
 }
