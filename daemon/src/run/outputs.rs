@@ -127,27 +127,10 @@ pub fn start_sinks(args: &OutputArgs, node: &str, bound: Bound) -> anyhow::Resul
     Ok(sinks)
 }
 
-/// `4096`, `512KiB`, `100MiB`, `1GiB` (also KB/MB/GB, taken as powers of 1024 too). Written
-/// here: one flag does not justify a crate.
+/// A file size as `--capture-max-bytes` takes it (`4096`, `512KiB`, `100MiB`, `1GiB`), at least
+/// 4096 bytes: a file smaller than one long line would rotate at every line.
 fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size such as 100MiB"))?;
-    let shift = match unit.trim() {
-        "" | "B" => 0,
-        "K" | "KB" | "KiB" => 10,
-        "M" | "MB" | "MiB" => 20,
-        "G" | "GB" | "GiB" => 30,
-        other => return Err(format!("unknown unit {other:?} (use KiB, MiB or GiB)")),
-    };
-    let size = number
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("{text} is too large"))?;
+    let size = crate::capture::options::parse_bytes(text)?;
     if size < 4096 {
         return Err(format!("{text} is below 4096 bytes"));
     }
