@@ -84,7 +84,7 @@ fn exposition_with_samples() -> String {
     });
     // Sink families have samples once a sink runs.
     metrics.publish_sinks(&[crate::output::sink::SinkStatus {
-        name: "otlp",
+        kind: crate::output::sink::SinkKind::Otlp,
         dropped: 0,
         exported: 0,
         queued_bytes: 0,

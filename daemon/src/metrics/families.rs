@@ -418,7 +418,9 @@ impl Metrics {
     /// totals the `loss` lines report).
     pub fn publish_sinks(&self, sinks: &[crate::output::sink::SinkStatus]) {
         for status in sinks {
-            let labels = SinkLabels { sink: status.name };
+            let labels = SinkLabels {
+                sink: status.kind.as_str(),
+            };
             drop(self.output_drops.get_or_create(&labels));
             store(&self.sink_exported.get_or_create(&labels), status.exported);
             set(

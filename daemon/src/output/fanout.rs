@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Instant};
 
 use super::{
-    sink::{Sink, SinkStatus},
+    sink::{Sink, SinkKind, SinkStatus},
     EventLine, LineSink, Selection, StdoutWriter,
 };
 
@@ -89,10 +89,9 @@ impl<'t> Fanout<'t> {
         };
         for sink in &self.sinks {
             let status = sink.status();
-            match status.name {
-                "file" => drops.file += status.dropped,
-                "otlp" => drops.otlp += status.dropped,
-                _ => {}
+            match status.kind {
+                SinkKind::File => drops.file += status.dropped,
+                SinkKind::Otlp => drops.otlp += status.dropped,
             }
         }
         drops
@@ -120,17 +119,20 @@ impl<'t> Fanout<'t> {
     }
 
     /// Lets the taps go first (tail clients are disconnected: their tasks flush and close), then
-    /// flushes stdout and the sinks, all within `grace`.
-    pub fn finish(self, grace: std::time::Duration) -> std::io::Result<()> {
+    /// flushes stdout while the sinks drain on their threads, all within the one `grace`.
+    pub fn finish(mut self, grace: std::time::Duration) -> std::io::Result<()> {
         drop(self.taps);
         let deadline = Instant::now() + grace;
+        for sink in &mut self.sinks {
+            sink.close();
+        }
+        let stdout = self.stdout.finish(grace);
         let mut lost = Vec::new();
         for sink in self.sinks {
             if let Err(err) = sink.finish(deadline) {
                 lost.push(err);
             }
         }
-        let stdout = self.stdout.finish(grace);
         if !lost.is_empty() {
             tracing::error!(
                 "{}: the collector or disk took nothing in the exit grace",

@@ -131,8 +131,8 @@ impl FileSink {
 }
 
 impl Destination for FileSink {
-    fn name(&self) -> &'static str {
-        "file"
+    fn kind(&self) -> super::SinkKind {
+        super::SinkKind::File
     }
 
     fn deliver(&mut self, lines: &[Line]) -> Delivery {

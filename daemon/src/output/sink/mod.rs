@@ -18,9 +18,26 @@ use super::{EventLine, Selection};
 pub use queue::{Bound, Line, SinkCounters};
 pub use worker::{Batching, Destination};
 
+/// The sinks there are (stdout is not one: it has its own writer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkKind {
+    File,
+    Otlp,
+}
+
+impl SinkKind {
+    /// The `sink` label of metrics and the name in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::File => "file",
+            SinkKind::Otlp => "otlp",
+        }
+    }
+}
+
 /// A running sink, as the daemon's loop holds it.
 pub struct Sink {
-    name: &'static str,
+    kind: SinkKind,
     selection: Selection,
     producer: queue::Producer,
     counters: Arc<SinkCounters>,
@@ -30,7 +47,7 @@ pub struct Sink {
 /// What a sink did so far (for metrics and `loss` lines).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SinkStatus {
-    pub name: &'static str,
+    pub kind: SinkKind,
     pub dropped: u64,
     pub exported: u64,
     pub queued_bytes: u64,
@@ -44,14 +61,15 @@ impl Sink {
         bound: Bound,
         batching: Batching,
     ) -> std::io::Result<Sink> {
-        let name = destination.name();
+        let kind = destination.kind();
+        let name = kind.as_str();
         let (producer, consumer, counters) = queue::bounded(bound, batching.max_lines);
         let thread = std::thread::Builder::new()
             .name(format!("sink-{name}"))
             .spawn(move || worker::run(destination, consumer, batching))?;
         tracing::info!(sink = name, events = %selection, "sink started");
         Ok(Sink {
-            name,
+            kind,
             selection,
             producer,
             counters,
@@ -59,8 +77,8 @@ impl Sink {
         })
     }
 
-    pub fn name(&self) -> &'static str {
-        self.name
+    pub fn kind(&self) -> SinkKind {
+        self.kind
     }
 
     pub fn wants(&self, line: &EventLine) -> bool {
@@ -79,15 +97,20 @@ impl Sink {
 
     pub fn status(&self) -> SinkStatus {
         SinkStatus {
-            name: self.name,
+            kind: self.kind,
             dropped: self.counters.dropped.load(Ordering::Relaxed),
             exported: self.counters.exported.load(Ordering::Relaxed),
             queued_bytes: self.counters.queued_bytes.load(Ordering::Relaxed) as u64,
         }
     }
 
-    /// Delivers what is queued, waiting until `deadline` at most; what is still queued then is
-    /// lost, and the error says how much.
+    /// No more lines: the sink's thread delivers what is queued and ends. Returns at once.
+    pub fn close(&mut self) {
+        self.producer.close();
+    }
+
+    /// Waits, until `deadline` at most, for the thread to deliver what was queued when the sink
+    /// was closed; what is still queued then is lost, and the error says how much.
     pub fn finish(mut self, deadline: Instant) -> Result<(), String> {
         self.producer.close();
         let Some(thread) = self.thread.take() else {
@@ -98,13 +121,13 @@ impl Sink {
                 let lines = self.counters.queued_lines.load(Ordering::Relaxed);
                 return Err(format!(
                     "sink {}: {lines} lines not delivered before exit",
-                    self.name
+                    self.kind.as_str()
                 ));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         thread
             .join()
-            .map_err(|_| format!("sink {}: its thread panicked", self.name))
+            .map_err(|_| format!("sink {}: its thread panicked", self.kind.as_str()))
     }
 }

@@ -30,8 +30,8 @@ pub enum Delivery {
 
 /// Where a sink's lines go.
 pub trait Destination: Send + 'static {
-    /// `file` or `otlp`: the `sink` label and the log field.
-    fn name(&self) -> &'static str;
+    /// Which sink this is: the `sink` label and the log field.
+    fn kind(&self) -> super::SinkKind;
     /// Delivers `lines`. After `Retry`, the next call gets the same batch again.
     fn deliver(&mut self, lines: &[Line]) -> Delivery;
     /// Nothing came for a while (the file sink rotates by age).
@@ -82,7 +82,7 @@ impl Backoff {
 /// Runs until the queue is closed and drained. A batch being retried when the queue closes
 /// keeps trying until the caller's exit grace runs out (it then counts what is left).
 pub fn run(mut destination: impl Destination, queue: Consumer, batching: Batching) {
-    let sink = destination.name();
+    let sink = destination.kind().as_str();
     // The reason last logged: a failing destination is logged once per kind of failure, and
     // once when it recovers, never once per try.
     let mut failing: Option<String> = None;

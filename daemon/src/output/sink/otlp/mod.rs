@@ -160,8 +160,8 @@ impl OtlpSink {
 }
 
 impl Destination for OtlpSink {
-    fn name(&self) -> &'static str {
-        "otlp"
+    fn kind(&self) -> super::SinkKind {
+        super::SinkKind::Otlp
     }
 
     fn deliver(&mut self, lines: &[Line]) -> Delivery {
